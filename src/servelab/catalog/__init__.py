@@ -1,0 +1,30 @@
+"""Catalog: GPUs, models and workloads, each entry with its source.
+
+Data lives in ``catalog/data/`` (one file per kind); this package loads it into
+frozen dataclasses and resolves names case-insensitively with clear errors.
+"""
+
+from __future__ import annotations
+
+from .gpus import GPU, get_gpu, list_gpus
+from .models import MLASpec, MoESpec, ModelSpec, get_model, list_models, load_hf_config
+from .workloads import (
+    SLO,
+    ArrivalSpec,
+    LengthDist,
+    PrefixSpec,
+    RequestSpec,
+    SLOTarget,
+    Workload,
+    generate_requests,
+    get_workload,
+    list_workloads,
+    parse_slo,
+)
+
+__all__ = [
+    "GPU", "get_gpu", "list_gpus",
+    "ModelSpec", "MoESpec", "MLASpec", "get_model", "list_models", "load_hf_config",
+    "Workload", "LengthDist", "ArrivalSpec", "PrefixSpec", "SLO", "SLOTarget",
+    "RequestSpec", "generate_requests", "get_workload", "list_workloads", "parse_slo",
+]
