@@ -7,7 +7,16 @@ frozen dataclasses and resolves names case-insensitively with clear errors.
 from __future__ import annotations
 
 from .gpus import GPU, get_gpu, list_gpus
-from .models import MLASpec, MoESpec, ModelSpec, get_model, list_models, load_hf_config
+from .models import (
+    MLASpec,
+    MoESpec,
+    ModelSpec,
+    active_param_count,
+    get_model,
+    list_models,
+    load_hf_config,
+    param_count,
+)
 from .workloads import (
     SLO,
     ArrivalSpec,
@@ -19,12 +28,14 @@ from .workloads import (
     generate_requests,
     get_workload,
     list_workloads,
+    load_workload,
     parse_slo,
 )
 
 __all__ = [
     "GPU", "get_gpu", "list_gpus",
     "ModelSpec", "MoESpec", "MLASpec", "get_model", "list_models", "load_hf_config",
+    "param_count", "active_param_count", "load_workload",
     "Workload", "LengthDist", "ArrivalSpec", "PrefixSpec", "SLO", "SLOTarget",
     "RequestSpec", "generate_requests", "get_workload", "list_workloads", "parse_slo",
 ]

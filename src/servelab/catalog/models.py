@@ -1,81 +1,53 @@
 """Model catalog: transformer shapes of built-in models and any HF ``config.json``.
 
-Data: ``catalog/data/models.yaml`` (each entry cites its Hugging Face config).
-Parameter counts are computed from the shapes and tested against published totals.
+Data: ``catalog/data/models.yaml`` (each entry cites its Hugging Face config and holds
+its shape fields in HF spelling, parsed by :mod:`.hf_config` like a user's file).
+Parameter counts (:mod:`.params`) are computed from the shapes and tested against
+published totals. Lookup: canonical id or alias, case-insensitive (HF repo ids such as
+``meta-llama/Llama-3.1-8B-Instruct`` are aliases); anything else that names an existing
+file or folder is read as an HF config.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+
+from ._data import build_index, load_yaml, normalize, resolve
+from ._modelspec import MLASpec, MoESpec, ModelSpec
+from .hf_config import SUPPORTED_MODEL_TYPES, load_hf_config, spec_from_hf_dict
+from .params import active_param_count, param_count
 
 __all__ = [
     "MoESpec", "MLASpec", "ModelSpec", "get_model", "list_models", "load_hf_config",
-    "param_count", "active_param_count",
+    "param_count", "active_param_count", "SUPPORTED_MODEL_TYPES",
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
-class MoESpec:
-    num_experts: int                    # routed experts per MoE layer
-    experts_per_token: int              # top-k routed experts per token
-    expert_intermediate_size: int       # FFN width of one routed expert
-    num_shared_experts: int = 0         # always-active experts (DeepSeek, Qwen2-MoE)
-    shared_expert_intermediate_size: int = 0  # FFN width of ONE shared expert
-    first_dense_layers: int = 0         # leading layers with a dense MLP instead (DeepSeek first_k_dense_replace)
-    dense_intermediate_size: int = 0    # FFN width of those dense layers
-
-
-@dataclass(frozen=True, kw_only=True)
-class MLASpec:
-    """DeepSeek multi-head latent attention (DeepSeek-V2 paper, arXiv:2405.04434)."""
-    kv_lora_rank: int          # compressed KV latent width (512 on V3)
-    q_lora_rank: int | None    # compressed Q width (1536 on V3); None = full-rank Q
-    qk_nope_head_dim: int      # 128 on V3
-    qk_rope_head_dim: int      # 64 on V3 (the decoupled RoPE key, shared across heads)
-    v_head_dim: int            # 128 on V3
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelSpec:
-    name: str                  # canonical id, e.g. "llama-3.1-8b"
-    family: str                # HF model_type: llama, mistral, qwen2, qwen3, mixtral, qwen3_moe, deepseek_v3
-    num_layers: int
-    hidden_size: int
-    num_attention_heads: int
-    num_kv_heads: int
-    head_dim: int
-    intermediate_size: int     # dense MLP width (gated: gate, up and down projections)
-    vocab_size: int
-    tie_word_embeddings: bool = False
-    attention_bias: bool = False   # q/k/v projection bias (qwen2)
-    qk_norm: bool = False          # per-head q/k RMSNorm weights (qwen3)
-    max_context: int = 4096
-    moe: MoESpec | None = None
-    mla: MLASpec | None = None
-    source: str = ""
-    aliases: tuple[str, ...] = ()
+@lru_cache(maxsize=1)
+def _catalog() -> tuple[tuple[ModelSpec, ...], dict[str, ModelSpec]]:
+    models = tuple(
+        spec_from_hf_dict(e["hf"], name=e["name"], source=e["source"],
+                          aliases=tuple(e.get("aliases", ())), display_name=e.get("display_name", ""))
+        for e in load_yaml("models.yaml")["models"]
+    )
+    return models, build_index(models, "model")
 
 
 def get_model(name_or_path: str) -> ModelSpec:
     """A built-in model by id/alias, or a path to an HF ``config.json`` (or its folder)."""
-    raise NotImplementedError
+    if isinstance(name_or_path, ModelSpec):
+        return name_or_path
+    models, index = _catalog()
+    key = normalize(str(name_or_path))
+    if key in index:
+        return index[key]
+    path = Path(str(name_or_path)).expanduser()
+    if path.exists():
+        return load_hf_config(path)
+    return resolve(index, str(name_or_path), "model", (m.name for m in models))
 
 
 def list_models() -> list[ModelSpec]:
-    raise NotImplementedError
-
-
-def load_hf_config(path: str | Path, *, name: str | None = None) -> ModelSpec:
-    """Parse an HF config; UnsupportedModelError names the unsupported field/architecture."""
-    raise NotImplementedError
-
-
-def param_count(model: ModelSpec) -> int:
-    """Total parameters (embeddings, LM head unless tied, norms, all experts)."""
-    raise NotImplementedError
-
-
-def active_param_count(model: ModelSpec) -> int:
-    """Parameters touched per token (top-k routed + shared experts for MoE)."""
-    raise NotImplementedError
+    """Every built-in model, in data-file order."""
+    return list(_catalog()[0])

@@ -4,116 +4,164 @@ Data: ``catalog/data/workloads.yaml`` (presets with the source of their shapes).
 Arrival semantics follow ``vllm bench serve``: Poisson at rate r, or gamma
 inter-arrival times with shape = burstiness and mean 1/r (burstiness < 1 is
 burstier than Poisson, 1 is Poisson; coefficient of variation = 1/sqrt(burstiness)).
+
+Modules: value objects in ``_workload_types``, sampling of request lists in
+:mod:`.requests`, SLO strings in :mod:`.slo`, empirical lengths from files in
+:mod:`.lengths`. A workload is also readable from a user's YAML/JSON file with the
+same keys as a preset (:func:`load_workload`); ``get_workload`` accepts such a path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
 
-import numpy as np
+import yaml
+
+from ..errors import ConfigError
+from ._data import load_yaml, normalize
+from ._workload_types import (
+    SLO,
+    ArrivalSpec,
+    LengthDist,
+    PrefixSpec,
+    RequestSpec,
+    SLOTarget,
+    Workload,
+)
+from .lengths import empirical_from_file
+from .requests import generate_requests
+from .slo import parse_slo
 
 __all__ = [
     "LengthDist", "ArrivalSpec", "PrefixSpec", "SLOTarget", "SLO", "Workload",
     "RequestSpec", "generate_requests", "get_workload", "list_workloads", "parse_slo",
+    "load_workload", "workload_from_dict",
 ]
 
-
-@dataclass(frozen=True, kw_only=True)
-class LengthDist:
-    kind: Literal["fixed", "uniform", "normal", "lognormal", "empirical"] = "fixed"
-    mean: float = 0.0          # fixed value, or mean of normal/lognormal (of the tokens, not the log)
-    std: float = 0.0           # normal/lognormal std (tokens)
-    low: int = 1               # clip bounds (uniform: the range)
-    high: int = 1 << 20
-    values: tuple[int, ...] = ()   # empirical samples (from a file)
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` integer lengths, clipped to [low, high]."""
-        raise NotImplementedError
+_LENGTH_KINDS = ("fixed", "uniform", "normal", "lognormal", "empirical")
+_ARRIVAL_KINDS = ("constant", "poisson", "gamma")
+_WORKLOAD_KEYS = {"name", "description", "input_len", "output_len", "arrival", "prefix", "slo",
+                  "turns", "think_time_s", "priorities", "adapters", "source", "num_requests"}
 
 
-@dataclass(frozen=True, kw_only=True)
-class ArrivalSpec:
-    kind: Literal["constant", "poisson", "gamma"] = "poisson"
-    rate_rps: float = 1.0
-    burstiness: float = 1.0    # gamma shape (vLLM --burstiness)
+def _length(spec: Any, where: str, base: Path | None) -> LengthDist:
+    if isinstance(spec, (int, float)):
+        return LengthDist(kind="fixed", mean=float(spec))
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}: expected a number or a mapping with 'kind', got {spec!r}")
+    d = dict(spec)
+    kind = d.pop("kind", "fixed")
+    if kind not in _LENGTH_KINDS:
+        raise ConfigError(f"{where}: unknown length kind {kind!r}; known: {', '.join(_LENGTH_KINDS)}")
+    src = str(d.pop("source", ""))
+    if kind == "empirical":
+        file = d.pop("file", None)
+        if file is None:
+            raise ConfigError(f"{where}: empirical lengths need 'file' (JSONL, CSV or one number per line)")
+        path = Path(file) if base is None or Path(file).is_absolute() else base / file
+        dist = empirical_from_file(path, column=d.pop("column", None),
+                                   low=int(d.pop("low", 1)), high=int(d.pop("high", 1 << 20)))
+    else:
+        allowed = {"mean", "std", "low", "high"}
+        if set(d) - allowed:
+            raise ConfigError(f"{where}: unknown keys {sorted(set(d) - allowed)}; known: kind, "
+                              + ", ".join(sorted(allowed)) + ", source")
+        dist = LengthDist(kind=kind, **{k: (int(v) if k in ("low", "high") else float(v))
+                                       for k, v in d.items()})
+        if kind in ("normal", "lognormal") and not dist.mean > 0:
+            raise ConfigError(f"{where}: {kind} length needs mean > 0")
+        if dist.low > dist.high:
+            raise ConfigError(f"{where}: low {dist.low} > high {dist.high}")
+        d = {}
+    if d:
+        raise ConfigError(f"{where}: unknown keys {sorted(d)}")
+    return LengthDist(kind=dist.kind, mean=dist.mean, std=dist.std, low=dist.low, high=dist.high,
+                      values=dist.values, source=src or dist.source)
 
 
-@dataclass(frozen=True, kw_only=True)
-class PrefixSpec:
-    num_groups: int = 0        # distinct shared prefixes (0 = no sharing)
-    prefix_tokens: int = 0     # length of each shared prefix (part of the input length)
-    fraction: float = 1.0      # fraction of requests that carry a group's prefix
+def _rate(value: Any, where: str) -> float:
+    rate = float("inf") if str(value).lower() in ("inf", ".inf", "infinity") else float(value)
+    if not rate > 0:
+        raise ConfigError(f"{where}: rate_rps must be > 0 (or 'inf'), got {value!r}")
+    return rate
 
 
-@dataclass(frozen=True, kw_only=True)
-class SLOTarget:
-    metric: Literal["ttft", "tpot", "itl", "e2e"]
-    percentile: float          # e.g. 95
-    threshold_s: float
-
-    @property
-    def key(self) -> str:       # "ttft_p95"
-        return f"{self.metric}_p{self.percentile:g}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class SLO:
-    targets: tuple[SLOTarget, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Workload:
-    name: str
-    description: str = ""
-    input_len: LengthDist = field(default_factory=LengthDist)
-    output_len: LengthDist = field(default_factory=LengthDist)
-    arrival: ArrivalSpec = field(default_factory=ArrivalSpec)
-    prefix: PrefixSpec = field(default_factory=PrefixSpec)
-    slo: SLO = field(default_factory=SLO)
-    turns: int = 1             # >1: multi-turn conversations (each turn's prompt includes the history)
-    think_time_s: float = 0.0  # mean user think time between turns
-    priorities: tuple[tuple[int, float], ...] = ()   # (priority class, share); lower = more important
-    adapters: tuple[tuple[str, float], ...] = ()     # (LoRA adapter name, share)
-    source: str = ""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RequestSpec:
-    """One request to offer: what both the simulator and the load client send."""
-    id: str
-    arrival_s: float           # offset from run start
-    input_tokens: int
-    output_tokens: int
-    prefix_group: int = -1     # shared-prefix group (-1: none)
-    prefix_tokens: int = 0     # leading input tokens shared with the group
-    conversation: int = -1     # multi-turn conversation id (-1: none)
-    turn: int = 0
-    priority: int = 0
-    adapter: str | None = None
+def workload_from_dict(d: Mapping[str, Any], *, base: Path | None = None) -> Workload:
+    """A Workload from a mapping with the preset keys (see ``data/workloads.yaml``)."""
+    name = str(d.get("name", "custom"))
+    where = f"workload {name!r}"
+    unknown = set(d) - _WORKLOAD_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {', '.join(sorted(_WORKLOAD_KEYS))}")
+    arr = dict(d.get("arrival") or {})
+    kind = arr.get("kind", "poisson")
+    if kind not in _ARRIVAL_KINDS:
+        raise ConfigError(f"{where}: unknown arrival kind {kind!r}; known: {', '.join(_ARRIVAL_KINDS)}")
+    burst = float(arr.get("burstiness", 1.0))
+    if not burst > 0:
+        raise ConfigError(f"{where}: burstiness must be > 0, got {burst}")
+    pre = dict(d.get("prefix") or {})
+    prefix = PrefixSpec(num_groups=int(pre.get("num_groups", 0)), prefix_tokens=int(pre.get("prefix_tokens", 0)),
+                        fraction=float(pre.get("fraction", 1.0)))
+    if not 0 <= prefix.fraction <= 1:
+        raise ConfigError(f"{where}: prefix fraction must be in [0, 1], got {prefix.fraction}")
+    slo = d.get("slo") or ""
+    return Workload(
+        name=name, description=str(d.get("description", "")),
+        input_len=_length(d.get("input_len", 1), f"{where} input_len", base),
+        output_len=_length(d.get("output_len", 1), f"{where} output_len", base),
+        arrival=ArrivalSpec(kind=kind, rate_rps=_rate(arr.get("rate_rps", 1.0), where), burstiness=burst),
+        prefix=prefix,
+        slo=parse_slo(slo) if slo else SLO(),
+        turns=int(d.get("turns", 1)), think_time_s=float(d.get("think_time_s", 0.0)),
+        priorities=tuple((int(k), float(v)) for k, v in (d.get("priorities") or {}).items()),
+        adapters=tuple((str(k), float(v)) for k, v in (d.get("adapters") or {}).items()),
+        source=str(d.get("source", "")).strip(),
+        num_requests=int(d.get("num_requests", 0)),
+    )
 
 
-def generate_requests(
-    workload: Workload,
-    *,
-    rate_rps: float | None = None,
-    duration_s: float | None = None,
-    num_requests: int | None = None,
-    seed: int = 0,
-) -> list[RequestSpec]:
-    """Deterministic request list for a seed: arrivals until ``duration_s`` or ``num_requests``."""
-    raise NotImplementedError
+def load_workload(path: str | Path) -> Workload:
+    """A workload from a YAML or JSON file with the preset keys; relative files resolve next to it."""
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"workload file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"workload file {str(p)!r} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"workload file {str(p)!r}: expected a mapping of workload keys")
+    data = dict(data)
+    data.setdefault("name", p.stem)
+    return workload_from_dict(data, base=p.parent)
+
+
+@lru_cache(maxsize=1)
+def _presets() -> tuple[Workload, ...]:
+    return tuple(workload_from_dict(e) for e in load_yaml("workloads.yaml")["workloads"])
 
 
 def get_workload(name: str) -> Workload:
-    raise NotImplementedError
+    """A preset by name (case-insensitive), or a path to a workload YAML/JSON file."""
+    if isinstance(name, Workload):
+        return name
+    for w in _presets():
+        if normalize(w.name) == normalize(str(name)):
+            return w
+    if Path(str(name)).expanduser().is_file():
+        return load_workload(name)
+    raise ConfigError(f"unknown workload {name!r}; known: {', '.join(w.name for w in _presets())} "
+                      "(or a path to a workload YAML/JSON file)")
 
 
 def list_workloads() -> list[Workload]:
-    raise NotImplementedError
+    """Every preset, in data-file order."""
+    return list(_presets())
 
 
-def parse_slo(text: str) -> SLO:
-    """Parse ``"ttft_p95=2s,tpot_p95=50ms"``; ConfigError names the bad term."""
-    raise NotImplementedError

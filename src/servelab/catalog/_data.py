@@ -1,0 +1,54 @@
+"""Loading of the catalog's data files (``catalog/data/*.yaml``) and name resolution.
+
+The YAML files ship inside the package; they are read once per process and cached.
+Names resolve case-insensitively over canonical ids and aliases; an unknown name
+raises :class:`~servelab.errors.ConfigError` listing the canonical ids.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Iterable, TypeVar
+
+import yaml
+
+from ..errors import ConfigError
+
+__all__ = ["load_yaml", "normalize", "build_index", "resolve"]
+
+T = TypeVar("T")
+
+
+@lru_cache(maxsize=None)
+def load_yaml(filename: str) -> Any:
+    """Parsed content of ``catalog/data/<filename>``."""
+    text = resources.files("servelab.catalog").joinpath("data", filename).read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def normalize(name: str) -> str:
+    """Lower-case, trimmed, ``_`` and spaces folded to ``-`` ("H100_SXM" -> "h100-sxm")."""
+    return "-".join(name.strip().lower().replace("_", " ").split())
+
+
+def build_index(items: Iterable[T], kind: str) -> dict[str, T]:
+    """Map every canonical id and alias (normalized) to its item; duplicates are a bug."""
+    index: dict[str, T] = {}
+    for item in items:
+        for key in (item.name, *item.aliases):  # type: ignore[attr-defined]
+            k = normalize(key)
+            if k in index and index[k] is not item:
+                raise AssertionError(f"duplicate {kind} name {k!r} in the catalog data")
+            index[k] = item
+    return index
+
+
+def resolve(index: dict[str, T], name: str, kind: str, known: Iterable[str]) -> T:
+    """The item called ``name``; ConfigError naming the known canonical ids otherwise."""
+    try:
+        return index[normalize(name)]
+    except KeyError:
+        raise ConfigError(
+            f"unknown {kind} {name!r}; known: {', '.join(known)}"
+        ) from None
