@@ -24,8 +24,10 @@ __all__ = ["Efficiency", "Deployment", "StepBatch", "validate_deployment", "FIT_
 
 # Where the Efficiency defaults come from (updated by benchmarks/calibrate.py's fit).
 FIT_NOTE = ("efficiency defaults fitted on 131 rows of the TensorRT-LLM v0.17 perf overview "
-            "(dense models, H100/A100/L40S): offline-throughput MdAPE 8.2% on them, 13.5% on "
-            "297 held-out rows (H200 6.1%, Mixtral MoE 15.4%, v1.0 15.2%, B200 FP4 45.1%)")
+            "(dense models, H100/A100/L40S) with the engine's KV cache sized from the device's "
+            "reported memory: offline-throughput MdAPE 7.4% on them, 13.4% on 297 held-out rows "
+            "(H200 5.7%, Mixtral MoE 17.4%, v1.0 13.1%, B200 FP4 42.6%); out of sample "
+            "(benchmarks/validate.py, other published results) see docs/perf.md")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,13 +56,13 @@ class Efficiency:
     """
     # FITTED (benchmarks/calibrate.py; see FIT_NOTE). Priors in the docstring.
     compute: float = 0.65          # fraction of dense peak FLOP/s reached by GEMMs (prior 0.7)
-    memory: float = 0.95           # fraction of peak HBM bandwidth reached by streaming reads (prior 0.8; grid top)
-    attention_compute: float = 0.5 # fraction of bf16 peak reached by attention math (prior 0.5)
+    memory: float = 0.7            # fraction of peak HBM bandwidth reached by streaming reads (prior 0.8)
+    attention_compute: float = 0.5 # fraction of bf16 peak reached by attention math (prior 0.5; not identified, not fitted)
     attention_memory: float = 0.7  # fraction of HBM peak reached reading the KV cache (prior 0.7)
     comm: float = 0.5              # fraction of link bandwidth reached by all-reduce / p2p (prior 0.7)
     comm_latency_s: float = 10e-6  # fixed latency of one collective or p2p transfer (prior, not fitted)
     step_overhead_s: float = 0.0   # fixed per engine step (scheduler, launch, sampling); fitted 0
-    seq_overhead_s: float = 2e-6   # per sequence in the step (sampling, bookkeeping); fitted
+    seq_overhead_s: float = 0.0    # per sequence in the step (sampling, bookkeeping); fitted 0
 
 
 @dataclass(frozen=True, kw_only=True)

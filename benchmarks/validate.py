@@ -1,0 +1,247 @@
+"""Out-of-sample check of the roofline model against other published serving results.
+
+Data: ``benchmarks/data/validation_published.csv`` (provenance in
+``benchmarks/data/README.md``) — numbers read from sources other than TensorRT-LLM's
+performance overview (the calibration set): NVIDIA NIM benchmark tables (genai-perf at
+fixed concurrency), LMDeploy's A100 static-inference tables, vLLM's CI latency tests
+and two TensorRT-LLM blog posts (static batches). Every row is predicted with the
+SHIPPED ``Efficiency`` defaults; nothing here is fitted.
+
+Metrics and how each is predicted (I input, O output tokens, C concurrency):
+
+* ``output_tok_s`` — a closed loop of C clients (NIM, LMDeploy): steady state of
+  :func:`offline_throughput` with ``max_num_seqs = C`` (the batch is the smaller of C
+  and what the KV cache holds for whole requests).
+* ``itl_ms`` — mean inter-token latency (NIM, genai-perf): the steady-state step seen
+  by one decoding request — the C-client mix of decode rows plus the prefill rows of the
+  *other* C−1 clients (``p·(C−1)/C``); at C = 1 a pure decode step. Median per-token
+  latency (LMDeploy ``50%``): a pure decode step of the batch (prefill steps are a
+  minority of an O = 2048 run). Context = I + O/2.
+* ``ttft_ms`` — a lone request: :func:`ttft_s`.
+* ``batch_latency_ms`` (vLLM latency test) and ``static_out_tok_s_per_gpu`` (TensorRT-LLM
+  blogs, ``out_tps = O·B/total_latency/tp``) — a static batch of B: one prefill step of
+  B·I tokens, then O − 1 decode steps whose contexts grow from I + 1 to I + O − 1,
+  summed in closed form with :meth:`StepModel.decode_affine`.
+
+Engine memory semantics (how much KV cache the engine had):
+
+* TensorRT-LLM (and NIM's TensorRT-LLM profiles): ``kv_cache_free_gpu_mem_fraction``
+  of the memory FREE after weights, activations and runtime buffers; default 0.9
+  (TensorRT-LLM ``KvCacheConfig.free_gpu_memory_fraction``; neither source states
+  another value).
+* vLLM: ``gpu_memory_utilization`` 0.9 of the device (vLLM's default; the CI latency
+  test runs a batch of 8, far below any KV limit).
+* LMDeploy: the table's ``mem(GB)`` column is the engine's measured footprint per GPU;
+  it is used as the usable memory (read as 1e9 bytes).
+* Device capacity: what the engine sees (``GPU.reported_memory_bytes``, nvidia-smi's
+  memory.total) — see ``calibrate.engine_gpu``.
+
+    python benchmarks/validate.py            # print per row + MdAPE, write benchmarks/results/validation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import calibrate  # noqa: E402  (same folder: the TensorRT-LLM engine memory model)
+
+from servelab.catalog import get_gpu, get_model  # noqa: E402
+from servelab.perf import Deployment, Efficiency, StepBatch, StepModel, memory_budget  # noqa: E402
+from servelab.perf.answers import offline_throughput, ttft_s  # noqa: E402
+
+DATA = HERE / "data" / "validation_published.csv"
+OUT = HERE / "results" / "validation.json"
+
+# TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction default: "The default for
+# free_gpu_memory_fraction is 0.9, which means TensorRT LLM will try to allocate 90% of free
+# GPU memory for KV cache" (nvidia.github.io/TensorRT-LLM/examples/kvcacheconfig.html).
+TRTLLM_KV_FREE_FRACTION = 0.9
+# vLLM's gpu_memory_utilization default of the v0.5–v0.6 era (docs.vllm.ai engine args;
+# later releases raised it to 0.92). Irrelevant for the batch-8 CI latency rows.
+VLLM_GPU_MEMORY_UTILIZATION = 0.9
+MAX_NUM_BATCHED_TOKENS = 8192      # TensorRT-LLM max_num_tokens default; vLLM chunked-prefill budget
+
+INT_FIELDS = ("tp", "isl", "osl", "concurrency")
+
+
+def load_rows(path: Path = DATA) -> list[dict]:
+    rows = []
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            for k in INT_FIELDS:
+                r[k] = int(r[k])
+            r["value"] = float(r["value"])
+            r["mem_gb"] = float(r["mem_gb"]) if r["mem_gb"] else None
+            rows.append(r)
+    return rows
+
+
+def deployment(row: dict, eff: Efficiency) -> tuple[Deployment, object]:
+    """The row's deployment and memory budget under its engine's memory semantics."""
+    gpu = calibrate.engine_gpu(get_gpu(row["gpu"]))
+    base = Deployment(model=get_model(row["model"]), gpu=gpu, tp=row["tp"],
+                      weight_dtype=row["dtype"], kv_dtype=row["kv_dtype"],
+                      max_num_seqs=max(1, row["concurrency"]),
+                      max_num_batched_tokens=MAX_NUM_BATCHED_TOKENS, efficiency=eff)
+    engine = row["engine"]
+    if engine in ("trtllm", "nim-trtllm"):
+        dep = calibrate.trtllm_deployment(base, TRTLLM_KV_FREE_FRACTION)
+    elif engine == "lmdeploy-turbomind":
+        dep = dataclasses.replace(base, gpu_memory_utilization=min(1.0, row["mem_gb"] * 1e9 / gpu.memory_bytes))
+    elif engine == "vllm":
+        dep = dataclasses.replace(base, gpu_memory_utilization=VLLM_GPU_MEMORY_UTILIZATION)
+    else:
+        raise ValueError(f"unknown engine {engine!r}; known: trtllm, nim-trtllm, lmdeploy-turbomind, vllm")
+    return dep, memory_budget(dep)
+
+
+def _prefill_rows(rows: int, i: int) -> tuple[tuple[int, int], ...]:
+    """``rows`` prefill tokens as whole prompts of ``i`` plus one partial chunk at its mean
+    position (the same steady-state picture as ``offline_throughput``)."""
+    if rows <= 0:
+        return ()
+    whole, rest = divmod(rows, i)
+    return ((i, 0),) * whole + (((rest, (i - rest) // 2),) if rest else ())
+
+
+def _static_batch_s(sm: StepModel, b: int, i: int, o: int) -> float:
+    """One prefill step of b·i tokens, then o − 1 decode steps (contexts i+1 … i+o−1)."""
+    prefill = sm.step_time_s(StepBatch(prefill_chunks=((i, 0),) * b))
+    k = o - 1
+    if k <= 0:
+        return prefill
+    t0, t1 = sm.decode_affine(b)
+    return prefill + k * t0 + t1 * b * (k * i + k * (k + 1) / 2)
+
+
+def predict(row: dict, eff: Efficiency | None = None) -> dict:
+    """Predicted value of the row's metric (same unit as the published one) and context."""
+    eff = eff or Efficiency()
+    dep, budget = deployment(row, eff)
+    sm = StepModel(dep)
+    i, o, c, metric = row["isl"], row["osl"], row["concurrency"], row["metric"]
+    info = {"kv_capacity_tokens": budget.kv_capacity_tokens, "feasible": budget.feasible}
+    if not budget.feasible:
+        return {**info, "predicted": 0.0, "note": budget.reason}
+    if metric == "output_tok_s":
+        ot = offline_throughput(sm, budget, i, o)
+        return {**info, "predicted": ot.output_tokens_per_s, "batch": ot.concurrency,
+                "limited_by": ot.limited_by}
+    if metric == "itl_ms":
+        ot = offline_throughput(sm, budget, i, o)
+        b = ot.concurrency
+        ctx = int(round(b * (i + o / 2)))
+        if row["source"] == "lmdeploy":     # median per-token latency: a pure decode step
+            t = sm.step_time_s(StepBatch(num_decode=b, decode_context_sum=ctx))
+        else:                               # mean ITL: decode rows + the others' prefill rows
+            p_others = int(round(ot.prefill_rows * (b - 1) / b))
+            t = sm.step_time_s(StepBatch(prefill_chunks=_prefill_rows(p_others, i),
+                                         num_decode=b, decode_context_sum=ctx))
+        return {**info, "predicted": 1e3 * t, "batch": b}
+    if metric == "ttft_ms":
+        return {**info, "predicted": 1e3 * ttft_s(sm, i)}
+    if metric in ("batch_latency_ms", "static_out_tok_s_per_gpu"):
+        t = _static_batch_s(sm, c, i, o)
+        kv_ok = budget.max_concurrency(i + o) >= c
+        info = {**info, "kv_holds_batch": kv_ok}
+        if metric == "batch_latency_ms":
+            return {**info, "predicted": 1e3 * t}
+        return {**info, "predicted": o * c / t / dep.tp}
+    raise ValueError(f"unknown metric {metric!r}; known: output_tok_s, itl_ms, ttft_ms, "
+                     "batch_latency_ms, static_out_tok_s_per_gpu")
+
+
+def ape(pred: float, pub: float) -> float:
+    return abs(pred - pub) / pub
+
+
+def mdape(pairs: list[tuple[float, float]]) -> float:
+    return 100 * statistics.median(ape(p, q) for p, q in pairs) if pairs else float("nan")
+
+
+def summarize(rows: list[dict], preds: list[float]) -> dict:
+    """MdAPE per source×metric, per source, per metric and over all rows."""
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for r, p in zip(rows, preds):
+        for key in ("all", f"source:{r['source']}", f"metric:{r['metric']}",
+                    f"{r['source']}:{r['metric']}"):
+            groups.setdefault(key, []).append((p, r["value"]))
+    out = {}
+    for k, v in groups.items():
+        signed = statistics.median((p - q) / q for p, q in v)
+        out[k] = {"rows": len(v), "mdape_pct": round(mdape(v), 2),
+                  "median_signed_error_pct": round(100 * signed, 2)}
+    return out
+
+
+def run(eff: Efficiency | None = None) -> tuple[list[dict], list[dict], dict]:
+    rows = load_rows()
+    results = [predict(r, eff) for r in rows]
+    summary = summarize(rows, [x["predicted"] for x in results])
+    return rows, results, summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quiet", action="store_true", help="print only the summary")
+    ap.add_argument("--device-memory", choices=("reported", "datasheet"), default=calibrate.DEVICE_MEMORY,
+                    help="device capacity the engine starts from (default: %(default)s)")
+    ap.add_argument("--efficiency", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="override Efficiency fields (e.g. to reproduce earlier defaults); "
+                         "default: the shipped defaults")
+    args = ap.parse_args()
+    calibrate.set_device_memory(args.device_memory)
+    t_start = time.time()
+    eff = Efficiency(**{k: float(v) for k, v in (a.split("=", 1) for a in args.efficiency)})
+    rows, results, summary = run(eff)
+    if not args.quiet:
+        print(f"{'source':11s} {'metric':24s} {'model':14s} {'gpu':8s} {'tp':>2s} {'dt':4s} "
+              f"{'isl':>5s} {'osl':>5s} {'C':>4s} {'published':>10s} {'predicted':>10s} {'error':>7s}")
+        for r, x in zip(rows, results):
+            q, p = r["value"], x["predicted"]
+            print(f"{r['source']:11s} {r['metric']:24s} {r['model']:14s} {r['gpu']:8s} {r['tp']:2d} "
+                  f"{r['dtype']:4s} {r['isl']:5d} {r['osl']:5d} {r['concurrency']:4d} {q:10.2f} "
+                  f"{p:10.2f} {100 * (p - q) / q:+6.1f}%")
+        print()
+    for k, v in sorted(summary.items()):
+        print(f"MdAPE {k:42s} {v['mdape_pct']:6.1f}%  (median signed {v['median_signed_error_pct']:+6.1f}%, "
+              f"{v['rows']} rows)")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({
+        "what": "servelab roofline vs published serving results other than TensorRT-LLM's perf overview",
+        "data": str(DATA.relative_to(HERE.parent)),
+        "data_sha256": hashlib.sha256(DATA.read_bytes()).hexdigest(),
+        "efficiency": dataclasses.asdict(eff),
+        "fitted_on_these_rows": False,
+        "efficiency_is_default": eff == Efficiency(),
+        "settings": {"trtllm_kv_free_fraction": TRTLLM_KV_FREE_FRACTION,
+                     "vllm_gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION,
+                     "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
+                     "device_memory": calibrate.DEVICE_MEMORY},
+        "mdape": summary,
+        "rows": [{**{k: r[k] for k in ("source", "engine", "engine_version", "metric", "model", "gpu",
+                                       "tp", "dtype", "kv_dtype", "isl", "osl", "concurrency", "unit")},
+                  "published": r["value"],
+                  **{k: (round(v, 3) if isinstance(v, float) and math.isfinite(v) else v) for k, v in x.items()}}
+                 for r, x in zip(rows, results)],
+        "elapsed_s": round(time.time() - t_start, 2),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }, indent=1))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
