@@ -1,9 +1,232 @@
-"""`servelab kernels` command."""
+"""`servelab kernels`: the GPU kernel lab (check on CPU, run on a GPU, report results).
+
+Only torch-free modules are imported here at load time, so ``--help`` and ``report``
+work with the base install; ``check`` and ``run`` need the ``gpu`` extra and exit 2
+with an install hint without it.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import ServelabError
+from ..kernels import KERNEL_NAMES, KERNELS, get_spec
+from ..kernels._deps import GpuExtraMissing, require_gpu_extra, use_interpreter
+from ..kernels.results import DEFAULT_RESULTS, read_rows
+
+__all__ = ["register", "kernels_app"]
+
+kernels_app = typer.Typer(
+    name="kernels", no_args_is_help=True,
+    help="GPU kernel lab: Triton RMSNorm, matmul, paged decode attention and a decode step "
+         "vs PyTorch/cuBLAS/SDPA, with correctness checks, latency percentiles, GB/s, "
+         "TFLOP/s and a roofline against measured peaks.")
+
+_KERNEL_HELP = f"one of {', '.join(KERNEL_NAMES)} (repeatable; default: all)"
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _kernels(names: Optional[list[str]]) -> list[str]:
+    names = names or list(KERNEL_NAMES)
+    try:
+        for n in names:
+            get_spec(n)
+    except ServelabError as exc:
+        raise _fail(str(exc)) from None
+    return names
+
+
+def _fail(msg: str, code: int = 2) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {msg}")
+    return typer.Exit(code)
+
+
+@kernels_app.command("list")
+def list_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """List the lab's kernels, their providers, dtypes and shapes."""
+    data = [{"kernel": s.name, "description": s.description, "providers": list(s.providers),
+             "check_dtypes": list(s.check_dtypes), "bench_dtypes": list(s.bench_dtypes),
+             "check_shapes": len(s.check_shapes), "bench_shapes": len(s.bench_shapes)}
+            for s in KERNELS.values()]
+    if as_json:
+        _out.print_json(json.dumps(data))
+        return
+    t = Table(title="servelab kernels")
+    for c in ("kernel", "what", "providers", "bench dtypes", "check/bench shapes"):
+        t.add_column(c)
+    for d in data:
+        t.add_row(d["kernel"], d["description"], ", ".join(d["providers"]), ", ".join(d["bench_dtypes"]),
+                  f"{d['check_shapes']}/{d['bench_shapes']}")
+    _out.print(t)
+
+
+@kernels_app.command("check")
+def check_cmd(
+    kernel: Optional[list[str]] = typer.Option(None, "--kernel", "-k", help=_KERNEL_HELP),
+    device: str = typer.Option("cpu", help="cpu: Triton interpreter (CI); cuda: compiled on the GPU"),
+    trials: int = typer.Option(2, min=1, max=20, help="fresh input draws per (provider, dtype, shape)"),
+    results: Optional[Path] = typer.Option(None, help="also append max_abs_err rows to this JSONL file"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Correctness of every kernel and baseline at small irregular shapes (exit 1 on a failure)."""
+    if device not in ("cpu", "cuda"):
+        raise _fail(f"unknown device {device!r}; known: cpu, cuda")
+    try:
+        require_gpu_extra()
+        use_interpreter(device == "cpu")
+    except GpuExtraMissing as exc:
+        raise _fail(str(exc)) from None
+    except ServelabError as exc:
+        raise _fail(str(exc)) from None
+    names = _kernels(kernel)
+    from ..kernels._deps import cuda_available
+    if device == "cuda" and not cuda_available():
+        raise _fail("--device cuda needs a CUDA GPU; none is visible (use --device cpu)")
+    from ..kernels.harness import check
+
+    jobs = [(n, p, dt, i, sh) for n in names for dt in KERNELS[n].check_dtypes
+            for p in KERNELS[n].providers if not (device == "cpu" and p in KERNELS[n].gpu_only_providers)
+            for i, sh in enumerate(KERNELS[n].check_shapes)]
+    out, t0 = [], time.perf_counter()
+    from rich.progress import Progress
+
+    with Progress(console=_err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("checking", total=len(jobs))
+        for n, p, dt, i, sh in jobs:
+            bar.update(task, description=f"{n}/{p}/{dt}")
+            out.append(check(n, p, sh, dt, device=device, seed=i, trials=trials))
+            bar.advance(task)
+    elapsed = time.perf_counter() - t0
+    if results is not None:
+        from datetime import datetime, timezone
+
+        from ..kernels.env import environment
+        from ..kernels.results import ResultRow, append_rows
+        env, ts = environment(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+        append_rows(results, [ResultRow(kernel=r.kernel, provider=r.provider, dtype=r.dtype, shape=r.shape,
+                                        metric="max_abs_err", unit="1", p50=r.max_abs_err, p95=r.max_abs_err,
+                                        p99=r.max_abs_err, n=r.trials, timestamp=ts, **env,
+                                        config={"phase": "check", "passed": r.passed, "excess": r.excess,
+                                                "backend": r.backend, "message": r.message})
+                                for r in out])
+    failed = [r for r in out if not r.passed]
+    if as_json:
+        _out.print_json(json.dumps({"passed": not failed, "checks": len(out), "failed": len(failed),
+                                    "elapsed_s": elapsed, "results": [
+            {"kernel": r.kernel, "provider": r.provider, "dtype": r.dtype, "shape": r.shape,
+             "backend": r.backend, "passed": r.passed, "max_abs_err": r.max_abs_err,
+             "excess": r.excess, "nonfinite": r.nonfinite, "message": r.message} for r in out]}))
+    else:
+        t = Table(title=f"kernel checks ({out[0].backend if out else device}), {elapsed:.1f} s")
+        for c in ("kernel", "provider", "dtype", "shapes", "max abs err", "tolerance used", "result"):
+            t.add_column(c)
+        groups: dict[tuple, list] = {}
+        for r in out:
+            groups.setdefault((r.kernel, r.provider, r.dtype), []).append(r)
+        for (n, p, dt), rs in groups.items():
+            ok = all(r.passed for r in rs)
+            t.add_row(n, p, dt, str(len(rs)), f"{max(r.max_abs_err for r in rs):.3g}",
+                      f"{max(r.excess for r in rs):.0%}", "[green]pass[/green]" if ok else "[red]FAIL[/red]")
+        _out.print(t)
+        for r in failed:
+            _err.print(f"[red]FAIL[/red] {r.kernel}/{r.provider}/{r.dtype} {r.shape}: {r.message}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@kernels_app.command("run")
+def run_cmd(
+    kernel: Optional[list[str]] = typer.Option(None, "--kernel", "-k", help=_KERNEL_HELP),
+    quick: bool = typer.Option(False, help="a few shapes per kernel, first dtype only"),
+    ncu: bool = typer.Option(False, help="also record DRAM throughput % via Nsight Compute (when ncu exists)"),
+    results: Path = typer.Option(DEFAULT_RESULTS, help="JSONL file the rows are appended to"),
+    reps: int = typer.Option(100, min=5, help="timed repetitions per measurement"),
+    warmup: int = typer.Option(10, min=1),
+    l2: str = typer.Option("flush", help="flush: cold L2 before every call (untimed); warm: no flush"),
+    graph: bool = typer.Option(False, help="time every kernel as a CUDA-graph replay (decode_step always is)"),
+) -> None:
+    """Measure on a CUDA GPU: peaks, correctness, then timing rows appended to RESULTS."""
+    from ..kernels.timing import L2_MODES
+
+    if l2 not in L2_MODES:
+        raise _fail(f"unknown --l2 {l2!r}; known: {', '.join(L2_MODES)}")
+    try:
+        require_gpu_extra()
+        use_interpreter(False)
+    except ServelabError as exc:
+        raise _fail(str(exc)) from None
+    names = _kernels(kernel)
+    from ..kernels._deps import cuda_available
+    if not cuda_available():
+        raise _fail("`servelab kernels run` needs a CUDA GPU; none is visible "
+                    "(`servelab kernels check` runs the CPU interpreter checks)")
+    from ..kernels.runner import RunOptions, run_lab
+
+    opts = RunOptions(results=results, kernels=tuple(names), grid="quick" if quick else "bench", reps=reps,
+                      warmup=warmup, l2=l2, graph=graph, ncu=ncu)
+    with _err.status("starting") as status:
+        summary = run_lab(opts, on_event=lambda m: status.update(m))
+    _out.print(f"run {summary.run_id}: {summary.rows} rows appended to {results}")
+    for s in summary.skipped:
+        _err.print(f"[yellow]skipped[/yellow] {s}")
+    for f in summary.failed_checks:
+        _err.print(f"[red]FAIL[/red] {f}")
+    if summary.failed_checks:
+        raise typer.Exit(1)
+
+
+@kernels_app.command("report")
+def report_cmd(
+    file: Path = typer.Argument(DEFAULT_RESULTS, help="results JSONL file"),
+    html: Optional[Path] = typer.Option(None, "--html", help="write a self-contained HTML report here"),
+    png: Optional[Path] = typer.Option(None, "--png", help="write the roofline as PNG (needs matplotlib)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
+) -> None:
+    """Tables (and HTML/PNG roofline) from a results file."""
+    from ..kernels import render
+
+    try:
+        rows = read_rows(file)
+    except ServelabError as exc:
+        raise _fail(str(exc)) from None
+    sums = render.summarize(rows)
+    bw, mm = render.peaks_of(rows)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render.html_report(rows), encoding="utf-8")
+    if png is not None and render.roofline_png(rows, png) is None:
+        _err.print("[yellow]matplotlib is not installed: no PNG written[/yellow]")
+    if as_json:
+        _out.print_json(json.dumps({"rows": len(rows), "peak_copy_gb_per_s": bw, "peak_matmul_tflop_per_s": mm,
+                                    "summaries": [{**s.__dict__} for s in sums]}, default=str))
+        return
+    _out.print(f"{file}: {len(rows)} rows · measured peaks: copy "
+               f"{'%.0f GB/s' % bw if bw else 'not measured'}, matmul {'%.0f TFLOP/s' % mm if mm else 'not measured'}")
+    if not sums:
+        _out.print("no timing rows: GPU numbers not measured in this file")
+    for k in dict.fromkeys(s.kernel for s in sums):
+        t = Table(title=k)
+        for c in render.TABLE_COLUMNS:
+            t.add_column(c, justify="left" if c in ("kernel", "provider", "dtype", "shape") else "right")
+        for r in render.table_rows([s for s in sums if s.kernel == k]):
+            t.add_row(*[v if isinstance(v, str) else ("–" if v != v else f"{v:,.4g}") for v in r])
+        _out.print(t)
+    checks = render.checks_of(rows)
+    if checks:
+        bad = [c for c in checks if not c.config.get("passed")]
+        _out.print(f"correctness rows: {len(checks)}, failed: {len(bad)}")
+    if html is not None:
+        _out.print(f"HTML report: {html}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to app."""
+    """Add the ``kernels`` command group to app."""
+    app.add_typer(kernels_app, name="kernels")
