@@ -1,9 +1,153 @@
-"""`servelab simulate` command."""
+"""`servelab simulate`: a simulated serving fleet under a workload — records, summary, time series."""
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any, Optional
+
 import typer
+from rich.console import Console
+
+from ..errors import ConfigError, InfeasibleError
+
+__all__ = ["register", "simulate_cmd", "build_config"]
+
+
+def build_config(
+    *, model: str, gpu: str, tp: int, dtype: str, kv_dtype: str, replicas: int,
+    router: str, max_queue: Optional[int], rate_limit: Optional[float], burst: Optional[float],
+    timeout_s: Optional[float], exact: bool, seed: int, max_num_seqs: int,
+    max_num_batched_tokens: int, prefix_caching: bool, token_times: bool, cpu_kv_gib: float = 0.0,
+    autoscaler: Any = None, faults: tuple = (),
+) -> Any:
+    """The SimConfig the command line describes (one homogeneous pool).
+
+    ``cpu_kv_gib``: host-DRAM KV tier per replica. Blocks = GiB / (KV bytes per token ·
+    block size); load time per block = the per-GPU share of a block / the GPU's PCIe
+    bytes/s in one direction (catalog; TP shards load in parallel; link rate assumed
+    reached, so optimistic)."""
+    from ..catalog import get_gpu, get_model
+    from ..perf import Deployment, memory_budget
+    from ..sim import AdmissionConfig, EngineConfig, ReplicaSpec, SimConfig
+    from ..units import GiB
+
+    dep = Deployment(model=get_model(model), gpu=get_gpu(gpu), tp=tp, weight_dtype=dtype.lower(),
+                     kv_dtype=kv_dtype.lower(), max_num_seqs=max_num_seqs,
+                     max_num_batched_tokens=max_num_batched_tokens)
+    cpu_blocks, load_s = 0, 0.0
+    if cpu_kv_gib > 0:
+        b = memory_budget(dep)
+        block = 16
+        cpu_blocks = int(cpu_kv_gib * GiB // (b.kv_bytes_per_token * block))
+        if dep.gpu.pcie_bytes_per_s <= 0:
+            raise ConfigError(f"GPU {gpu!r} has no PCIe bandwidth in the catalog; cannot model a host KV tier")
+        load_s = b.kv_bytes_per_token_per_gpu * block / dep.gpu.pcie_bytes_per_s
+    engine = EngineConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                          enable_prefix_caching=prefix_caching, cpu_kv_blocks=cpu_blocks,
+                          cpu_kv_load_s_per_block=load_s)
+    admission = AdmissionConfig(max_queue=max_queue, rate_limit_rps=rate_limit, burst=burst,
+                                client_timeout_s=timeout_s)
+    return SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=engine, count=replicas),),
+                     router=router, admission=admission, exact=exact, seed=seed,
+                     record_token_times=token_times, autoscaler=autoscaler, faults=faults)
+
+
+def simulate_cmd(
+    model: str = typer.Option("llama-3.1-8b", "--model", "-m", help="Model id (see `servelab catalog models`)."),
+    gpu: str = typer.Option("h100-sxm", "--gpu", "-g", help="GPU id (see `servelab catalog gpus`)."),
+    workload: str = typer.Option("chat", "--workload", "-w", help="Workload preset (see `servelab catalog workloads`)."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Arrival rate, req/s (default: the workload's)."),
+    duration: float = typer.Option(600.0, "--duration", help="Seconds of arrivals to simulate."),
+    replicas: int = typer.Option(1, "--replicas", min=1, help="Number of replicas."),
+    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel degree per replica."),
+    dtype: str = typer.Option("bf16", "--dtype", help="Weights dtype: bf16, fp16, fp8, int8, int4."),
+    kv_dtype: str = typer.Option("bf16", "--kv-dtype", help="KV cache dtype: bf16, fp16, fp8."),
+    max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Fleet waiting-queue bound (503 when full)."),
+    router: str = typer.Option("round_robin", "--router",
+                               help="round_robin | least_outstanding | least_kv | prefix."),
+    rate_limit: Optional[float] = typer.Option(None, "--rate-limit", help="Token-bucket rate limit, req/s (429)."),
+    burst: Optional[float] = typer.Option(None, "--burst", help="Token-bucket size (default: max(1, rate limit))."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Client timeout, seconds."),
+    max_num_seqs: int = typer.Option(256, "--max-num-seqs", help="Most sequences per step (vLLM)."),
+    max_num_batched_tokens: int = typer.Option(8192, "--max-num-batched-tokens", help="Token budget per step."),
+    no_prefix_caching: bool = typer.Option(False, "--no-prefix-caching", help="Disable automatic prefix caching."),
+    cpu_kv_gib: float = typer.Option(0.0, "--cpu-kv-gib", min=0.0,
+                                     help="Host-DRAM KV tier per replica, GiB (evicted prefixes reload over PCIe)."),
+    autoscale_max: int = typer.Option(0, "--autoscale-max", min=0,
+                                      help="Enable the autoscaler with this many replicas at most."),
+    autoscale_metric: str = typer.Option("waiting", "--autoscale-metric", help="waiting | running | kv_usage."),
+    autoscale_target: float = typer.Option(4.0, "--autoscale-target", help="Per-replica target of the metric."),
+    poll: float = typer.Option(15.0, "--poll", help="Autoscaler polling interval, s."),
+    provisioning_delay: float = typer.Option(0.0, "--provisioning-delay", help="Node acquisition delay, s."),
+    load_delay: float = typer.Option(0.0, "--load-delay", help="Model load delay, s."),
+    cooldown: float = typer.Option(300.0, "--cooldown", help="Autoscaler cooldown, s."),
+    kill_at: Optional[float] = typer.Option(None, "--kill-at", help="Kill replica 0 at this time, s."),
+    retry: bool = typer.Option(False, "--retry", help="With --kill-at: in-flight requests retry elsewhere."),
+    exact: bool = typer.Option(False, "--exact", help="Step by step instead of event skipping (slower)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the request list."),
+    slo: Optional[str] = typer.Option(None, "--slo", help="e.g. ttft_p95=2s,tpot_p95=50ms (default: the workload's)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write meta, records, summary and time series here."),
+    token_times: bool = typer.Option(False, "--token-times", help="Record every token's time (bigger records)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Simulate a serving fleet under a workload and summarize TTFT/TPOT/E2E, throughput, goodput."""
+    from .. import metrics, recordio
+    from ..catalog import generate_requests, get_workload, parse_slo
+    from ..sim import AutoscalerConfig, Fault, simulate
+
+    try:
+        auto = None
+        if autoscale_max:
+            auto = AutoscalerConfig(metric=autoscale_metric, target=autoscale_target,  # type: ignore[arg-type]
+                                    poll_interval_s=poll, provisioning_delay_s=provisioning_delay,
+                                    model_load_delay_s=load_delay, cooldown_s=cooldown,
+                                    min_replicas=min(replicas, autoscale_max), max_replicas=autoscale_max)
+        faults = (Fault(at_s=kill_at, replica=0, in_flight="retry" if retry else "fail"),) \
+            if kill_at is not None else ()
+        wl = get_workload(workload)
+        slo_obj = parse_slo(slo) if slo else wl.slo
+        config = build_config(model=model, gpu=gpu, tp=tp, dtype=dtype, kv_dtype=kv_dtype,
+                              replicas=replicas, router=router, max_queue=max_queue,
+                              rate_limit=rate_limit, burst=burst, timeout_s=timeout, exact=exact,
+                              seed=seed, max_num_seqs=max_num_seqs,
+                              max_num_batched_tokens=max_num_batched_tokens,
+                              prefix_caching=not no_prefix_caching, token_times=token_times,
+                              cpu_kv_gib=cpu_kv_gib, autoscaler=auto, faults=faults)
+        reqs = generate_requests(wl, rate_rps=rate, duration_s=duration, seed=seed)
+        show = not json_out and sys.stderr.isatty()
+        if show:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            with Progress(TextColumn("[bold]simulating"), BarColumn(),
+                          TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
+                          console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("sim", total=1.0)
+                result = simulate(config, reqs, duration_s=duration,
+                                  progress=lambda f: bar.update(task, completed=f))
+        else:
+            result = simulate(config, reqs, duration_s=duration)
+    except (ConfigError, InfeasibleError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    result.meta.config = {"cli": {"model": model, "gpu": gpu, "workload": workload, "rate": rate,
+                                  "duration_s": duration, "seed": seed}, **result.meta.config}
+    summary = metrics.summarize(result.records, duration_s=duration, slo=slo_obj)
+    summary["sim"] = {"makespan_s": result.duration_s, "replicas": result.replica_stats,
+                      "events": [list(e) for e in result.events]}
+    if out:
+        recordio.write_run(out, result.meta, result.records, summary, result.timeseries)
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2, allow_nan=False))
+        return
+    from ..report.tables import summary_table
+    con = Console()
+    rate_s = f"{rate:g}" if rate is not None else f"{wl.arrival.rate_rps:g}"
+    con.print(summary_table(summary, f"{model} on {replicas}× {gpu} TP{tp} — {workload} at "
+                                     f"{rate_s} req/s for {duration:g} s (simulated)"))
+    if out:
+        con.print(f"[dim]wrote {out}/ (meta, records, summary, timeseries)[/dim]")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to app."""
+    """Add ``simulate`` to the app."""
+    app.command("simulate")(simulate_cmd)

@@ -1,1 +1,31 @@
-"""servelab.sim"""
+"""Discrete-event simulation of an LLM serving fleet (see docs/sim.md).
+
+Replicas run a vLLM-like continuous-batching scheduler over a paged KV cache with
+prefix caching (:mod:`.engine`, :mod:`.kv`); the fleet adds routing, admission
+control, an autoscaler and faults (:mod:`.cluster`, :mod:`.router`). Between events
+that change a batch the engine jumps over whole stretches of decode steps.
+"""
+
+from __future__ import annotations
+
+from .cluster import SimResult, simulate
+from .config import (
+    AUTOSCALER_METRICS,
+    ROUTERS,
+    AdmissionConfig,
+    AutoscalerConfig,
+    EngineConfig,
+    Fault,
+    ReplicaSpec,
+    SimConfig,
+)
+from .engine import ReplicaEngine
+from .request import SimRequest, StepOutcome
+from .fakes import AffineStepModel, ConstantStepModel
+
+__all__ = [
+    "EngineConfig", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault", "SimConfig",
+    "ROUTERS", "AUTOSCALER_METRICS",
+    "simulate", "SimResult", "ReplicaEngine", "StepOutcome", "SimRequest",
+    "ConstantStepModel", "AffineStepModel",
+]

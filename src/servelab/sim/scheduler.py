@@ -1,0 +1,468 @@
+"""One replica's continuous-batching scheduler, after vLLM's v1 scheduler.
+
+Each engine step (vLLM ``Scheduler.schedule``):
+1. Token budget ``max_num_batched_tokens``. Decoding sequences come first, one
+   token each; their new KV blocks are allocated. If blocks run out, the newest
+   running request (or, with the priority policy, the lowest-priority newest one)
+   is preempted by recompute: its blocks are freed (full ones stay cached) and it
+   goes back to the front of the waiting queue with everything it generated so far
+   as its new prompt.
+2. Running requests still prefilling get ``min(remaining, budget)`` tokens (chunked).
+3. If nothing was preempted this step, waiting requests are admitted in FCFS
+   (or priority) order while budget, ``max_num_seqs`` and KV blocks allow; a prefix
+   cache lookup gives their cached tokens; the rest is prefilled in chunks. Without
+   chunked prefill a prompt that does not fit the remaining budget waits.
+   Multi-LoRA (``max_loras > 0``): a request whose adapter is not resident needs a
+   free slot (an idle adapter is evicted, LRU); if every slot is held by running
+   requests it waits (head of line); loading adds ``lora_load_s`` to that step.
+4. A request whose prefill completes emits its first token at the end of the step;
+   each decode step emits one token per decoding sequence.
+
+Decoding sequences are kept in aggregate: their number ``B``, the sum of their
+contexts ``C``, a histogram of ``(context - step) mod block_size`` (which step
+each one needs its next block on) and a heap of the step index at which each
+finishes. A sequence's own counters are brought up to date only when it leaves.
+How time advances (one step, or a stretch of decode steps) is :mod:`.engine`.
+
+Units: tokens, blocks.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict, deque
+
+from ..catalog.workloads import RequestSpec
+from .config import EngineConfig
+from .kv import BlockPool, chain_hashes
+from .request import ABORTED, DECODE, DONE, PREFILL, WAITING, SimRequest
+
+__all__ = ["Scheduler"]
+
+
+class Scheduler:
+    """Queues, KV cache and batch composition of one replica (no notion of time)."""
+
+    def __init__(self, engine: EngineConfig, num_blocks: int, *, name: str,
+                 record_token_times: bool, priority_preemption: bool, chains: dict | None) -> None:
+        self.name = name
+        self.cfg = engine
+        self.bs = engine.block_size
+        self.pool = BlockPool(int(num_blocks), engine.cpu_kv_blocks)
+        self.record_times = record_token_times
+        self.priority = engine.scheduling_policy == "priority" or priority_preemption
+        self.priority_preemption = priority_preemption
+        self.chains: dict = chains if chains is not None else {}
+        # waiting queue: deque (fcfs) or heap of (priority, arrival, seq, req)
+        self.waiting_q: deque[SimRequest] = deque()
+        self.waiting_h: list[tuple[int, float, int, SimRequest]] = []
+        self.num_waiting = 0
+        self.prefilling: list[SimRequest] = []
+        self.decoding: dict[str, SimRequest] = {}
+        self.S = 0                     # steps taken
+        self.B = 0                     # decoding sequences
+        self.C = 0                     # sum of their contexts (tokens in KV)
+        self.cnt = [0] * self.bs       # decoders by (context - S) mod block_size
+        self.fin_heap: list[tuple[int, int, SimRequest]] = []
+        self.times: list[float] = [0.0]  # end time of step s (only with record_token_times)
+        self._seq = 0
+        self.num_preempted = 0
+        self.pending_aborts: list[SimRequest] = []
+        self.lora: OrderedDict[str, int] = OrderedDict()   # resident adapter -> running users
+        self.lora_loads = 0
+        self.p_extra_s = 0.0             # adapter and host-KV loads of the step being scheduled
+        self.p_t = 0.0                   # start of the step being scheduled
+        self.active = False              # a step is in flight (set by the engine)
+        self.p_preempted = False
+        self.last_preempted: list[SimRequest] = []
+
+    # ------------------------------------------------------------------ queue
+    def fits(self, spec: RequestSpec) -> str:
+        """'' if the request can ever run here, else the reason (as a 400 error)."""
+        total = spec.input_tokens + max(1, spec.output_tokens)
+        if -(-total // self.bs) > self.pool.num_blocks:
+            return f"400 request needs {total} tokens of KV; replica holds {self.pool.num_blocks * self.bs}"
+        if not self.cfg.enable_chunked_prefill and total > self.cfg.max_num_batched_tokens:
+            return (f"400 prompt of {total} tokens exceeds max_num_batched_tokens "
+                    f"{self.cfg.max_num_batched_tokens} without chunked prefill")
+        return ""
+
+    def add(self, req: RequestSpec, now_s: float) -> bool:
+        """Queue a request; False when the waiting queue is full (503) or it can never fit
+        (check :meth:`fits` first to tell a 400 from a 503)."""
+        r = SimRequest(req, self._next_seq())
+        if self.record_times:
+            r.token_times = []
+        return self.enqueue(r, now_s)
+
+    def enqueue(self, r: SimRequest, now_s: float, *, checked: bool = False) -> bool:
+        """Queue a simulator request; ``checked``: the caller already called :meth:`fits`."""
+        mw = self.cfg.max_waiting
+        if (mw is not None and self.num_waiting >= mw) or (not checked and self.fits(r.spec)):
+            return False
+        r.state = WAITING
+        r.replica = self.name
+        r.dispatch_s = now_s
+        self._wpush(r, front=False)
+        return True
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _wpush(self, r: SimRequest, *, front: bool) -> None:
+        self.num_waiting += 1
+        if self.priority:
+            heapq.heappush(self.waiting_h, (r.priority, r.arrival_s, self._next_seq(), r))
+        elif front:
+            self.waiting_q.appendleft(r)
+        else:
+            self.waiting_q.append(r)
+
+    def _wpeek(self) -> SimRequest | None:
+        if self.priority:
+            h = self.waiting_h
+            while h and h[0][3].state != WAITING:
+                heapq.heappop(h)
+            return h[0][3] if h else None
+        q = self.waiting_q
+        while q and q[0].state != WAITING:
+            q.popleft()
+        return q[0] if q else None
+
+    def _wpop(self) -> None:
+        self.num_waiting -= 1
+        if self.priority:
+            heapq.heappop(self.waiting_h)
+        else:
+            self.waiting_q.popleft()
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.num_waiting or self.prefilling or self.B)
+
+    def outstanding(self) -> int:
+        return self.num_waiting + len(self.prefilling) + self.B
+
+    def all_requests(self) -> list[SimRequest]:
+        """Every request waiting or running here (for faults)."""
+        out = [r for r in self.waiting_q if r.state == WAITING]
+        out += [e[3] for e in self.waiting_h if e[3].state == WAITING]
+        return out + self.prefilling + list(self.decoding.values())
+
+    # ------------------------------------------------------------------ KV helpers
+    def _chain(self, r: SimRequest, nblocks: int) -> list[int]:
+        s = r.spec
+        if r.recompute or s.conversation >= 0:
+            key = ("c", s.conversation) if (s.conversation >= 0 and not r.recompute) else None
+            base = self.chains.get(key, r.chain) if key else r.chain
+            if len(base) < nblocks:
+                base = chain_hashes(nblocks, self.bs, prefix_group=s.prefix_group,
+                                    prefix_tokens=s.prefix_tokens, conversation=s.conversation,
+                                    own=r.idx, start=base)
+                if key:
+                    self.chains[key] = base
+                else:
+                    r.chain = base
+            return base
+        if s.prefix_group >= 0:
+            nb = min(nblocks, s.prefix_tokens // self.bs)
+            key = ("g", s.prefix_group)
+            base = self.chains.get(key, ())
+            if len(base) < nb:
+                base = chain_hashes(nb, self.bs, prefix_group=s.prefix_group,
+                                    prefix_tokens=s.prefix_tokens, conversation=-1, own=0,
+                                    start=base)
+                self.chains[key] = base
+            return base
+        return []
+
+    def _register(self, r: SimRequest) -> None:
+        """Cache the request's newly computed full shareable blocks."""
+        upto = min(r.share_upto, r.computed // self.bs)
+        if upto <= r.registered:
+            return
+        chain = self._chain(r, upto)
+        pool = self.pool
+        shared = r.shared
+        for b in range(r.registered, upto):
+            if pool.register(chain[b]):
+                shared.append(chain[b])
+        r.registered = upto
+
+    def _release(self, r: SimRequest, *, keep_own: bool) -> None:
+        """Free a request's blocks; with ``keep_own`` its full blocks stay cached first."""
+        if self.cfg.enable_prefix_caching and keep_own:
+            r.share_upto = r.computed // self.bs
+            self._register(r)
+        nblocks = -(-r.computed // self.bs)
+        self.pool.release(r.shared, nblocks - len(r.shared))
+        r.shared = []
+        r.registered = 0
+        ad = r.spec.adapter
+        if ad is not None and self.cfg.max_loras:
+            self.lora[ad] -= 1
+
+    # ------------------------------------------------------------------ decoders
+    def _join_decode(self, r: SimRequest) -> None:
+        r.state = DECODE
+        r.sync = self.S
+        r.ctx_join = r.computed
+        r.out_join = r.outputs
+        self.decoding[r.rid] = r
+        self.B += 1
+        self.C += r.computed
+        self.cnt[(r.computed - self.S) % self.bs] += 1
+        fin = self.S + r.target - r.outputs
+        r.fin_s_idx = fin
+        heapq.heappush(self.fin_heap, (fin, r.idx, r))
+
+    def _leave_decode(self, r: SimRequest) -> None:
+        m = self.S - r.sync
+        r.outputs = r.out_join + m
+        r.computed = r.ctx_join + m
+        if r.token_times is not None and m:
+            r.token_times.extend(self.times[r.sync + 1:self.S + 1])
+        del self.decoding[r.rid]
+        self.B -= 1
+        self.C -= r.computed
+        self.cnt[(r.ctx_join - r.sync) % self.bs] -= 1
+
+    def _need(self, s_start: int, m: int) -> int:
+        """Blocks the decoders need over the m steps starting at step index s_start."""
+        if m <= 0:
+            return 0
+        bs = self.bs
+        full, rem = divmod(m, bs)
+        total = full * self.B
+        cnt = self.cnt
+        for i in range(rem):
+            total += cnt[(-(s_start + i)) % bs]
+        return total
+
+    # ------------------------------------------------------------------ preemption
+    def _victim(self) -> SimRequest | None:
+        cands: list[SimRequest] = []
+        if self.prefilling:
+            cands.append(max(self.prefilling, key=self._vkey))
+        if self.decoding:
+            cands.append(max(self.decoding.values(), key=self._vkey))
+        return max(cands, key=self._vkey) if cands else None
+
+    def _vkey(self, r: SimRequest) -> tuple[int, int]:
+        return (r.priority, r.admit_seq) if self.priority else (0, r.admit_seq)
+
+    def _preempt(self, r: SimRequest) -> None:
+        if r.state == DECODE:
+            self._leave_decode(r)
+        else:
+            self.prefilling.remove(r)
+        r.recompute = True
+        self._release(r, keep_own=True)
+        r.computed = 0
+        r.prompt_len = r.input + r.outputs
+        r.recompute = True
+        r.state = WAITING
+        self.num_preempted += 1
+        self.last_preempted.append(r)
+        self._wpush(r, front=True)
+
+    # ------------------------------------------------------------------ scheduling
+    def _schedule(self) -> list[tuple[SimRequest, int]]:
+        """One vLLM scheduling pass; returns the prefill chunks (decoders are implicit)."""
+        pool = self.pool
+        bs = self.bs
+        budget = self.cfg.max_num_batched_tokens
+        preempted = False
+        if self.last_preempted:
+            self.last_preempted = []
+        self.p_extra_s = 0.0
+        if self.priority_preemption:
+            self._priority_pass()
+        # 1. decoders, one token each
+        if self.B:
+            need = self.cnt[(-self.S) % bs]
+            if need:
+                while need > pool.free_uncached + len(pool.evictable):
+                    v = self._victim()
+                    if v is None:
+                        break
+                    self._preempt(v)
+                    preempted = True
+                    need = self.cnt[(-self.S) % bs]
+                if need:
+                    pool.allocate(need)
+            budget -= self.B
+        # 2. running prefills (victims only among the not-yet-scheduled, newest first)
+        chunks: list[tuple[SimRequest, int]] = []
+        if not self.prefilling and not self.num_waiting:
+            self.p_preempted = preempted
+            return chunks
+        i = 0
+        while i < len(self.prefilling) and budget > 0:
+            r = self.prefilling[i]
+            n = min(r.prompt_len - r.computed, budget)
+            want = -(-(r.computed + n) // bs) - (-(-r.computed // bs))
+            ok = True
+            while not pool.allocate(want):
+                v = max(self.prefilling[i:], key=self._vkey)
+                preempted = True
+                self._preempt(v)
+                if v is r:
+                    ok = False
+                    break
+            if not ok:
+                break
+            chunks.append((r, n))
+            budget -= n
+            i += 1
+        # 3. waiting
+        if not preempted and self.num_waiting:
+            self._admit(chunks, budget)
+        self.p_preempted = preempted
+        return chunks
+
+    def _admit(self, chunks: list[tuple[SimRequest, int]], budget: int) -> None:
+        cfg = self.cfg
+        pool = self.pool
+        bs = self.bs
+        max_seqs = cfg.max_num_seqs
+        caching = cfg.enable_prefix_caching
+        lora = self.lora
+        max_loras = cfg.max_loras
+        while budget > 0:
+            r = self._wpeek()
+            if r is None:
+                break
+            if len(self.prefilling) + self.B >= max_seqs:
+                break
+            ad = r.spec.adapter if max_loras else None
+            load = ad is not None and ad not in lora
+            if load and len(lora) >= max_loras and 0 not in lora.values():
+                break                     # every adapter slot is in use by running requests
+            L = r.prompt_len
+            hits = 0
+            loaded: list[int] = []
+            if caching:
+                s = r.spec
+                if r.recompute or s.conversation >= 0 or s.prefix_group >= 0:
+                    look = (L - 1) // bs
+                    chain = self._chain(r, look)
+                    hits = pool.match(chain, look)
+                    if hits:
+                        pool.acquire(chain[:hits])
+                        r.shared = list(chain[:hits])
+                    if pool.cpu_blocks and hits < look:
+                        m = pool.match_cpu(chain, hits, look)
+                        if m:
+                            loaded = chain[hits:hits + m]
+                            pool.take_cpu(loaded)
+                    r.share_upto = (L // bs if (r.recompute or s.conversation >= 0)
+                                    else s.prefix_tokens // bs)
+                    r.registered = hits + len(loaded)
+            done = (hits + len(loaded)) * bs
+            n = L - done
+            if n > budget:
+                if not cfg.enable_chunked_prefill:
+                    self._undo_hits(r, loaded)
+                    break
+                n = budget
+            want = -(-(done + n) // bs) - hits
+            if not pool.allocate(want):
+                self._undo_hits(r, loaded)
+                break
+            self._wpop()
+            if loaded:
+                pool.load_cpu(loaded)
+                r.shared.extend(loaded)
+                pool.cpu_hit_tokens += len(loaded) * bs
+                self.p_extra_s += len(loaded) * cfg.cpu_kv_load_s_per_block
+            if ad is not None:
+                if load:
+                    if len(lora) >= max_loras:
+                        del lora[next(a for a, c in lora.items() if c == 0)]
+                    lora[ad] = 0
+                    self.lora_loads += 1
+                    self.p_extra_s += cfg.lora_load_s
+                lora[ad] += 1
+                lora.move_to_end(ad)
+            if caching:
+                pool.query_tokens += L
+                pool.hit_tokens += hits * bs
+            r.state = PREFILL
+            r.computed = done
+            r.admit_seq = self._next_seq()
+            if r.start_s is None:
+                r.cached_tokens = done
+                r.start_s = self.p_t
+            self.prefilling.append(r)
+            chunks.append((r, n))
+            budget -= n
+
+    def _undo_hits(self, r: SimRequest, loaded: list[int]) -> None:
+        if loaded:
+            self.pool.untake_cpu(loaded)
+        if r.shared:
+            self.pool.release(r.shared, 0)
+            r.shared = []
+        r.registered = 0
+
+    def _priority_pass(self) -> None:
+        """Priority preemption: while the best waiting request is blocked by a full batch or
+        by KV space, evict strictly lower-priority running requests (newest first)."""
+        while True:
+            r = self._wpeek()
+            if r is None:
+                return
+            full = len(self.prefilling) + self.B >= self.cfg.max_num_seqs
+            short = -(-r.prompt_len // self.bs) > self.pool.num_free()
+            if not (full or short):
+                return
+            v = self._victim()
+            if v is None or v.priority <= r.priority:
+                return
+            self._preempt(v)
+
+    def _finish(self, r: SimRequest, t: float) -> None:
+        r.state = DONE
+        r.finish_s = t
+        if r.spec.conversation >= 0 and self.cfg.enable_prefix_caching:
+            r.share_upto = r.computed // self.bs
+            self._register(r)
+        self._release(r, keep_own=False)
+
+    # ------------------------------------------------------------------ aborts
+    def request_abort(self, r: SimRequest) -> None:
+        """Drop ``r`` at the next step boundary (now, if no step is in flight)."""
+        if r.state == WAITING:
+            r.state = ABORTED
+            self.num_waiting -= 1
+            return
+        if r.state in (PREFILL, DECODE):
+            self.pending_aborts.append(r)
+            if not self.active:
+                self._apply_aborts()
+
+    def _apply_aborts(self) -> None:
+        if not self.pending_aborts:
+            return
+        for r in self.pending_aborts:
+            if r.state == DECODE:
+                self._leave_decode(r)
+            elif r.state == PREFILL:
+                self.prefilling.remove(r)
+            else:
+                continue
+            self._release(r, keep_own=False)
+            r.state = ABORTED
+        self.pending_aborts = []
+
+    def abort(self, request_id: str) -> bool:
+        """Abort a request by id between steps; False if it is not here."""
+        r = self.decoding.get(request_id)
+        if r is None:
+            r = next((x for x in self.all_requests() if x.rid == request_id), None)
+        if r is None:
+            return False
+        self.request_abort(r)
+        return True

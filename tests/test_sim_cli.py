@@ -1,0 +1,71 @@
+"""`servelab simulate` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from servelab.cli import app
+
+runner = CliRunner()
+
+
+def test_simulate_json_keys() -> None:
+    res = runner.invoke(app, ["simulate", "--duration", "20", "--rate", "5", "--json"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output)
+    for key in ("offered", "completed", "rejected", "throughput_tokens_per_s", "goodput_rps", "delivery"):
+        assert key in s
+    for m in ("ttft_s", "tpot_s", "e2e_s"):
+        assert all(p in s[m] for p in ("p50", "p90", "p95", "p99"))
+    assert s["offered"] == s["completed"] + s["rejected"] + s["timed_out"] + s["failed"] + s["cancelled"]
+    assert s["offered"] > 50 and s["delivery"] == 1.0
+
+
+def test_simulate_writes_run_folder_and_table(tmp_path) -> None:
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["simulate", "--duration", "10", "--rate", "40", "--replicas", "2",
+                              "--router", "prefix", "--max-queue", "4", "--slo", "ttft_p95=1s",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Latency" in res.output
+    for f in ("meta.json", "records.jsonl", "summary.json", "timeseries.json"):
+        assert (out / f).exists(), f
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["kind"] == "simulate" and meta["complete"] is True
+    n = sum(1 for _ in (out / "records.jsonl").open())
+    assert n == json.loads((out / "summary.json").read_text())["offered"]
+
+
+def test_simulate_bad_router_names_valid_ones() -> None:
+    res = runner.invoke(app, ["simulate", "--duration", "5", "--router", "random", "--json"])
+    assert res.exit_code == 2
+    assert "round_robin" in res.output
+
+
+def test_simulate_unknown_gpu() -> None:
+    res = runner.invoke(app, ["simulate", "--duration", "5", "--gpu", "h1000", "--json"])
+    assert res.exit_code == 2 and "h100-sxm" in res.output
+
+
+def test_simulate_host_kv_tier_option() -> None:
+    res = runner.invoke(app, ["simulate", "--duration", "10", "--rate", "5", "--workload", "chat",
+                              "--cpu-kv-gib", "64", "--json"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output)
+    assert s["completed"] == s["offered"]
+    assert "cpu_kv_hit_tokens" in s["sim"]["replicas"]["replica-0"]
+
+
+def test_simulate_autoscaler_and_fault_options() -> None:
+    res = runner.invoke(app, ["simulate", "--duration", "60", "--rate", "60", "--replicas", "2",
+                              "--autoscale-max", "4", "--autoscale-target", "1", "--poll", "5",
+                              "--provisioning-delay", "10", "--load-delay", "5",
+                              "--kill-at", "20", "--retry", "--json"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output)
+    kinds = [e[1] for e in s["sim"]["events"]]
+    assert "killed" in kinds
+    assert s["offered"] == s["completed"] + s["rejected"] + s["failed"] + s["timed_out"]
+    assert s["failed"] == 0                      # retried, not failed
