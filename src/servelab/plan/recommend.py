@@ -1,0 +1,168 @@
+"""Step 13: Pareto front, the chosen plan (validated by a fleet simulation), its
+sensitivity and the claims it rests on.
+
+* Pareto front over the candidates that met the SLO: minimize $/hour and the p95 TTFT
+  simulated at each candidate's sized operating load.
+* Chosen plan: the cheapest ($/hour; ties → lower p95 TTFT, then key). Its whole fleet
+  (N+spares replicas, least-outstanding router) is simulated at the mean rate under
+  the workload's arrival process; if that misses an SLO, a replica is added and the
+  fleet re-simulated (at most ``MAX_EXTRA`` times) — the plan says so.
+* Sensitivity (each re-simulates the chosen fleet): rate × 1.5; input context × 2
+  (and the capacity re-searched to give the replicas it would need); one replica
+  killed a quarter into the run (its in-flight requests retried).
+* Claims: what the plan asserts, each "supported (simulation)", "rejected
+  (simulation)" or "pending (needs measurement)".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from .cost import fleet_cost, pack_replicas
+from .evaluate import CandidateTask, evaluate_candidate
+from .fleet import FleetTask, run_fleet, scale_context
+from .pareto import pareto_front
+from .sizing import size_replicas
+
+__all__ = ["recommend", "run_task", "MAX_EXTRA"]
+
+MAX_EXTRA = 3
+RATE_FACTOR = 1.5
+CONTEXT_FACTOR = 2.0
+
+
+def run_task(task: Any) -> Any:
+    """Dispatch one planner task (capacity search or fleet run) — picklable entry point."""
+    return run_fleet(task) if isinstance(task, FleetTask) else evaluate_candidate(task)
+
+
+def _lat(x: float | None) -> float:
+    return x if x is not None else math.inf
+
+
+def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: list[dict[str, Any]],
+              deps: dict[str, Any], rows: list[dict[str, Any]], runner: Any,
+              tick: Callable[[str, int, int], None], rate: float, out_tokens_per_s: float,
+              gpus: dict[str, Any]) -> dict[str, Any]:
+    if not evaluated:
+        return {"recommendation": None, "pareto": [], "sensitivity": [], "claims": [],
+                "reason": "no candidate meets the SLO at any simulated rate", "_simulations": 0}
+    pts = [(r["cost"]["cost_per_hour_usd"], _lat(r.get("ttft_p95_s"))) for r in evaluated]
+    front = [evaluated[i]["key"] for i in pareto_front(pts)]
+    for r in evaluated:
+        r["pareto"] = r["key"] in front
+    chosen = min(evaluated, key=lambda r: (r["cost"]["cost_per_hour_usd"], _lat(r.get("ttft_p95_s")), r["key"]))
+    dep = deps[chosen["key"]]
+    gpu = gpus[chosen["gpu"]]
+    st = req.search
+    dur = req.fleet_duration_s
+    replicas = chosen["sizing"]["replicas"]
+    sims = 0
+    adjustments = []
+    tick("validate fleet", 0, 1)
+    for extra in range(MAX_EXTRA + 1):
+        fleet = run_fleet(FleetTask(label="plan", deployment=dep, replicas=replicas, workload=workload,
+                                    rate_rps=rate, duration_s=dur, slo=slo, settings=st))
+        sims += 1
+        if fleet.slo_met or extra == MAX_EXTRA:
+            break
+        adjustments.append(f"fleet of {replicas} missed the SLO in simulation "
+                           f"(p95 TTFT {_fmt(fleet.ttft_p95_s)}, TPOT {_fmt(fleet.tpot_p95_s)}); "
+                           f"added a replica")
+        replicas += 1
+    tick("validate fleet", 1, 1)
+    pk = pack_replicas(replicas=replicas, gpus_per_replica=chosen["num_gpus"], node_sizes=req.node_sizes,
+                       max_node_gpus=gpu.gpus_per_node)
+    cost = fleet_cost(packing=pk, price_per_gpu_hour_usd=gpu.price_per_hour_usd,
+                      output_tokens_per_s=out_tokens_per_s,
+                      price_source=f"{gpu.price_source} ({gpu.price_date})")
+    chosen["verdict"] = "recommended"
+
+    sensitivity: list[dict[str, Any]] = []
+    if req.sensitivity:
+        wl2 = scale_context(workload, CONTEXT_FACTOR)
+        tasks: list[Any] = [
+            FleetTask(label=f"rate x{RATE_FACTOR:g}", deployment=dep, replicas=replicas, workload=workload,
+                      rate_rps=rate * RATE_FACTOR, duration_s=dur, slo=slo, settings=st),
+            FleetTask(label=f"context x{CONTEXT_FACTOR:g}", deployment=dep, replicas=replicas, workload=wl2,
+                      rate_rps=rate, duration_s=dur, slo=slo, settings=st),
+            FleetTask(label="one replica lost", deployment=dep, replicas=replicas, workload=workload,
+                      rate_rps=rate, duration_s=dur, slo=slo, settings=st, fault_at_s=dur / 4),
+            CandidateTask(key=f"context x{CONTEXT_FACTOR:g}:{chosen['key']}", deployment=dep, workload=wl2,
+                          slo=slo, start_rps=chosen["analytic"]["saturation_rps"] / CONTEXT_FACTOR,
+                          settings=st),
+        ]
+        res = runner.map(run_task, tasks, on_done=lambda i, _: tick("sensitivity", i + 1, len(tasks)))
+        sims += sum(1 for t in res[:3]) + res[3].simulations
+        cap2 = res[3].capacity_rps
+        need = {
+            f"rate x{RATE_FACTOR:g}": size_replicas(
+                peak_rate_rps=profile.peak_rate_rps * RATE_FACTOR,
+                capacity_per_replica_rps=chosen["capacity_rps"], headroom=req.headroom,
+                spares=req.spares).replicas,
+            f"context x{CONTEXT_FACTOR:g}": (size_replicas(
+                peak_rate_rps=profile.peak_rate_rps, capacity_per_replica_rps=cap2, headroom=req.headroom,
+                spares=req.spares).replicas if cap2 > 0 else None),
+            "one replica lost": replicas if res[2].slo_met else None,
+        }
+        for outcome in res[:3]:
+            d = outcome.to_dict()
+            d["replicas_needed"] = need[outcome.label]
+            sensitivity.append(d)
+        sensitivity[1]["capacity_per_replica_rps"] = cap2
+
+    rec = {
+        "key": chosen["key"], "gpu": chosen["gpu"], "tp": chosen["tp"], "pp": chosen["pp"],
+        "ep": chosen["ep"], "weight_dtype": chosen["weight_dtype"], "kv_dtype": chosen["kv_dtype"],
+        "replicas": replicas, "active_replicas": chosen["sizing"]["active_replicas"],
+        "spare_replicas": replicas - chosen["sizing"]["active_replicas"],
+        "gpus_total": pk.billed_gpus, "nodes": pk.to_dict()["nodes"],
+        "cost_per_hour": cost.cost_per_hour_usd,
+        "cost_per_million_tokens": cost.cost_per_million_output_tokens_usd,
+        "monthly_usd": cost.monthly_usd, "price_source": cost.price_source,
+        "capacity_per_replica_rps": chosen["capacity_rps"], "peak_rate_rps": profile.peak_rate_rps,
+        "utilization": chosen["sizing"]["utilization"],
+        "ttft_p95_s": fleet.ttft_p95_s, "tpot_p95_s": fleet.tpot_p95_s, "e2e_p95_s": fleet.e2e_p95_s,
+        "delivery": fleet.delivery, "slo_met": fleet.slo_met, "slo_per_target": fleet.per_target,
+        "warnings": list(chosen["sizing"]["warnings"]) + adjustments,
+        "notes": chosen["notes"],
+    }
+    return {"recommendation": rec, "pareto": front, "fleet_validation": fleet.to_dict(),
+            "sensitivity": sensitivity, "claims": _claims(rec, fleet, sensitivity, slo, rate),
+            "_simulations": sims}
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else (f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s")
+
+
+def _claims(rec: dict[str, Any], fleet: Any, sens: list[dict[str, Any]], slo: Any,
+            rate: float) -> list[dict[str, Any]]:
+    slo_text = slo.as_text() if hasattr(slo, "as_text") else str(slo)
+    fleet_name = f"{rec['replicas']} x {rec['key']}"
+    claims = [{
+        "claim": f"{fleet_name} meets {slo_text} at {rate:g} req/s",
+        "status": "supported (simulation)" if fleet.slo_met else "rejected (simulation)",
+        "evidence": f"fleet simulation: p95 TTFT {_fmt(fleet.ttft_p95_s)}, p95 TPOT "
+                    f"{_fmt(fleet.tpot_p95_s)}, delivery {fleet.delivery}",
+    }]
+    for s in sens:
+        claims.append({
+            "claim": f"{fleet_name} still meets {slo_text} with {s['label']}",
+            "status": "supported (simulation)" if s["slo_met"] else "rejected (simulation)",
+            "evidence": f"p95 TTFT {_fmt(s['ttft_p95_s'])}, p95 TPOT {_fmt(s['tpot_p95_s'])}, "
+                        f"delivery {s['delivery']}; replicas needed: {s['replicas_needed']}",
+        })
+    if rec["weight_dtype"] not in ("bf16", "fp16") or rec["kv_dtype"] not in ("bf16", "fp16"):
+        claims.append({
+            "claim": f"{rec['weight_dtype']} weights / {rec['kv_dtype']} KV cache keep the model's quality",
+            "status": "pending (needs measurement: quality evaluation of the quantized model)",
+            "evidence": "none in servelab: the simulation models speed and memory only",
+        })
+    claims.append({
+        "claim": f"the perf model's step times hold for {rec['gpu']} TP{rec['tp']}",
+        "status": "pending (needs measurement: servelab bench against a real server on this GPU)",
+        "evidence": "the roofline model's calibration error is stated in docs/perf.md",
+    })
+    return claims
