@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install bench clean
+.PHONY: run test install kernel-deps bench clean
 
 $(BIN)/servelab: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,10 +13,21 @@ $(BIN)/servelab: pyproject.toml
 
 install: $(BIN)/servelab
 
-run: install
-	$(BIN)/servelab estimate
+# Kernel lab on CPU (Triton interpreter): torch CPU build + triton. Optional: the
+# kernel tests skip without them. CI installs them (see .ci/run).
+kernel-deps: install
+	$(BIN)/python -m pip install -q 'torch==2.13.0' triton
 
-test: install
+run: install
+	$(BIN)/servelab plan --report plan-report.html
+
+# Test-only extras: the real llama.cpp server (xllamacpp) for the load-client
+# integration tests; they skip with a reason when it cannot be installed.
+$(VENV)/.test-deps: $(BIN)/servelab
+	$(BIN)/python -m pip install -q -e '.[dev,test-server]' || echo "xllamacpp unavailable: llama.cpp tests will skip"
+	touch $(VENV)/.test-deps
+
+test: install $(VENV)/.test-deps
 	$(BIN)/python -m pytest
 
 bench: install

@@ -37,6 +37,17 @@ Engine memory semantics (how much KV cache the engine had):
   memory.total) — see ``calibrate.engine_gpu``.
 
     python benchmarks/validate.py            # print per row + MdAPE, write benchmarks/results/validation.json
+
+**Per engine** (``--per-engine``): every row predicted with the efficiency of the
+engine profile that ran it (:mod:`servelab.perf.engines`: vLLM rows with ``vllm``,
+TensorRT-LLM/NIM and LMDeploy's C++ TurboMind with ``trtllm``), plus the held-out vLLM
+rows of ``benchmarks/data/vllm_published.csv``. **vLLM step-overhead fit**
+(``--fit-vllm``): the closed-form least squares of :func:`fit_step_overhead` on the
+DESIGNATED fit rows (source ``vllm-ci``, H200) and the error on the held-out vLLM rows
+(source ``vllm-ci-h100``); never refitted on them.
+
+    python benchmarks/validate.py --per-engine   # writes benchmarks/results/validation_engines.json
+    python benchmarks/validate.py --fit-vllm     # prints the fit and the held-out errors
 """
 
 from __future__ import annotations
@@ -61,9 +72,17 @@ import calibrate  # noqa: E402  (same folder: the TensorRT-LLM engine memory mod
 from servelab.catalog import get_gpu, get_model  # noqa: E402
 from servelab.perf import Deployment, Efficiency, StepBatch, StepModel, memory_budget  # noqa: E402
 from servelab.perf.answers import offline_throughput, ttft_s  # noqa: E402
+from servelab.perf.engines import ENGINE_PROFILES, EngineProfile, get_engine  # noqa: E402
 
 DATA = HERE / "data" / "validation_published.csv"
+VLLM_DATA = HERE / "data" / "vllm_published.csv"     # held-out vLLM rows (never fitted)
 OUT = HERE / "results" / "validation.json"
+OUT_ENGINES = HERE / "results" / "validation_engines.json"
+VLLM_FIT_SOURCE = "vllm-ci"          # designated fit rows for the vLLM step overhead
+# Which profile runs a row: vLLM rows the vllm profile; TensorRT-LLM, NIM (TensorRT-LLM
+# backend) and LMDeploy TurboMind (a C++ runtime like TensorRT-LLM's) the trtllm profile.
+ROW_ENGINE_PROFILE = {"vllm": "vllm", "trtllm": "trtllm", "nim-trtllm": "trtllm",
+                      "lmdeploy-turbomind": "trtllm"}
 
 # TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction default: "The default for
 # free_gpu_memory_fraction is 0.9, which means TensorRT LLM will try to allocate 90% of free
@@ -164,6 +183,65 @@ def predict(row: dict, eff: Efficiency | None = None) -> dict:
                      "batch_latency_ms, static_out_tok_s_per_gpu")
 
 
+def profile_for(row: dict) -> EngineProfile:
+    """The engine profile that models the row's engine."""
+    try:
+        return get_engine(ROW_ENGINE_PROFILE[row["engine"]])
+    except KeyError:
+        raise ValueError(f"no profile for engine {row['engine']!r}; known: "
+                         f"{', '.join(ROW_ENGINE_PROFILE)}") from None
+
+
+def fit_step_overhead(rows: list[dict], base: Efficiency | None = None) -> float:
+    """Closed-form least squares (relative errors) of a per-step overhead ``s`` on static-
+    batch latency rows: ``L_i ≈ P_i + n_i·s`` with ``P_i`` the prediction at ``s = 0`` and
+    ``n_i = O`` engine steps (one prefill step plus O − 1 decode steps)::
+
+        s = Σ n_i (L_i − P_i) / L_i²  /  Σ n_i² / L_i²
+    """
+    base = base or Efficiency()
+    zero = dataclasses.replace(base, step_overhead_s=0.0, seq_overhead_s=0.0)
+    num = den = 0.0
+    for r in rows:
+        if r["metric"] != "batch_latency_ms":
+            raise ValueError(f"fit_step_overhead takes batch_latency_ms rows, got {r['metric']!r}")
+        p_s = predict(r, zero)["predicted"] / 1e3
+        l_s, n = r["value"] / 1e3, r["osl"]
+        num += n * (l_s - p_s) / l_s ** 2
+        den += n * n / l_s ** 2
+    return num / den
+
+
+def vllm_fit_report() -> dict:
+    """The vLLM step-overhead fit on the designated rows and its error on held-out rows."""
+    fit_rows = [r for r in load_rows() if r["source"] == VLLM_FIT_SOURCE]
+    held = load_rows(VLLM_DATA)
+    s = fit_step_overhead(fit_rows)
+    shipped = get_engine("vllm").efficiency
+    out: dict = {"fitted_step_overhead_s": s, "shipped_step_overhead_s": shipped.step_overhead_s,
+                 "fit_rows": [], "held_out_rows": []}
+    for key, rows in (("fit_rows", fit_rows), ("held_out_rows", held)):
+        for r in rows:
+            with_p = predict(r, shipped)["predicted"]
+            without = predict(r, get_engine("trtllm").efficiency)["predicted"]
+            out[key].append({"model": r["model"], "gpu": r["gpu"], "tp": r["tp"], "published": r["value"],
+                             "predicted_vllm": with_p, "predicted_trtllm": without,
+                             "error_vllm": (with_p - r["value"]) / r["value"],
+                             "error_trtllm": (without - r["value"]) / r["value"]})
+    for key in ("fit_rows", "held_out_rows"):
+        rs = out[key]
+        out[key + "_mdape_pct"] = {p: 100 * statistics.median(abs(x[f"error_{p}"]) for x in rs)
+                                   for p in ("vllm", "trtllm")}
+    return out
+
+
+def run_engines() -> tuple[list[dict], list[dict], dict]:
+    """Every row (validation set + held-out vLLM rows) with its engine's profile."""
+    rows = load_rows() + load_rows(VLLM_DATA)
+    results = [{**predict(r, profile_for(r).efficiency), "profile": profile_for(r).name} for r in rows]
+    return rows, results, summarize(rows, [x["predicted"] for x in results])
+
+
 def ape(pred: float, pub: float) -> float:
     return abs(pred - pub) / pub
 
@@ -202,8 +280,41 @@ def main() -> None:
     ap.add_argument("--efficiency", nargs="*", default=[], metavar="NAME=VALUE",
                     help="override Efficiency fields (e.g. to reproduce earlier defaults); "
                          "default: the shipped defaults")
+    ap.add_argument("--per-engine", action="store_true",
+                    help="predict each row with its engine's profile (servelab.perf.engines)")
+    ap.add_argument("--fit-vllm", action="store_true",
+                    help="fit vLLM's per-step overhead on the designated rows; report held-out errors")
     args = ap.parse_args()
     calibrate.set_device_memory(args.device_memory)
+    if args.fit_vllm:
+        rep = vllm_fit_report()
+        print(f"vLLM step overhead fitted on {len(rep['fit_rows'])} '{VLLM_FIT_SOURCE}' rows: "
+              f"{1e3 * rep['fitted_step_overhead_s']:.3f} ms (shipped {1e3 * rep['shipped_step_overhead_s']:.3f} ms)")
+        for key in ("fit_rows", "held_out_rows"):
+            for x in rep[key]:
+                print(f"{key:14s} {x['model']:14s} {x['gpu']:8s} TP{x['tp']} published {x['published']:8.1f} ms  "
+                      f"vllm {x['predicted_vllm']:8.1f} ({100 * x['error_vllm']:+5.1f}%)  "
+                      f"trtllm {x['predicted_trtllm']:8.1f} ({100 * x['error_trtllm']:+5.1f}%)")
+            m = rep[key + "_mdape_pct"]
+            print(f"{key:14s} MdAPE vllm {m['vllm']:.1f}%  trtllm {m['trtllm']:.1f}%")
+        return
+    if args.per_engine:
+        rows, results, summary = run_engines()
+        for k, v in sorted(summary.items()):
+            print(f"MdAPE {k:42s} {v['mdape_pct']:6.1f}%  (median signed {v['median_signed_error_pct']:+6.1f}%, "
+                  f"{v['rows']} rows)")
+        OUT_ENGINES.parent.mkdir(parents=True, exist_ok=True)
+        OUT_ENGINES.write_text(json.dumps({
+            "what": "published serving results, each predicted with its engine's profile",
+            "profiles": {k: p.to_dict() for k, p in ENGINE_PROFILES.items()},
+            "vllm_fit": vllm_fit_report(), "mdape": summary,
+            "rows": [{"source": r["source"], "engine": r["engine"], "metric": r["metric"], "model": r["model"],
+                      "gpu": r["gpu"], "tp": r["tp"], "published": r["value"], "profile": x["profile"],
+                      "predicted": round(x["predicted"], 3)} for r, x in zip(rows, results)],
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }, indent=1))
+        print(f"wrote {OUT_ENGINES}")
+        return
     t_start = time.time()
     eff = Efficiency(**{k: float(v) for k, v in (a.split("=", 1) for a in args.efficiency)})
     rows, results, summary = run(eff)

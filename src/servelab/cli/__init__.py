@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from . import bench, catalog_cmd, decide, emulate, estimate, kernels, plan, simulate
+    from . import bench, calibrate, catalog_cmd, decide, emulate, estimate, kernels, plan, report_cmd, simulate
 
-    for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, kernels, decide):
+    for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, kernels, decide, report_cmd, calibrate):
         module.register(app)
 
 

@@ -1,9 +1,236 @@
-"""`servelab bench` command."""
+"""`servelab bench`: measure an OpenAI-compatible endpoint (flags follow `vllm bench serve`).
+
+`servelab bench import vllm FILE` / `import guidellm FILE` convert other tools' results.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import ConfigError
+
+_err = Console(stderr=True)
+
+bench_app = typer.Typer(help="Measure an OpenAI-compatible endpoint under load; import other tools' results.",
+                        invoke_without_command=True, no_args_is_help=False)
+
+
+def _parse_headers(items: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for h in items:
+        k, sep, v = h.partition(":")
+        if not sep or not k.strip():
+            raise ConfigError(f"bad --header {h.split(':')[0]!r}…; expected 'Name: value'")
+        out.append((k.strip(), v.strip()))
+    return tuple(out)
+
+
+def _fmt_ms(x: Any) -> str:
+    return "-" if x is None else f"{x * 1000:.2f}"
+
+
+def _table(summary: dict[str, Any], title: str, metrics: list[str]) -> Any:
+    """Rich table of a summary; latency rows limited to ``metrics`` (+ dispatch lateness)."""
+    keep = set(metrics) | {"dispatch_lateness"}
+    shown = {k: v for k, v in summary.items()
+             if not (k.endswith("_s") and isinstance(v, dict) and "p50" in v and k[:-2] not in keep)}
+    try:
+        from ..report.tables import summary_table  # type: ignore[attr-defined]
+        return summary_table(shown, title)
+    except (ImportError, AttributeError, NotImplementedError, KeyError, TypeError):
+        pass
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k in ("offered", "completed", "rejected", "timed_out", "failed", "cancelled", "delivery",
+              "request_throughput_rps", "throughput_tokens_per_s", "total_input_tokens",
+              "total_output_tokens", "goodput_rps"):
+        if k in summary and summary[k] is not None:
+            v = summary[k]
+            t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    for base in metrics + ["dispatch_lateness"]:
+        row = summary.get(f"{base}_s")
+        if not row:
+            continue
+        for stat in ["mean"] + [f"p{q:g}" for q in summary.get("percentiles", [])]:
+            t.add_row(f"{base} {stat} (ms)", _fmt_ms(row.get(stat)))
+    return t
+
+
+_METRIC_ALIASES = {"e2el": "e2e"}
+
+
+@bench_app.callback()
+def bench(
+    ctx: typer.Context,
+    base_url: str = typer.Option("http://127.0.0.1:8000", help="Server root, e.g. http://127.0.0.1:8000"),
+    endpoint: str = typer.Option("/v1/completions", help="/v1/completions or /v1/chat/completions"),
+    model: str = typer.Option("", help="Model name sent in requests (default: first of /v1/models)"),
+    api_key: Optional[str] = typer.Option(None, help="Bearer key (default: $OPENAI_API_KEY); never stored",
+                                          show_default=False),
+    header: list[str] = typer.Option([], help="Extra header 'Name: value' (repeatable)"),
+    extra_body: str = typer.Option("", help="JSON object merged into every request body"),
+    ignore_eos: bool = typer.Option(False, help="Ask the server to ignore EOS (fixed output lengths)"),
+    min_tokens: Optional[int] = typer.Option(None, help="min_tokens request field"),
+    request_rate: str = typer.Option("inf", help="Req/s; a list sweeps: 1,2,4,inf"),
+    burstiness: float = typer.Option(1.0, help="Gamma shape of inter-arrival times (1 = Poisson)"),
+    arrival: str = typer.Option("poisson", help="constant | poisson | gamma"),
+    max_concurrency: Optional[int] = typer.Option(None, help="Cap on requests in flight"),
+    num_prompts: Optional[int] = typer.Option(None, help="Requests per rate (default 1000 without --duration)"),
+    duration: Optional[float] = typer.Option(None, help="Offered-load window in seconds"),
+    random_input_len: int = typer.Option(1024),
+    random_output_len: int = typer.Option(128),
+    random_range_ratio: float = typer.Option(0.0),
+    random_prefix_len: int = typer.Option(0, help="Shared prefix length (words ≈ tokens)"),
+    num_prefix_groups: int = typer.Option(1),
+    workload: Optional[str] = typer.Option(None, help="Workload preset from the catalog"),
+    dataset: Optional[Path] = typer.Option(None, help="Prompts file (JSONL or ShareGPT JSON)"),
+    dataset_format: str = typer.Option("random", help="random | jsonl | sharegpt"),
+    trace: Optional[Path] = typer.Option(None, help="JSONL trace with timestamps to replay"),
+    percentile_metrics: str = typer.Option("ttft,tpot,itl", help="Shown in the table: ttft,tpot,itl,e2el"),
+    metric_percentiles: str = typer.Option("50,90,95,99"),
+    goodput: list[str] = typer.Option([], help="SLO per request, vLLM form: ttft:MS tpot:MS e2el:MS"),
+    seed: int = typer.Option(0),
+    scrape_interval: float = typer.Option(1.0, help="Seconds between /metrics scrapes (0: off)"),
+    metrics_url: Optional[str] = typer.Option(None, help="Default: BASE_URL/metrics"),
+    workers: int = typer.Option(1, help="Dispatch processes"),
+    timeout: float = typer.Option(600.0, help="Per-request timeout (s)"),
+    http_client: str = typer.Option("raw", help="raw (lean asyncio transport) | aiohttp"),
+    drain_timeout: float = typer.Option(5.0, help="After Ctrl-C, wait this long for in-flight requests"),
+    out: Optional[Path] = typer.Option(None, help="Run directory (records.jsonl, summary.json, ...)"),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
+) -> None:
+    """Measure an endpoint: streamed requests on a schedule, one record per request."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..load.arrivals import parse_rates
+    from ..load.bench import BenchSpec, run_bench
+    from ..load.client import EndpointConfig
+
+    try:
+        rates = parse_rates(request_rate)
+        body = json.loads(extra_body) if extra_body else {}
+        if not isinstance(body, dict):
+            raise ConfigError("--extra-body must be a JSON object")
+        key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        ep = EndpointConfig(base_url=base_url, endpoint=endpoint, model=model or _discover_model(base_url, key),
+                            api_key=key, headers=_parse_headers(header), extra_body=body,
+                            ignore_eos=ignore_eos, min_tokens=min_tokens, request_timeout_s=timeout,
+                            http_client=http_client)
+        if http_client not in ("raw", "aiohttp"):
+            raise ConfigError(f"unknown --http-client {http_client!r}; known: raw, aiohttp")
+        pcts = tuple(float(x) for x in metric_percentiles.split(",") if x.strip())
+        shown = [_METRIC_ALIASES.get(m.strip(), m.strip()) for m in percentile_metrics.split(",") if m.strip()]
+        spec = BenchSpec(
+            endpoint=ep, request_rate=rates[0], burstiness=burstiness, arrival=arrival,
+            max_concurrency=max_concurrency,
+            num_prompts=num_prompts if num_prompts is not None else (None if duration else 1000),
+            duration_s=duration, random_input_len=random_input_len, random_output_len=random_output_len,
+            random_range_ratio=random_range_ratio, random_prefix_len=random_prefix_len,
+            num_prefix_groups=num_prefix_groups, workload=workload,
+            dataset=str(dataset) if dataset else None, dataset_format=dataset_format,
+            trace=str(trace) if trace else None, seed=seed, percentiles=pcts,
+            goodput=" ".join(goodput) or None, scrape_interval_s=scrape_interval, metrics_url=metrics_url,
+            workers=workers, drain_timeout_s=drain_timeout,
+        )
+    except (ConfigError, ValueError) as e:
+        _err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    summaries = []
+    for rate in rates:
+        rate_dir = None
+        if out is not None:
+            rate_dir = out if len(rates) == 1 else out / f"rate_{'inf' if math.isinf(rate) else f'{rate:g}'}"
+        try:
+            from ..load.bench import make_prompts
+            prompts = make_prompts(spec, rate)
+        except (ConfigError, ValueError, NotImplementedError, OSError) as e:
+            _err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2)
+        label = f"rate {'inf' if math.isinf(rate) else f'{rate:g}'} req/s"
+        counts = {"ok": 0, "bad": 0}
+        with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("ok {task.fields[ok]} · not ok {task.fields[bad]}"), TimeElapsedColumn(),
+                      console=_err, transient=json_out, disable=not _err.is_terminal and json_out) as prog:
+            task = prog.add_task(label, total=len(prompts), ok=0, bad=0)
+
+            def on_record(rec: Any) -> None:
+                counts["ok" if rec.status == "ok" else "bad"] += 1
+                prog.update(task, advance=1, ok=counts["ok"], bad=counts["bad"])
+
+            outcome = run_bench(spec, rate=rate, out_dir=rate_dir, on_record=on_record, prompts=prompts)
+        s = outcome.summary
+        summaries.append(s)
+        if outcome.meta.notes:
+            _err.print(f"[yellow]{outcome.meta.notes}[/yellow]")
+        if not json_out:
+            Console().print(_table(s, f"servelab bench — {label}", shown))
+            if rate_dir is not None:
+                Console().print(f"run written to {rate_dir}")
+        if s.get("interrupted"):
+            break
+    if json_out:
+        sys.stdout.write(json.dumps(summaries[0] if len(rates) == 1 else {"sweep": summaries}, indent=2) + "\n")
+
+
+def _discover_model(base_url: str, api_key: str | None) -> str:
+    """First model id of GET /v1/models, or "" when the server does not answer."""
+    import urllib.request
+
+    req = urllib.request.Request(base_url.rstrip("/") + "/v1/models")
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            data = json.loads(r.read())
+        return str(data["data"][0]["id"])
+    except Exception:  # noqa: BLE001 - any failure means "unknown model"; requests will say more
+        return ""
+
+
+@bench_app.command("import")
+def import_cmd(
+    tool: str = typer.Argument(..., help="vllm | guidellm"),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Result JSON of that tool"),
+    out: Optional[Path] = typer.Option(None, help="Run directory to write"),
+    metric_percentiles: str = typer.Option("50,90,95,99"),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
+) -> None:
+    """Convert `vllm bench serve` (--save-result [--save-detailed]) or guidellm JSON into records."""
+    from ..load.importers import import_result
+    from ..load.results import write_run_files
+    from ..metrics import summarize
+
+    try:
+        runs = import_result(tool, file)
+    except (ConfigError, ValueError, KeyError) as e:
+        _err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    pcts = tuple(float(x) for x in metric_percentiles.split(",") if x.strip())
+    summaries = []
+    for i, (meta, records) in enumerate(runs):
+        s = summarize(records, duration_s=meta.duration_s, percentiles=pcts)
+        summaries.append(s)
+        if out is not None:
+            write_run_files(out if len(runs) == 1 else out / f"benchmark_{i}", meta, records, s, None)
+        if not json_out:
+            Console().print(_table(s, f"imported {tool}: {file.name}" + (f" #{i}" if len(runs) > 1 else ""),
+                                   ["ttft", "tpot", "itl", "e2e"]))
+    if json_out:
+        sys.stdout.write(json.dumps(summaries[0] if len(summaries) == 1 else {"benchmarks": summaries},
+                                    indent=2) + "\n")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to app."""
+    """Add `bench` (and `bench import`) to app."""
+    app.add_typer(bench_app, name="bench")

@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..perf import Deployment, StepModel, memory_budget
 from ..perf.answers import decode_point, offline_throughput, ridge_point, step_bound, ttft_s
 from ..perf.deployment import FIT_NOTE, Efficiency, StepBatch
+from ..perf.engines import DEFAULT_ENGINE, EngineProfile, engine_names, get_engine
 from ..units import fmt_bytes, fmt_seconds
 
 __all__ = ["register", "estimate"]
@@ -23,15 +24,21 @@ DECODE_BATCHES = (1, 8, 32, 128)
 
 
 def _build(model: str, gpu: str, tp: int, pp: int, ep: int, dtype: str, kv_dtype: str,
-           util: float, max_num_seqs: int, max_tokens: int) -> Deployment:
-    return Deployment(model=get_model(model), gpu=get_gpu(gpu), tp=tp, pp=pp, ep=ep,
-                      weight_dtype=dtype.lower(), kv_dtype=kv_dtype.lower(),
-                      gpu_memory_utilization=util, max_num_seqs=max_num_seqs,
-                      max_num_batched_tokens=max_tokens)
+           util: float, max_num_seqs: int, max_tokens: int,
+           engine: EngineProfile | None = None) -> Deployment:
+    """The deployment as ``engine`` runs it (``util`` read under the engine's KV memory
+    rule: vLLM's gpu_memory_utilization, TensorRT-LLM's free-memory fraction)."""
+    dep = Deployment(model=get_model(model), gpu=get_gpu(gpu), tp=tp, pp=pp, ep=ep,
+                     weight_dtype=dtype.lower(), kv_dtype=kv_dtype.lower(),
+                     gpu_memory_utilization=util, max_num_seqs=max_num_seqs,
+                     max_num_batched_tokens=max_tokens)
+    return engine.deployment(dep) if engine is not None else dep
 
 
-def estimate_dict(dep: Deployment, input_tokens: int, output_tokens: int) -> dict[str, Any]:
-    """Everything ``estimate`` reports, as plain JSON-ready values."""
+def estimate_dict(dep: Deployment, input_tokens: int, output_tokens: int,
+                  engine: EngineProfile | None = None) -> dict[str, Any]:
+    """Everything ``estimate`` reports, as plain JSON-ready values (``engine``: the
+    profile ``dep`` was built with, reported as ``engine`` / ``engine_profile``)."""
     b = memory_budget(dep)
     context = input_tokens + output_tokens
     kv_conc = b.max_concurrency(context)
@@ -53,6 +60,8 @@ def estimate_dict(dep: Deployment, input_tokens: int, output_tokens: int) -> dic
         "decode_step_s": {}, "decode_tokens_per_s": {}, "decode_bound": {},
         "ridge_batch": None, "offline_output_tokens_per_s": 0.0, "offline": None,
         "efficiency": {k: getattr(dep.efficiency, k) for k in Efficiency.__dataclass_fields__},
+        "engine": engine.name if engine is not None else None,
+        "engine_profile": engine.to_dict() if engine is not None else None,
     }
     if not b.feasible:
         return out
@@ -89,7 +98,8 @@ def _print_table(r: dict[str, Any]) -> None:
     head = (f"{r['model']} on {r['num_gpus']}× {r['gpu']} (TP{r['tp']}"
             + (f" PP{r['pp']}" if r["pp"] > 1 else "") + (f" EP{r['ep']}" if r["ep"] > 1 else "")
             + f"), weights {r['weight_dtype']}, KV {r['kv_dtype']}, "
-            f"{r['input_tokens']} in / {r['output_tokens']} out")
+            f"{r['input_tokens']} in / {r['output_tokens']} out"
+            + (f", engine {r['engine']}" if r.get("engine") else ""))
     con.print(f"[bold]{head}[/bold]")
     for note in r["notes"]:
         con.print(f"[yellow]note:[/yellow] {note}")
@@ -152,8 +162,11 @@ def estimate(
     kv_dtype: str = typer.Option("bf16", "--kv-dtype", help="KV cache: bf16, fp16, fp8."),
     input_tokens: int = typer.Option(2048, "--input", min=1, help="Prompt tokens per request."),
     output_tokens: int = typer.Option(256, "--output", min=1, help="Output tokens per request."),
+    engine: str = typer.Option(DEFAULT_ENGINE, "--engine",
+                               help=f"Engine profile: {' | '.join(engine_names())} (runtime overheads, KV rule)."),
     gpu_memory_utilization: float = typer.Option(0.9, "--gpu-memory-utilization",
-                                                 help="Fraction of GPU memory the engine may use (vLLM)."),
+                                                 help="Memory fraction under the engine's rule: of the whole GPU "
+                                                      "(vllm), of the memory free after weights (trtllm)."),
     max_num_seqs: int = typer.Option(256, "--max-num-seqs", help="Most sequences per step (vLLM)."),
     max_num_batched_tokens: int = typer.Option(8192, "--max-num-batched-tokens",
                                                help="Token budget per step (chunked prefill)."),
@@ -161,9 +174,11 @@ def estimate(
 ) -> None:
     """Memory budget, KV capacity, TTFT, decode speed and offline throughput of one deployment."""
     try:
+        profile = get_engine(engine)
         dep = _build(model, gpu, tp, pp, ep, dtype, kv_dtype, gpu_memory_utilization,
-                     max_num_seqs, max_num_batched_tokens)
-        result = estimate_dict(dep, input_tokens, output_tokens)
+                     max_num_seqs, max_num_batched_tokens, profile)
+        result = estimate_dict(dep, input_tokens, output_tokens, profile)
+        result["engine_memory_fraction"] = gpu_memory_utilization   # as given, under the engine's rule
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -57,7 +57,8 @@ def _print_plan(res: dict[str, Any], con: Console) -> None:
     steps = res["steps"]
     p = steps["1_characterize"]
     inp = res["inputs"]
-    con.rule(f"[bold]servelab plan[/] · {inp['model']} · {inp['workload']} · {inp['rate_rps']:g} req/s · {inp['slo']}")
+    con.rule(f"[bold]servelab plan[/] · {inp['model']} · {inp['workload']} · {inp['rate_rps']:g} req/s · {inp['slo']}"
+             + (f" · engine {inp['engine']}" if inp.get("engine") else ""))
     t = Table(title="1 · Workload", show_header=True)
     for c in ("", "mean", "p50", "p90", "p99", "max"):
         t.add_column(c, justify="right" if c else "left")
@@ -172,6 +173,7 @@ def plan_command(
     headroom: float = typer.Option(1.1, help="Replica headroom factor (>= 1)."),
     spares: int = typer.Option(1, help="Spare replicas for failures (N+spares)."),
     node_sizes: str = typer.Option("1,2,4,8", "--node-sizes", help="Instance sizes in GPUs (e.g. 8 for whole nodes)."),
+    engine: str = typer.Option("vllm", "--engine", help="Engine profile: vllm | trtllm (step overheads, KV rule)."),
     executor: str = typer.Option("local", help=f"Where candidates run: {', '.join(EXECUTORS)}."),
     jobs: Optional[int] = typer.Option(None, help="Parallel workers (default: CPUs available)."),
     seed: int = typer.Option(0, help="Seed for every generated request list."),
@@ -196,7 +198,7 @@ def plan_command(
             search=SearchSettings(seed=seed, max_requests=max_requests,
                                   min_requests=min(SearchSettings().min_requests, max_requests)),
             fleet_duration_s=fleet_duration, heterogeneous=heterogeneous, sensitivity=sensitivity,
-            executor=executor, jobs=jobs)
+            executor=executor, jobs=jobs, engine=engine)
         if not req.weight_dtypes:
             raise ConfigError("--precisions is empty; e.g. bf16,fp8")
         with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),

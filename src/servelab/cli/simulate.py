@@ -19,22 +19,26 @@ def build_config(
     router: str, max_queue: Optional[int], rate_limit: Optional[float], burst: Optional[float],
     timeout_s: Optional[float], exact: bool, seed: int, max_num_seqs: int,
     max_num_batched_tokens: int, prefix_caching: bool, token_times: bool, cpu_kv_gib: float = 0.0,
-    autoscaler: Any = None, faults: tuple = (),
+    autoscaler: Any = None, faults: tuple = (), engine: str = "vllm",
 ) -> Any:
     """The SimConfig the command line describes (one homogeneous pool).
+
+    ``engine``: the engine profile (:mod:`servelab.perf.engines`) whose step overheads
+    and KV memory rule the replicas run with (default vllm, what the emulator mimics).
 
     ``cpu_kv_gib``: host-DRAM KV tier per replica. Blocks = GiB / (KV bytes per token ·
     block size); load time per block = the per-GPU share of a block / the GPU's PCIe
     bytes/s in one direction (catalog; TP shards load in parallel; link rate assumed
     reached, so optimistic)."""
     from ..catalog import get_gpu, get_model
-    from ..perf import Deployment, memory_budget
+    from ..perf import Deployment, get_engine, memory_budget
     from ..sim import AdmissionConfig, EngineConfig, ReplicaSpec, SimConfig
     from ..units import GiB
 
     dep = Deployment(model=get_model(model), gpu=get_gpu(gpu), tp=tp, weight_dtype=dtype.lower(),
                      kv_dtype=kv_dtype.lower(), max_num_seqs=max_num_seqs,
                      max_num_batched_tokens=max_num_batched_tokens)
+    dep = get_engine(engine).deployment(dep)
     cpu_blocks, load_s = 0, 0.0
     if cpu_kv_gib > 0:
         b = memory_budget(dep)
@@ -43,12 +47,12 @@ def build_config(
         if dep.gpu.pcie_bytes_per_s <= 0:
             raise ConfigError(f"GPU {gpu!r} has no PCIe bandwidth in the catalog; cannot model a host KV tier")
         load_s = b.kv_bytes_per_token_per_gpu * block / dep.gpu.pcie_bytes_per_s
-    engine = EngineConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                          enable_prefix_caching=prefix_caching, cpu_kv_blocks=cpu_blocks,
-                          cpu_kv_load_s_per_block=load_s)
+    engine_cfg = EngineConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                              enable_prefix_caching=prefix_caching, cpu_kv_blocks=cpu_blocks,
+                              cpu_kv_load_s_per_block=load_s)
     admission = AdmissionConfig(max_queue=max_queue, rate_limit_rps=rate_limit, burst=burst,
                                 client_timeout_s=timeout_s)
-    return SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=engine, count=replicas),),
+    return SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=engine_cfg, count=replicas),),
                      router=router, admission=admission, exact=exact, seed=seed,
                      record_token_times=token_times, autoscaler=autoscaler, faults=faults)
 
@@ -71,6 +75,8 @@ def simulate_cmd(
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Client timeout, seconds."),
     max_num_seqs: int = typer.Option(256, "--max-num-seqs", help="Most sequences per step (vLLM)."),
     max_num_batched_tokens: int = typer.Option(8192, "--max-num-batched-tokens", help="Token budget per step."),
+    engine: str = typer.Option("vllm", "--engine",
+                               help="Engine profile: vllm | trtllm (per-step overhead, KV memory rule)."),
     no_prefix_caching: bool = typer.Option(False, "--no-prefix-caching", help="Disable automatic prefix caching."),
     cpu_kv_gib: float = typer.Option(0.0, "--cpu-kv-gib", min=0.0,
                                      help="Host-DRAM KV tier per replica, GiB (evicted prefixes reload over PCIe)."),
@@ -113,7 +119,8 @@ def simulate_cmd(
                               seed=seed, max_num_seqs=max_num_seqs,
                               max_num_batched_tokens=max_num_batched_tokens,
                               prefix_caching=not no_prefix_caching, token_times=token_times,
-                              cpu_kv_gib=cpu_kv_gib, autoscaler=auto, faults=faults)
+                              cpu_kv_gib=cpu_kv_gib, autoscaler=auto, faults=faults,
+                              engine=engine)
         reqs = generate_requests(wl, rate_rps=rate, duration_s=duration, seed=seed)
         show = not json_out and sys.stderr.isatty()
         if show:
@@ -129,11 +136,15 @@ def simulate_cmd(
     except (ConfigError, InfeasibleError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    from ..perf import get_engine
+    profile = get_engine(engine)
     result.meta.config = {"cli": {"model": model, "gpu": gpu, "workload": workload, "rate": rate,
-                                  "duration_s": duration, "seed": seed}, **result.meta.config}
+                                  "duration_s": duration, "seed": seed, "engine": profile.name},
+                          "engine_profile": profile.to_dict(), **result.meta.config}
     summary = metrics.summarize(result.records, duration_s=duration, slo=slo_obj)
     summary["sim"] = {"makespan_s": result.duration_s, "replicas": result.replica_stats,
-                      "events": [list(e) for e in result.events]}
+                      "events": [list(e) for e in result.events], "engine": profile.name}
+    summary["engine"] = profile.name
     if out:
         recordio.write_run(out, result.meta, result.records, summary, result.timeseries)
     if json_out:
@@ -142,7 +153,7 @@ def simulate_cmd(
     from ..report.tables import summary_table
     con = Console()
     rate_s = f"{rate:g}" if rate is not None else f"{wl.arrival.rate_rps:g}"
-    con.print(summary_table(summary, f"{model} on {replicas}× {gpu} TP{tp} — {workload} at "
+    con.print(summary_table(summary, f"{model} on {replicas}× {gpu} TP{tp} ({profile.name}) — {workload} at "
                                      f"{rate_s} req/s for {duration:g} s (simulated)"))
     if out:
         con.print(f"[dim]wrote {out}/ (meta, records, summary, timeseries)[/dim]")

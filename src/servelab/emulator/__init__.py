@@ -1,1 +1,8 @@
-"""servelab.emulator"""
+"""Emulated OpenAI-compatible server driven in real time by the simulator's engine
+(see docs/emulator.md)."""
+
+from __future__ import annotations
+
+from .server import Emulator, EmulatorConfig, count_prompt_tokens
+
+__all__ = ["Emulator", "EmulatorConfig", "count_prompt_tokens"]

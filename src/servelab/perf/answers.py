@@ -5,9 +5,11 @@ maximum offline output throughput of one replica.
 chunks of at most ``max_num_batched_tokens`` (chunked prefill); each chunk is one step
 whose attention sees the chunks before it::
 
-    ttft = Σ_j t_step(prefill chunk n_j after c_j cached tokens)
+    ttft = t_req + Σ_j t_step(prefill chunk n_j after c_j cached tokens)
 
-The first output token is sampled at the end of the last chunk.
+The first output token is sampled at the end of the last chunk; ``t_req`` is the
+engine's fixed per-request cost (``Efficiency.request_overhead_s``, 0 unless an engine
+profile of :mod:`servelab.perf.engines` sets it).
 
 **Decode speed**: a step of B sequences each holding ``context`` tokens takes
 ``t_step(B, C = B·context)``; per-sequence speed is ``1/t_step`` tokens/s and the
@@ -95,9 +97,10 @@ def step_bound(sm: StepModel, batch: StepBatch) -> str:
 
 
 def ttft_s(sm: StepModel, input_tokens: int) -> float:
-    """Time to first token of a lone request with ``input_tokens`` of prompt."""
+    """Time to first token of a lone request with ``input_tokens`` of prompt, including
+    the engine's fixed per-request cost ``Efficiency.request_overhead_s``."""
     budget = sm.dep.max_num_batched_tokens
-    total, done = 0.0, 0
+    total, done = sm.dep.efficiency.request_overhead_s, 0
     while done < input_tokens:
         n = min(budget, input_tokens - done)
         total += sm.step_time_s(StepBatch(prefill_chunks=((n, done),)))

@@ -63,6 +63,11 @@ class Efficiency:
     comm_latency_s: float = 10e-6  # fixed latency of one collective or p2p transfer (prior, not fitted)
     step_overhead_s: float = 0.0   # fixed per engine step (scheduler, launch, sampling); fitted 0
     seq_overhead_s: float = 0.0    # per sequence in the step (sampling, bookkeeping); fitted 0
+    # Fixed cost per request added to its time to first token, outside the GPU steps
+    # (tokenisation, HTTP, enqueueing, detokenising the first token). Not identified by
+    # the offline-throughput fit (it does not delay the steps): 0 here; set per engine
+    # by servelab.perf.engines (see docs/perf.md "Engine profiles").
+    request_overhead_s: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from ..catalog import generate_requests, get_gpu, get_model, get_workload, list_gpus, parse_slo
 from ..errors import ConfigError
-from ..perf import Deployment
+from ..perf import Deployment, get_engine
 from ..perf.memory import kv_bytes_per_token, weight_bytes_total
 from .analytic import analyze
 from .candidates import enumerate_candidates, screen_candidate
@@ -133,6 +133,7 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
                           "--slo ttft_p95=2s,tpot_p95=50ms")
     workload = with_rate(wl0, rate)
     st = req.search
+    engine = get_engine(req.engine)
 
     # 1. characterize
     tick("characterize", 0, 1)
@@ -169,9 +170,10 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
         if not scr.feasible:
             row.update(verdict="infeasible", reason=scr.reason)
             continue
-        dep = Deployment(model=model, gpu=gpu, tp=c.tp, pp=c.pp, ep=c.ep, weight_dtype=c.weight_dtype,
-                         kv_dtype=c.kv_dtype, max_num_seqs=st.max_num_seqs,
-                         max_num_batched_tokens=st.max_num_batched_tokens)
+        dep = engine.deployment(Deployment(
+            model=model, gpu=gpu, tp=c.tp, pp=c.pp, ep=c.ep, weight_dtype=c.weight_dtype,
+            kv_dtype=c.kv_dtype, max_num_seqs=st.max_num_seqs,
+            max_num_batched_tokens=st.max_num_batched_tokens))
         try:
             a = analyze(dep, in_mean=prof.input_tokens.mean, in_p50=prof.input_tokens.p50,
                         out_mean=prof.output_tokens.mean, ctx_p95=prof.context_tokens.p95,
@@ -284,6 +286,7 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
     return {
         "inputs": {"model": model.name, "workload": workload.name, "rate_rps": rate,
+                   "engine": engine.name, "engine_profile": engine.to_dict(),
                    "slo": slo.as_text() if hasattr(slo, "as_text") else str(slo),
                    "gpus": [g.name for g in gpus], "weight_dtypes": list(req.weight_dtypes),
                    "kv_dtypes": list(kv_dtypes), "tps": list(req.tps), "pps": list(pps),

@@ -42,3 +42,4 @@ class PlanRequest:
     sensitivity: bool = True
     executor: str = "local"
     jobs: int | None = None
+    engine: str = "vllm"        # engine profile (servelab.perf.engines): step overheads, KV rule

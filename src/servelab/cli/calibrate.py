@@ -1,0 +1,170 @@
+"""`servelab calibrate`: fit the perf model's efficiencies to measured runs, or bound them
+from the kernel lab's measured peaks (docs/calibration.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..calibrate import (
+    DEFAULT_PARAMS,
+    calibration_dict,
+    efficiency_from_kernels,
+    fit_efficiency,
+    write_calibration,
+)
+from ..calibrate.runs import deployment_hints, observations_from_runs
+from ..catalog import get_gpu, get_model
+from ..errors import ConfigError
+from ..perf import Deployment, validate_deployment
+
+__all__ = ["calibrate", "register"]
+
+_out = Console()
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f} %"
+
+
+def _num(name: str, v: float) -> str:
+    return f"{v * 1e3:.3f} ms" if name.endswith("_s") else f"{v:.3f}"
+
+
+def _print_fit(d: dict[str, Any]) -> None:
+    errs = d["errors_mdape_pct"]
+    t = Table(title="prediction error (MdAPE) before → after calibration")
+    for col in ("split", "kind", "observations", "before", "after"):
+        t.add_column(col, justify="right" if col not in ("split", "kind") else "left")
+    counts = d["counts"]
+    for split in ("fit", "holdout"):
+        for kind in ("tpot", "ttft", "all"):
+            n = (counts.get(f"{kind}_{split}") if kind != "all"
+                 else counts.get(f"tpot_{split}", 0) + counts.get(f"ttft_{split}", 0))
+            t.add_row(split, kind.upper() if kind != "all" else "all", str(n),
+                      _pct(errs["before"][split][kind]), _pct(errs["after"][split][kind]))
+    _out.print(t)
+    p = Table(title="efficiency parameters")
+    for col in ("parameter", "before", "after", "bounds"):
+        p.add_column(col)
+    for name in d["params"]:
+        lo, hi = d["bounds"][name]
+        p.add_row(name, _num(name, d["base_efficiency"][name]), _num(name, d["fitted"][name]),
+                  f"[{_num(name, lo)}, {_num(name, hi)}]")
+    _out.print(p)
+    excl = counts.get("excluded") or {}
+    _out.print(f"records {counts['records']}, ok {counts['ok']}; excluded: "
+               + (", ".join(f"{k} {v}" for k, v in excl.items()) or "none"))
+    for note in d.get("notes") or []:
+        _out.print(f"[yellow]note:[/yellow] {note}")
+
+
+def _print_bounds(kb: dict[str, Any]) -> None:
+    t = Table(title=f"efficiency upper bounds from kernel measurements ({kb['gpu']})")
+    for col in ("parameter", "upper bound", "measured", "datasheet", "source"):
+        t.add_column(col)
+    for name, b in kb["bounds"].items():
+        scale, unit = (1e9, "GB/s") if b["unit"] == "bytes/s" else (1e12, "TFLOP/s")
+        t.add_row(name, f"{b['upper']:.3f}", f"{b['measured'] / scale:.1f} {unit}",
+                  f"{b['datasheet'] / scale:.1f} {unit}", b["source"])
+    _out.print(t)
+    for note in kb.get("notes") or []:
+        _out.print(f"[yellow]note:[/yellow] {note}")
+
+
+def _deployment(model: str | None, gpu: str | None, tp: int | None, pp: int,
+                dtype: str | None, kv_dtype: str | None, max_num_seqs: int,
+                max_num_batched_tokens: int, hints: dict[str, Any]) -> Deployment:
+    model = model or hints.get("model")
+    gpu = gpu or hints.get("gpu")
+    if not model or not gpu:
+        raise ConfigError("the deployment the runs measured is unknown: pass --model and --gpu "
+                          "(catalog ids, see `servelab catalog`)")
+    dep = Deployment(model=get_model(model), gpu=get_gpu(gpu), tp=int(tp or hints.get("tp") or 1),
+                     pp=pp, weight_dtype=(dtype or hints.get("weight_dtype") or "bf16").lower(),
+                     kv_dtype=(kv_dtype or hints.get("kv_dtype") or "bf16").lower(),
+                     max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens)
+    validate_deployment(dep)
+    return dep
+
+
+def calibrate(
+    runs: list[Path] | None = typer.Argument(None, metavar="[RUN_DIR]...",
+                                               help="Run folders (meta.json + records)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model the runs served (catalog id or config.json)."),
+    gpu: str | None = typer.Option(None, "--gpu", "-g", help="GPU type (catalog id, e.g. h100-sxm)."),
+    tp: int | None = typer.Option(None, "--tp", help="Tensor-parallel degree (default: run meta, else 1)."),
+    pp: int = typer.Option(1, "--pp", help="Pipeline-parallel degree."),
+    dtype: str | None = typer.Option(None, "--dtype", help="Weight dtype (default: run meta, else bf16)."),
+    kv_dtype: str | None = typer.Option(None, "--kv-dtype", help="KV cache dtype (default: run meta, else bf16)."),
+    max_num_seqs: int = typer.Option(256, "--max-num-seqs", help="Engine's max sequences per step."),
+    max_num_batched_tokens: int = typer.Option(8192, "--max-num-batched-tokens",
+                                               help="Engine's token budget per step (prefill chunk size)."),
+    params: str = typer.Option(",".join(DEFAULT_PARAMS), "--params",
+                               help="Comma-separated perf.Efficiency fields to fit."),
+    holdout: float = typer.Option(0.25, "--holdout", min=0.0, max=0.9,
+                                  help="Fraction of observations held out of the fit."),
+    no_start: bool = typer.Option(False, "--ignore-start",
+                                  help="Ignore start_s (measure TTFT from dispatch/arrival)."),
+    kernels: Path | None = typer.Option(None, "--kernels",
+                                           help="Kernel-lab results JSONL: efficiency upper bounds "
+                                                "(and fit bounds when runs are given)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the calibration JSON here."),
+    json_out: bool = typer.Option(False, "--json", help="Print the calibration JSON."),
+) -> None:
+    """Fit efficiency parameters of the perf model to measured runs; --kernels bounds them."""
+    runs = list(runs or [])
+    if not runs and kernels is None:
+        typer.echo("error: give RUN_DIR(s) to fit, or --kernels FILE for kernel-derived bounds", err=True)
+        raise typer.Exit(2)
+    try:
+        kb = None
+        if kernels is not None:
+            from ..kernels.results import read_rows  # torch-free
+            if not gpu:
+                raise ConfigError("--kernels needs --gpu (the catalog GPU the rows were measured on)")
+            kb = efficiency_from_kernels(read_rows(kernels), get_gpu(gpu))
+        if runs:
+            obs, prov, configs = observations_from_runs(runs, use_start=not no_start)
+            dep = _deployment(model, gpu, tp, pp, dtype, kv_dtype, max_num_seqs,
+                              max_num_batched_tokens, deployment_hints(configs))
+            names = [p.strip() for p in params.split(",") if p.strip()]
+            upper = {k: b.upper for k, b in kb.bounds.items() if b.upper <= 1.0} if kb else None
+            with _out.status("fitting efficiencies…", spinner="dots") if not json_out else _Null():
+                res = fit_efficiency(obs, dep, params=names, holdout_fraction=holdout,
+                                     upper_bounds=upper)
+            data = calibration_dict(result=res, deployment=dep, runs=prov, kernel_bounds=kb)
+        else:
+            data = calibration_dict(kernel_bounds=kb)
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if out is not None:
+        write_calibration(out, data)
+    if json_out:
+        typer.echo(json.dumps(data, indent=2, allow_nan=False, default=str))
+        return
+    if runs:
+        _print_fit(data)
+    if kb is not None:
+        _print_bounds(data["kernel_bounds"])
+    if out is not None:
+        _out.print(f"wrote {out}")
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``calibrate`` to the app."""
+    app.command("calibrate")(calibrate)

@@ -1,0 +1,113 @@
+"""Result files of a load run, and its summary.
+
+Layout of a run directory (the same as ``servelab simulate`` writes through
+``servelab.recordio``): ``records.jsonl`` (one record per line, written and flushed
+as each request finishes, so an interrupted run keeps what it measured),
+``meta.json`` (``RunMeta``), ``summary.json`` (``metrics.summarize`` plus the load
+client's additions) and ``timeseries.json`` (scraped ``/metrics`` samples).
+When ``servelab.recordio`` is importable its writers are used; otherwise the same
+layout is written here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..records import RequestRecord, RunMeta
+
+__all__ = ["RecordSink", "write_run_files", "load_summary", "now_iso", "host_versions"]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def host_versions() -> tuple[str, dict[str, str]]:
+    import aiohttp
+    from .. import __version__ as sv
+
+    return socket.gethostname(), {
+        "servelab": str(sv), "python": platform.python_version(), "aiohttp": aiohttp.__version__,
+    }
+
+
+class RecordSink:
+    """Append records to ``records.jsonl``, flushing after each (crash-safe)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            from ..recordio import JsonlRecordWriter  # type: ignore[attr-defined]
+            self._w: Any = JsonlRecordWriter(self.path)
+            self._f = None
+        except (ImportError, AttributeError, TypeError):
+            self._w = None
+            self._f = open(self.path, "w", encoding="utf-8")
+
+    def write(self, rec: RequestRecord) -> None:
+        if self._w is not None:
+            self._w.write(rec)
+            return
+        assert self._f is not None
+        self._f.write(json.dumps(rec.to_dict(), separators=(",", ":")) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+        elif self._f is not None:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> "RecordSink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _dump(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_run_files(
+    out_dir: str | Path,
+    meta: RunMeta,
+    records: Iterable[RequestRecord] | None,
+    summary: dict[str, Any],
+    timeseries: dict[str, Any] | None,
+) -> Path:
+    """Write meta/summary/timeseries (and the records when not already streamed)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        from ..recordio import write_run  # type: ignore[attr-defined]
+    except ImportError:
+        write_run = None
+    if write_run is not None and records is not None:
+        write_run(out, meta, list(records), summary, timeseries)
+        return out
+    if records is not None:
+        with RecordSink(out / "records.jsonl") as sink:
+            for r in records:
+                sink.write(r)
+    _dump(out / "meta.json", meta.to_dict())
+    _dump(out / "summary.json", summary)
+    if timeseries is not None:
+        _dump(out / "timeseries.json", timeseries)
+    return out
+
+
+def load_summary(out_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(out_dir) / "summary.json").read_text())

@@ -1,0 +1,69 @@
+"""Shared helpers for the load-client and emulator tests (imported, not a conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from servelab.load.fakeserver import FakeServer, FakeServerConfig
+
+
+@contextmanager
+def fake_server(config: FakeServerConfig | None = None) -> Iterator[FakeServer]:
+    """A FakeServer on 127.0.0.1 running in a background thread's event loop,
+    so code under test may call ``asyncio.run`` in the main thread."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict[str, FakeServer] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            holder["s"] = await FakeServer(config or FakeServerConfig()).start()
+            started.set()
+
+        loop.run_until_complete(boot())
+        loop.run_forever()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert started.wait(10), "fake server did not start"
+    try:
+        yield holder["s"]
+    finally:
+        asyncio.run_coroutine_threadsafe(holder["s"].stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+
+
+@contextmanager
+def emulator_server(config) -> Iterator:  # config: servelab.emulator.EmulatorConfig
+    """The emulator on 127.0.0.1 (free port) in a background thread's event loop."""
+    from servelab.emulator import Emulator
+
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            holder["e"] = await Emulator(config).start("127.0.0.1", 0)
+            started.set()
+
+        loop.run_until_complete(boot())
+        loop.run_forever()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert started.wait(30), "emulator did not start"
+    try:
+        yield holder["e"]
+    finally:
+        asyncio.run_coroutine_threadsafe(holder["e"].stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
