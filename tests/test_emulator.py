@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 import urllib.error
 import urllib.request
 
+import pytest
 from typer.testing import CliRunner
 
 from servelab.catalog import get_gpu, get_model
 from servelab.catalog.workloads import RequestSpec
 from servelab.cli import app
+from servelab.errors import ConfigError
 from servelab.emulator import EmulatorConfig
 from servelab.load.scrape import parse_metrics
-from servelab.perf import Deployment
+from servelab.perf import Deployment, get_engine
+from servelab.perf.engines import ENGINE_PROFILES
 from servelab.sim import EngineConfig, ReplicaEngine
 
 from load_fixtures import emulator_server
@@ -68,8 +73,9 @@ def test_queue_full_gives_503_rejections(tmp_path) -> None:
 
 
 def test_bench_against_emulator_matches_simulator_ttft(tmp_path) -> None:
-    """One request at a time: measured TTFT ≈ the engine's prefill step time."""
-    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
+    """One request at a time: measured TTFT ≈ the engine's prefill step time (vllm profile,
+    the emulator's default)."""
+    dep = get_engine("vllm").deployment(Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm")))
     eng = ReplicaEngine(dep, EngineConfig())
     eng.add(RequestSpec(id="p", arrival_s=0.0, input_tokens=2048, output_tokens=8), 0.0)
     predicted_ttft_s = eng.step(0.0).duration_s
@@ -121,3 +127,38 @@ def test_emulate_command_serves_on_loopback(tmp_path) -> None:
     assert code == 200 and out["usage"]["completion_tokens"] == 200
     # 200 decode steps of ~5.6 ms modelled on H100 take ~1.1 s; at speedup 100, ~11 ms
     assert elapsed < 0.5
+
+
+def test_engine_profile_times_the_replica() -> None:
+    # vllm (the default) adds its fitted 2.19 ms to every engine step; trtllm does not
+    from servelab.emulator import Emulator
+
+    steps = {}
+    for name in ("vllm", "trtllm"):
+        emu = Emulator(EmulatorConfig(engine=name))
+        emu.engine.add(RequestSpec(id="p", arrival_s=0.0, input_tokens=512, output_tokens=4), 0.0)
+        steps[name] = emu.engine.step(0.0).duration_s
+    assert steps["vllm"] - steps["trtllm"] == pytest.approx(2.19e-3, abs=1e-12)
+    assert Emulator(EmulatorConfig()).engine.model.dep.efficiency == get_engine("vllm").efficiency
+    with pytest.raises(ConfigError, match="unknown engine 'sglang'"):
+        Emulator(EmulatorConfig(engine="sglang"))
+    r = CliRunner().invoke(app, ["emulate", "--engine", "sglang"])
+    assert r.exit_code == 2 and "unknown engine" in r.output
+
+
+def test_request_overhead_delays_the_first_token(monkeypatch) -> None:
+    # a profile with a 0.3 s per-request cost: a lone request's TTFT is at least
+    # 0.3 s + its prefill step (speedup 1)
+    vllm = get_engine("vllm")
+    eff = dataclasses.replace(vllm.efficiency, request_overhead_s=0.3)
+    monkeypatch.setitem(ENGINE_PROFILES, "slow", dataclasses.replace(
+        vllm, name="slow", efficiency=eff, per_request_overhead_s=0.3))
+    with emulator_server(EmulatorConfig(speedup=1.0, engine="slow")) as emu:
+        base = f"http://127.0.0.1:{emu.port}"
+        t = time.perf_counter()
+        code, body = _post(base + "/v1/completions", json.dumps({"prompt": "a " * 64, "max_tokens": 1}).encode())
+        elapsed = time.perf_counter() - t
+        vals = parse_metrics(urllib.request.urlopen(base + "/metrics").read().decode())
+    assert code == 200 and elapsed >= 0.3
+    ttft_sum = vals["vllm:time_to_first_token_seconds_sum"]
+    assert 0.3 <= ttft_sum <= 0.3 + 0.2, ttft_sum

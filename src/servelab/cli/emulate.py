@@ -24,6 +24,9 @@ def emulate(
     max_num_seqs: int = typer.Option(256),
     max_num_batched_tokens: int = typer.Option(8192),
     served_model_name: Optional[str] = typer.Option(None, help="Model id reported by /v1/models"),
+    engine: str = typer.Option("vllm", "--engine",
+                               help="Engine profile whose efficiencies and KV memory rule time the "
+                                    "replica: vllm | trtllm"),
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics
     with vLLM's metric names, token timing from the simulator's replica engine."""
@@ -35,7 +38,9 @@ def emulate(
     try:
         cfg = EmulatorConfig(model=model, gpu=gpu, tp=tp, speedup=speedup, max_queue=max_queue,
                              max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                             served_model_name=served_model_name)
+                             served_model_name=served_model_name, engine=engine)
+        from ..perf import get_engine
+        get_engine(engine)                       # unknown name: exit 2 before serving
     except ConfigError as e:
         _err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
@@ -47,7 +52,7 @@ def emulate(
             _err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2)
         await emu.start(host, port)
-        _err.print(f"servelab emulator: {model} on {gpu} (tp {tp}, speedup {speedup:g}) at http://{host}:{emu.port}")
+        _err.print(f"servelab emulator: {model} on {gpu} (tp {tp}, engine {engine}, speedup {speedup:g}) at http://{host}:{emu.port}")
         try:
             await asyncio.Event().wait()
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -101,6 +101,9 @@ def _print_table(r: dict[str, Any]) -> None:
             f"{r['input_tokens']} in / {r['output_tokens']} out"
             + (f", engine {r['engine']}" if r.get("engine") else ""))
     con.print(f"[bold]{head}[/bold]")
+    if r.get("calibration"):
+        cal = r["calibration"]
+        con.print(f"efficiency from calibration {cal['path']} (sha256 {cal['sha256'][:12]}…)")
     for note in r["notes"]:
         con.print(f"[yellow]note:[/yellow] {note}")
 
@@ -170,18 +173,35 @@ def estimate(
     max_num_seqs: int = typer.Option(256, "--max-num-seqs", help="Most sequences per step (vLLM)."),
     max_num_batched_tokens: int = typer.Option(8192, "--max-num-batched-tokens",
                                                help="Token budget per step (chunked prefill)."),
+    calibration: Optional[str] = typer.Option(
+        None, "--calibration", help="Calibration JSON (`servelab calibrate`): its efficiency replaces "
+                                    "the engine profile's; the engine still sets the KV memory rule."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Memory budget, KV capacity, TTFT, decode speed and offline throughput of one deployment."""
+    from ._calibration import load as load_cal
     try:
         profile = get_engine(engine)
         dep = _build(model, gpu, tp, pp, ep, dtype, kv_dtype, gpu_memory_utilization,
                      max_num_seqs, max_num_batched_tokens, profile)
+        cal = load_cal(calibration) if calibration else None
+        warnings: list[str] = []
+        if cal is not None:
+            dep = cal.apply(dep)
+            diff = cal.differences(dep)
+            if diff:
+                warnings.append(f"calibration {calibration} was fitted on another deployment "
+                                f"({'; '.join(diff)}); its efficiencies may not carry over")
         result = estimate_dict(dep, input_tokens, output_tokens, profile)
         result["engine_memory_fraction"] = gpu_memory_utilization   # as given, under the engine's rule
+        result["efficiency_source"] = "calibration" if cal is not None else f"engine profile {profile.name}"
+        result["calibration"] = cal.to_dict() if cal is not None else None
+        result["warnings"] = warnings
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
     if json_out:
         typer.echo(json.dumps(result, indent=2, allow_nan=False))
     else:

@@ -78,6 +78,10 @@ def _print_plan(res: dict[str, Any], con: Console) -> None:
         k = steps["3_kv_cache"].get(d, {}).get("kv_bytes_per_token")
         t.add_row(d, fmt_bytes(w) if w else "–", f"{k:,.0f}" if k else "–")
     con.print(t)
+    cal = inp.get("calibration")
+    if cal:
+        con.print(f"  calibration {cal['path']} (sha256 {cal['sha256'][:12]}…): {cal['rule']}; "
+                  f"applied to {len(cal['applied_to'])} candidate(s)")
     cands = res["candidates"]
     t = Table(title=f"4 · Candidates: {len(cands)} enumerated, not simulated and why")
     t.add_column("verdict"), t.add_column("count", justify="right"), t.add_column("example reason")
@@ -174,6 +178,9 @@ def plan_command(
     spares: int = typer.Option(1, help="Spare replicas for failures (N+spares)."),
     node_sizes: str = typer.Option("1,2,4,8", "--node-sizes", help="Instance sizes in GPUs (e.g. 8 for whole nodes)."),
     engine: str = typer.Option("vllm", "--engine", help="Engine profile: vllm | trtllm (step overheads, KV rule)."),
+    calibration: Optional[str] = typer.Option(
+        None, "--calibration", help="Calibration JSON (`servelab calibrate`): its efficiency replaces the "
+                                    "engine profile's for candidates on the GPU it was fitted on only."),
     executor: str = typer.Option("local", help=f"Where candidates run: {', '.join(EXECUTORS)}."),
     jobs: Optional[int] = typer.Option(None, help="Parallel workers (default: CPUs available)."),
     seed: int = typer.Option(0, help="Seed for every generated request list."),
@@ -191,6 +198,24 @@ def plan_command(
             raise ConfigError(f"--headroom must be >= 1, got {headroom:g}")
         if spares < 0:
             raise ConfigError(f"--spares must be >= 0, got {spares}")
+        cal, cal_gpu, notices = None, None, []
+        if calibration:
+            from ._calibration import load as load_cal
+            cal = load_cal(calibration)
+            cal_gpu = cal.gpu
+            if not cal_gpu:
+                raise ConfigError(f"calibration {calibration!r} does not name the GPU it was fitted on "
+                                  "('deployment.gpu'); the plan cannot tell which candidates it describes")
+            if gpus and cal_gpu not in _csv(gpus):
+                raise ConfigError(f"calibration {calibration!r} was fitted on {cal_gpu}, which --gpus "
+                                  f"({gpus}) leaves out: it would change nothing")
+            notices.append(f"calibration {calibration} (fitted on {cal_gpu}) applies to candidates on "
+                           f"{cal_gpu} only; candidates on other GPUs use the {engine} engine profile, "
+                           "so comparisons across GPUs mix calibrated and uncalibrated efficiencies")
+            cal_model = (cal.deployment or {}).get("model")
+            if cal_model and cal_model != model:
+                notices.append(f"calibration was fitted on model {cal_model}, the plan is for {model}: "
+                               "its efficiencies may not carry over")
         req = PlanRequest(
             model=model, workload=workload, rate_rps=rate, slo=slo, gpus=_csv(gpus),
             weight_dtypes=_csv(precisions), kv_dtypes=_csv(kv_precisions), tps=_ints(tp, "tp"),
@@ -198,7 +223,12 @@ def plan_command(
             search=SearchSettings(seed=seed, max_requests=max_requests,
                                   min_requests=min(SearchSettings().min_requests, max_requests)),
             fleet_duration_s=fleet_duration, heterogeneous=heterogeneous, sensitivity=sensitivity,
-            executor=executor, jobs=jobs, engine=engine)
+            executor=executor, jobs=jobs, engine=engine,
+            calibration=cal.efficiency if cal is not None else None, calibration_gpu=cal_gpu,
+            calibration_info={"path": cal.path, "sha256": cal.sha256, "deployment": cal.deployment,
+                              "notices": notices} if cal is not None else None)
+        for n in notices:
+            err.print(f"[yellow]note:[/] {n}")
         if not req.weight_dtypes:
             raise ConfigError("--precisions is empty; e.g. bf16,fp8")
         with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import Any, Optional
@@ -19,12 +20,14 @@ def build_config(
     router: str, max_queue: Optional[int], rate_limit: Optional[float], burst: Optional[float],
     timeout_s: Optional[float], exact: bool, seed: int, max_num_seqs: int,
     max_num_batched_tokens: int, prefix_caching: bool, token_times: bool, cpu_kv_gib: float = 0.0,
-    autoscaler: Any = None, faults: tuple = (), engine: str = "vllm",
+    autoscaler: Any = None, faults: tuple = (), engine: str = "vllm", efficiency: Any = None,
 ) -> Any:
     """The SimConfig the command line describes (one homogeneous pool).
 
     ``engine``: the engine profile (:mod:`servelab.perf.engines`) whose step overheads
     and KV memory rule the replicas run with (default vllm, what the emulator mimics).
+    ``efficiency``: a ``perf.Efficiency`` (e.g. from a calibration file) replacing the
+    profile's; the profile's KV memory rule still applies.
 
     ``cpu_kv_gib``: host-DRAM KV tier per replica. Blocks = GiB / (KV bytes per token ·
     block size); load time per block = the per-GPU share of a block / the GPU's PCIe
@@ -39,6 +42,8 @@ def build_config(
                      kv_dtype=kv_dtype.lower(), max_num_seqs=max_num_seqs,
                      max_num_batched_tokens=max_num_batched_tokens)
     dep = get_engine(engine).deployment(dep)
+    if efficiency is not None:
+        dep = dataclasses.replace(dep, efficiency=efficiency)
     cpu_blocks, load_s = 0, 0.0
     if cpu_kv_gib > 0:
         b = memory_budget(dep)
@@ -95,14 +100,20 @@ def simulate_cmd(
     slo: Optional[str] = typer.Option(None, "--slo", help="e.g. ttft_p95=2s,tpot_p95=50ms (default: the workload's)."),
     out: Optional[str] = typer.Option(None, "--out", help="Write meta, records, summary and time series here."),
     token_times: bool = typer.Option(False, "--token-times", help="Record every token's time (bigger records)."),
+    calibration: Optional[str] = typer.Option(
+        None, "--calibration", help="Calibration JSON (`servelab calibrate`): its efficiency replaces "
+                                    "the engine profile's; the engine still sets the KV memory rule."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Simulate a serving fleet under a workload and summarize TTFT/TPOT/E2E, throughput, goodput."""
     from .. import metrics, recordio
     from ..catalog import generate_requests, get_workload, parse_slo
     from ..sim import AutoscalerConfig, Fault, simulate
+    from ._calibration import load as load_cal
 
+    warnings: list[str] = []
     try:
+        cal = load_cal(calibration) if calibration else None
         auto = None
         if autoscale_max:
             auto = AutoscalerConfig(metric=autoscale_metric, target=autoscale_target,  # type: ignore[arg-type]
@@ -120,7 +131,14 @@ def simulate_cmd(
                               max_num_batched_tokens=max_num_batched_tokens,
                               prefix_caching=not no_prefix_caching, token_times=token_times,
                               cpu_kv_gib=cpu_kv_gib, autoscaler=auto, faults=faults,
-                              engine=engine)
+                              engine=engine, efficiency=cal.efficiency if cal is not None else None)
+        if cal is not None:
+            diff = cal.differences(config.replicas[0].deployment)
+            if diff:
+                warnings.append(f"calibration {calibration} was fitted on another deployment "
+                                f"({'; '.join(diff)}); its efficiencies may not carry over")
+        for w in warnings:
+            typer.echo(f"warning: {w}", err=True)
         reqs = generate_requests(wl, rate_rps=rate, duration_s=duration, seed=seed)
         show = not json_out and sys.stderr.isatty()
         if show:
@@ -139,12 +157,19 @@ def simulate_cmd(
     from ..perf import get_engine
     profile = get_engine(engine)
     result.meta.config = {"cli": {"model": model, "gpu": gpu, "workload": workload, "rate": rate,
-                                  "duration_s": duration, "seed": seed, "engine": profile.name},
-                          "engine_profile": profile.to_dict(), **result.meta.config}
+                                  "duration_s": duration, "seed": seed, "engine": profile.name,
+                                  "calibration": calibration},
+                          "engine_profile": profile.to_dict(),
+                          "calibration": cal.to_dict() if cal is not None else None,
+                          **result.meta.config}
     summary = metrics.summarize(result.records, duration_s=duration, slo=slo_obj)
     summary["sim"] = {"makespan_s": result.duration_s, "replicas": result.replica_stats,
                       "events": [list(e) for e in result.events], "engine": profile.name}
     summary["engine"] = profile.name
+    summary["efficiency_source"] = "calibration" if cal is not None else f"engine profile {profile.name}"
+    summary["calibration"] = cal.to_dict() if cal is not None else None
+    if warnings:
+        summary["warnings"] = warnings
     if out:
         recordio.write_run(out, result.meta, result.records, summary, result.timeseries)
     if json_out:
@@ -155,6 +180,8 @@ def simulate_cmd(
     rate_s = f"{rate:g}" if rate is not None else f"{wl.arrival.rate_rps:g}"
     con.print(summary_table(summary, f"{model} on {replicas}× {gpu} TP{tp} ({profile.name}) — {workload} at "
                                      f"{rate_s} req/s for {duration:g} s (simulated)"))
+    if cal is not None:
+        con.print(f"efficiency from calibration {cal.path} (sha256 {cal.sha256[:12]}…)")
     if out:
         con.print(f"[dim]wrote {out}/ (meta, records, summary, timeseries)[/dim]")
 

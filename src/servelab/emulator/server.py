@@ -6,6 +6,12 @@ caching, preemption, bounded waiting queue); a driver coroutine runs the engine 
 by step in real time — each step's modelled duration (``perf.StepModel``) is slept,
 divided by ``speedup`` — and streams each request's new tokens as the step ends.
 
+Timing parameters: the deployment runs under an engine profile (``EmulatorConfig.engine``,
+default ``vllm``, :mod:`servelab.perf.engines`): its efficiencies (kernel fractions of
+peak plus vLLM's fitted per-step overhead) and KV memory rule. A non-zero
+``request_overhead_s`` delays each request's entry into the engine by that much
+(divided by ``speedup``), so it appears in TTFT and E2E (0 in the shipped profiles).
+
 Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/completions``,
 ``POST /v1/chat/completions`` (streaming SSE with ``stream_options.include_usage``,
 and non-streaming), ``GET /metrics`` (Prometheus text, vLLM's names, label
@@ -69,6 +75,7 @@ class EmulatorConfig:
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     served_model_name: str | None = None
+    engine: str = "vllm"       # engine profile (servelab.perf.engines): efficiencies, KV rule
 
 
 def _error(status: int, message: str, etype: str, param: str | None = None) -> web.Response:
@@ -96,14 +103,17 @@ class Emulator:
                  max_context: int | None = None) -> None:
         self.config = config
         self.name = config.served_model_name or config.model
+        self.request_overhead_s = 0.0
         if engine is None:
             from ..catalog import get_gpu, get_model
-            from ..perf import Deployment
+            from ..perf import Deployment, get_engine
             from ..sim import EngineConfig, ReplicaEngine
             model = get_model(config.model)
-            dep = Deployment(model=model, gpu=get_gpu(config.gpu), tp=config.tp,
-                             max_num_seqs=config.max_num_seqs,
-                             max_num_batched_tokens=config.max_num_batched_tokens)
+            dep = get_engine(config.engine).deployment(Deployment(
+                model=model, gpu=get_gpu(config.gpu), tp=config.tp,
+                max_num_seqs=config.max_num_seqs,
+                max_num_batched_tokens=config.max_num_batched_tokens))
+            self.request_overhead_s = dep.efficiency.request_overhead_s
             engine = ReplicaEngine(dep, EngineConfig(max_num_seqs=config.max_num_seqs,
                                                      max_num_batched_tokens=config.max_num_batched_tokens,
                                                      max_waiting=config.max_queue))
@@ -235,6 +245,9 @@ class Emulator:
             return _error(400, f"This model's maximum context length is {self.max_context} tokens. However, "
                           f"you requested {n_in + mt} tokens ({n_in} in the messages, {mt} in the completion).",
                           "invalid_request_error", "messages" if chat else "prompt")
+        t_arrive = time.perf_counter()
+        if self.request_overhead_s > 0:       # the engine's fixed per-request cost
+            await asyncio.sleep(self.request_overhead_s / self.config.speedup)
         rid = f"cmpl-{next(self._ids)}"
         spec = RequestSpec(id=rid, arrival_s=self._sim_clock(), input_tokens=n_in, output_tokens=mt)
         fits = getattr(self.engine, "fits", None)
@@ -242,6 +255,7 @@ class Emulator:
         if why:
             return _error(400, why.removeprefix("400 "), "invalid_request_error")
         r = _Req(rid, mt)
+        r.t_arrive = t_arrive
         self.reqs[rid] = r
         if not self.engine.add(spec, max(self._sim_now, self._sim_clock())):
             self.reqs.pop(rid, None)

@@ -144,14 +144,18 @@ def _model(name: str) -> Any:
 
 
 def deployment(sc: Scenario) -> Any:
+    """The scenario's deployment as its engine profile runs it (``engine.profile``,
+    default vllm: efficiencies and per-step overhead; ``gpu_memory_utilization`` read
+    under the profile's KV memory rule)."""
     from ..catalog import get_gpu
-    from ..perf import Deployment
+    from ..perf import Deployment, get_engine
 
-    return Deployment(model=_model(sc.model), gpu=get_gpu(sc.gpu), tp=sc.tp, pp=sc.pp, ep=sc.ep,
-                      weight_dtype=sc.weight_dtype, kv_dtype=sc.kv_dtype,
-                      gpu_memory_utilization=sc.engine.gpu_memory_utilization,
-                      max_num_seqs=sc.engine.max_num_seqs,
-                      max_num_batched_tokens=sc.engine.max_num_batched_tokens)
+    dep = Deployment(model=_model(sc.model), gpu=get_gpu(sc.gpu), tp=sc.tp, pp=sc.pp, ep=sc.ep,
+                     weight_dtype=sc.weight_dtype, kv_dtype=sc.kv_dtype,
+                     gpu_memory_utilization=sc.engine.gpu_memory_utilization,
+                     max_num_seqs=sc.engine.max_num_seqs,
+                     max_num_batched_tokens=sc.engine.max_num_batched_tokens)
+    return get_engine(sc.engine.profile).deployment(dep)
 
 
 def fleet_usd_per_hour(sc: Scenario) -> float:
@@ -183,7 +187,7 @@ def _run_simulate(sc: Scenario, exp: SimulateExperiment) -> RunOutput:
         raise RunnerUnavailable(f"simulator not available ({exc})") from None
     result = simulate(sim_config(sc, exact=exp.exact), scenario_requests(sc))
     return RunOutput(records=list(result.records), duration_s=sc.duration_s,
-                     engine_version=f"servelab-sim {versions()['servelab']}",
+                     engine_version=f"servelab-sim {versions()['servelab']} ({sc.engine.profile} profile)",
                      gpu=f"{sc.gpu} (simulated)", timeseries=getattr(result, "timeseries", None))
 
 

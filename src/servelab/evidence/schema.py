@@ -12,7 +12,7 @@ A decision file has three parts (full reference in docs/evidence.md)::
         rate_rps: 10
         duration_s: 60
         burst: {factor: 3, start_s: 20, duration_s: 10}
-        engine: {max_num_seqs: 256, max_queue: 64}
+        engine: {profile: vllm, max_num_seqs: 256, max_queue: 64}   # or just `engine: vllm`
         experiments: [{kind: simulate}]
     claims:
       - id: bounded-delivery
@@ -64,7 +64,20 @@ class EngineSettings(_Model):
     max_queue: int | None = Field(
         None, ge=0, le=1 << 20, description="Bound on waiting requests per replica; beyond it requests are rejected (503). None: unbounded.")
     gpu_memory_utilization: float = Field(
-        0.9, gt=0.0, le=1.0, description="Fraction of GPU memory the engine may use (vLLM).")
+        0.9, gt=0.0, le=1.0, description="Memory fraction under the profile's KV rule: of the whole GPU "
+                                         "(vllm gpu_memory_utilization), of the memory free after weights (trtllm).")
+    profile: str = Field(
+        "vllm", description="Engine profile (servelab.perf.engines): efficiencies, per-step overhead, KV memory rule.")
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, v: str) -> str:
+        from ..perf.engines import get_engine
+
+        try:
+            return get_engine(v).name
+        except ServelabError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class BurstSpec(_Model):
@@ -171,7 +184,9 @@ class Scenario(_Model):
     timeout_s: float | None = Field(None, gt=0.0, description="Client timeout per request.")
     slo: str | None = Field(
         None, description="SLO like 'ttft_p95=2s,e2e_p95=2s' (default: the workload's).")
-    engine: EngineSettings = Field(default_factory=EngineSettings)
+    engine: EngineSettings = Field(
+        default_factory=EngineSettings,
+        description="Engine profile and limits; a bare name (`engine: trtllm`) sets the profile only.")
     experiments: list[Experiment] = Field(
         default_factory=lambda: [SimulateExperiment()], min_length=1,
         description="Experiments that produce evidence for this scenario.")
@@ -179,6 +194,11 @@ class Scenario(_Model):
     _model = field_validator("model")(lambda cls, v: v if v.endswith(".json") else _check_catalog("model", v))
     _gpu = field_validator("gpu")(lambda cls, v: _check_catalog("gpu", v))
     _workload = field_validator("workload")(lambda cls, v: _check_catalog("workload", v))
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_name(cls, v: Any) -> Any:
+        return {"profile": v} if isinstance(v, str) else v
 
     @field_validator("slo")
     @classmethod

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from ..catalog.gpus import GPU
 from ..errors import ConfigError
+from ..units import dtype_bytes
 
 __all__ = [
     "WEIGHT_DTYPES", "KV_DTYPES", "UNQUANTIZED_BYTES", "INT4_GROUP_SIZE",
@@ -38,18 +39,19 @@ __all__ = [
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
 KV_DTYPES = ("bf16", "fp16", "fp8")
-UNQUANTIZED_BYTES = 2.0        # bf16 embeddings, LM head, norms, router
+UNQUANTIZED_BYTES = dtype_bytes("bf16")   # bf16 embeddings, LM head, norms, router
 INT4_GROUP_SIZE = 128          # AWQ/GPTQ default group size
 
+# Element widths come from servelab.units.DTYPE_BYTES; only the per-group metadata of
+# the block-quantized formats is specific to weight storage (module docstring).
 _WEIGHT_BYTES = {
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp8": 1.0,
-    "int8": 1.0,
-    "int4": 0.5 + (2.0 + 0.5) / INT4_GROUP_SIZE,   # nibble + fp16 scale + 4-bit zero per group
-    "fp4": 0.5 + 1.0 / 16,                          # NVFP4: E2M1 + FP8 scale per 16
+    **{d: dtype_bytes(d) for d in ("bf16", "fp16", "fp8", "int8")},
+    # nibble + fp16 scale + 4-bit zero point per group of INT4_GROUP_SIZE
+    "int4": dtype_bytes("int4") + (dtype_bytes("fp16") + dtype_bytes("int4")) / INT4_GROUP_SIZE,
+    # NVFP4: E2M1 nibble + one FP8 E4M3 scale per 16 elements
+    "fp4": dtype_bytes("fp4") + dtype_bytes("fp8") / 16,
 }
-_KV_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
+_KV_BYTES = {d: dtype_bytes(d) for d in KV_DTYPES}
 
 
 def weight_storage_bytes(dtype: str) -> float:

@@ -134,6 +134,10 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
     workload = with_rate(wl0, rate)
     st = req.search
     engine = get_engine(req.engine)
+    if req.calibration is not None and not req.calibration_gpu:
+        raise ConfigError("a calibration needs the GPU it was fitted on (calibration_gpu) to "
+                          "know which candidates it describes")
+    calibrated: list[str] = []
 
     # 1. characterize
     tick("characterize", 0, 1)
@@ -174,6 +178,11 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
             model=model, gpu=gpu, tp=c.tp, pp=c.pp, ep=c.ep, weight_dtype=c.weight_dtype,
             kv_dtype=c.kv_dtype, max_num_seqs=st.max_num_seqs,
             max_num_batched_tokens=st.max_num_batched_tokens))
+        if req.calibration is not None and c.gpu == req.calibration_gpu:
+            dep = dataclasses.replace(dep, efficiency=req.calibration)
+            row["notes"] = row["notes"] + [
+                f"efficiency from the calibration file (fitted on {req.calibration_gpu})"]
+            calibrated.append(c.key)
         try:
             a = analyze(dep, in_mean=prof.input_tokens.mean, in_p50=prof.input_tokens.p50,
                         out_mean=prof.output_tokens.mean, ctx_p95=prof.context_tokens.p95,
@@ -287,6 +296,12 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
     return {
         "inputs": {"model": model.name, "workload": workload.name, "rate_rps": rate,
                    "engine": engine.name, "engine_profile": engine.to_dict(),
+                   "calibration": None if req.calibration is None else {
+                       **(req.calibration_info or {}), "gpu": req.calibration_gpu,
+                       "rule": (f"calibrated efficiency applied to candidates on "
+                                f"{req.calibration_gpu} only; candidates on other GPUs use the "
+                                f"{engine.name} engine profile"),
+                       "applied_to": calibrated},
                    "slo": slo.as_text() if hasattr(slo, "as_text") else str(slo),
                    "gpus": [g.name for g in gpus], "weight_dtypes": list(req.weight_dtypes),
                    "kv_dtypes": list(kv_dtypes), "tps": list(req.tps), "pps": list(pps),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .cost import DEFAULT_NODE_SIZES
 from .evaluate import SearchSettings
@@ -43,3 +44,10 @@ class PlanRequest:
     executor: str = "local"
     jobs: int | None = None
     engine: str = "vllm"        # engine profile (servelab.perf.engines): step overheads, KV rule
+    # A calibrated perf.Efficiency (servelab calibrate) and the GPU it was fitted on: it
+    # replaces the engine profile's efficiency for candidates on that GPU only; the
+    # others keep the profile (efficiencies are fractions of one GPU's peaks, measured
+    # with that GPU's kernels). ``calibration_info``: what outputs record (path, sha256, ...).
+    calibration: Any = None
+    calibration_gpu: str | None = None
+    calibration_info: dict[str, Any] | None = None

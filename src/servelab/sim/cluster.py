@@ -13,6 +13,12 @@ a replica, a request that can never fit there → failed "400 …", that replica
 ``max_waiting`` full → rejected "503 queue full". A client timeout ends a request
 "timed_out" at ``arrival + client_timeout_s`` wherever it is.
 
+Per-request overhead (``deployment.efficiency.request_overhead_s`` of the chosen
+replica, 0 in the shipped engine profiles): a routed request reaches that replica's
+engine this much later (an ``enter`` event); ``dispatch_s`` stays the routing time. It
+is in flight meanwhile (timeouts and faults reach it) but in no replica's queue. With
+0, requests enter at once and none of this runs.
+
 Each replica runs :class:`~servelab.sim.engine.ReplicaEngine`; one heap event marks
 the end of its step or decode stretch. A request that lands on a replica in the
 middle of a stretch and could join the batch truncates the stretch at the step in
@@ -59,7 +65,7 @@ class SimResult:
 
 
 class _Replica:
-    __slots__ = ("name", "engine", "spec", "state", "version", "busy", "index")
+    __slots__ = ("name", "engine", "spec", "state", "version", "busy", "index", "overhead_s")
 
     def __init__(self, name: str, engine: ReplicaEngine, spec: ReplicaSpec, index: int) -> None:
         self.name = name
@@ -69,6 +75,8 @@ class _Replica:
         self.version = 0
         self.busy = False
         self.index = index
+        eff = getattr(spec.deployment, "efficiency", None)
+        self.overhead_s = float(getattr(eff, "request_overhead_s", 0.0) or 0.0)
 
 
 class _Sim:
@@ -91,6 +99,9 @@ class _Sim:
         self.last_scale = -math.inf
         self.provisioning = 0
         self.names: dict[str, int] = {}
+        # requests between the router and their replica's engine (request_overhead_s > 0):
+        # index -> (replica, token); a token that no longer matches marks a stale event
+        self.transit: dict[int, tuple[_Replica, int]] = {}
         self.ts: dict[str, Any] = {"t_s": [], "waiting": [], "running": [], "kv_usage": [],
                                    "replicas": [], "per_replica": {}}
         self.now = 0.0
@@ -175,21 +186,51 @@ class _Sim:
             self._end(r, "rejected", "503 queue full", now, counted=False)
             return False
         rep = ready[self.router.pick(r.spec, ready)]
-        eng = rep.engine
-        why = eng.fits(r.spec)
+        why = rep.engine.fits(r.spec)
         if why:
             self._end(r, "failed", why, now, counted=False)
             return False
+        if rep.overhead_s:
+            # The replica's fixed per-request cost (tokenization, request set-up): the
+            # engine sees the request request_overhead_s after the router sent it.
+            self.in_flight += 1
+            r.replica = rep.name
+            r.dispatch_s = now
+            self.seq += 1
+            self.transit[r.idx] = (rep, self.seq)
+            heapq.heappush(self.heap, (now + rep.overhead_s, _ARRIVAL, self.seq, "enter", r, self.seq))
+            return True
+        return self._enter(r, rep, now, counted=False)
+
+    def _enter(self, r: SimRequest, rep: _Replica, now: float, *, counted: bool) -> bool:
+        """Queue ``r`` in ``rep``'s engine at ``now``; ``counted``: already in flight."""
+        eng = rep.engine
         if not eng.enqueue(r, now, checked=True):
-            self._end(r, "rejected", "503 queue full", now, counted=False)
+            self._end(r, "rejected", "503 queue full", now, counted=counted)
             return False
-        self.in_flight += 1
+        if not counted:
+            self.in_flight += 1
         if not rep.busy:
             self._start(rep, now)
         elif eng.p_k > 1 and (eng.priority or (eng.num_waiting == 1 and
                                                eng.B + len(eng.prefilling) < eng.cfg.max_num_seqs)):
             self._truncate(rep, now)
         return True
+
+    def on_enter(self, r: SimRequest, token: int, now: float) -> None:
+        """A request reaches its replica's engine after the per-request overhead."""
+        ent = self.transit.get(r.idx)
+        if ent is None or ent[1] != token:
+            return                          # timed out, or its replica was killed, meanwhile
+        del self.transit[r.idx]
+        rep = ent[0]
+        if rep.state == "dead":             # retired by a scale-down meanwhile: route again
+            self.in_flight -= 1
+            self.dispatch(r, now)
+            return
+        sent_s = r.dispatch_s
+        if self._enter(r, rep, now, counted=True):
+            r.dispatch_s = sent_s           # dispatch_s stays the router's decision time
 
     def _truncate(self, rep: _Replica, now: float) -> None:
         end = rep.engine.truncate(now)
@@ -212,6 +253,8 @@ class _Sim:
             return
         self._end(r, "timed_out", f"client timeout after {self.adm.client_timeout_s:g} s", now,
                   counted=True)
+        if self.transit.pop(r.idx, None) is not None:
+            return                          # never reached an engine
         rep = self._replica_of(r)
         if rep is not None:
             if rep.busy:
@@ -242,6 +285,12 @@ class _Sim:
         self.router.forget(target.name)
         self.events.append((now, "killed", target.name))
         victims = [r for r in target.engine.all_requests() if not r.status]
+        if self.transit:
+            lost = [i for i, (x, _t) in self.transit.items() if x is target]
+            for i in lost:
+                del self.transit[i]
+                if not self.all[i].status:
+                    victims.append(self.all[i])
         for r in victims:
             if fault.in_flight == "retry":
                 self.in_flight -= 1
@@ -346,6 +395,8 @@ class _Sim:
                 self.on_step(ev[4], ev[5], now)
             elif kind == "timeout":
                 self.on_timeout(ev[4], now)
+            elif kind == "enter":
+                self.on_enter(ev[4], ev[5], now)
             else:
                 done = i >= n and self.in_flight == 0
                 if kind == "sample":
