@@ -226,3 +226,14 @@ def test_multi_turn_conversation_reuses_previous_turn() -> None:
     assert eng.enqueue(t1, 5.0) and eng.enqueue(other, 5.0)
     eng.step(5.0)
     assert t1.cached_tokens == 144 and other.cached_tokens == 0
+
+
+def test_step_reports_when_each_request_is_first_scheduled() -> None:
+    # max_num_seqs=1 and 0.01 s steps: r0 runs 3 steps (prefill + 2 decodes) from t=0,
+    # so r1 is first scheduled at the start of the 4th step, t=0.03.
+    eng = _engine(max_num_seqs=1)
+    assert eng.add(_req(0, 10, 3), 0.0) and eng.add(_req(1, 10, 2), 0.0)
+    outs, _ = _run(eng)
+    started = [s for o in outs for s in o.started]
+    assert [rid for rid, _ in started] == ["r0", "r1"]
+    assert started[0][1] == 0.0 and started[1][1] == pytest.approx(0.03)

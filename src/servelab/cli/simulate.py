@@ -147,10 +147,10 @@ def simulate_cmd(
                           TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
                           console=Console(stderr=True), transient=True) as bar:
                 task = bar.add_task("sim", total=1.0)
-                result = simulate(config, reqs, duration_s=duration,
+                result = simulate(config, reqs,
                                   progress=lambda f: bar.update(task, completed=f))
         else:
-            result = simulate(config, reqs, duration_s=duration)
+            result = simulate(config, reqs)
     except (ConfigError, InfeasibleError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -162,7 +162,7 @@ def simulate_cmd(
                           "engine_profile": profile.to_dict(),
                           "calibration": cal.to_dict() if cal is not None else None,
                           **result.meta.config}
-    summary = metrics.summarize(result.records, duration_s=duration, slo=slo_obj)
+    summary = metrics.summarize(result.records, duration_s=result.meta.duration_s, slo=slo_obj)
     summary["sim"] = {"makespan_s": result.duration_s, "replicas": result.replica_stats,
                       "events": [list(e) for e in result.events], "engine": profile.name}
     summary["engine"] = profile.name

@@ -166,6 +166,11 @@ class Emulator:
                 await asyncio.sleep(delay)
             if out.preempted:
                 self.c_preempt.labels(self.name).inc(len(out.preempted))
+            for rid, start_s in out.started:
+                r = self.reqs.get(rid)
+                if r is not None:           # wall time from arrival to first scheduling
+                    self.h_queue.labels(self.name).observe(
+                        max(0.0, self._t0 + start_s / speed - r.t_arrive))
             t = time.perf_counter()
             for rid, n in out.tokens:
                 r = self.reqs.get(rid)
@@ -177,7 +182,6 @@ class Emulator:
                 if r.n_out == 0:
                     r.t_first = t
                     self.h_ttft.labels(self.name).observe(t - r.t_arrive)
-                    self.h_queue.labels(self.name).observe(0.0)
                 else:
                     self.h_itl.labels(self.name).observe(t - r.t_last)
                 r.t_last = t

@@ -462,7 +462,11 @@ def simulate(
 ) -> SimResult:
     """Run the fleet over ``requests``; every request ends in exactly one record.
 
-    ``duration_s`` (the offered-load window, for throughput) defaults to the last arrival.
+    ``duration_s`` (the window throughput is divided by, ``RunMeta.duration_s``) defaults
+    to the makespan — run start to the end of the last request — which is what a load
+    client measures (wall time to the last finish, as ``vllm bench serve`` does), so
+    simulated and measured throughput compare like for like. Dividing by the arrival
+    window instead would overstate the throughput of an overloaded fleet.
     """
     started = datetime.now(timezone.utc)
     sim = _Sim(config, requests)
@@ -474,7 +478,7 @@ def simulate(
                  if t is not None), default=0.0)
     if progress is not None:
         progress(1.0)
-    window = duration_s if duration_s is not None else (sim.reqs[-1].arrival_s if sim.reqs else 0.0)
+    window = duration_s if duration_s is not None else end_s
     meta = RunMeta(
         run_id=f"sim-{uuid.uuid4().hex[:12]}",
         kind="simulate",

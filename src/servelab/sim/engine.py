@@ -256,11 +256,12 @@ class ReplicaEngine(Scheduler):
         if end is None:
             return StepOutcome(duration_s=0.0, preempted=preempted)
         live = list(self.decoding)
+        started = [(r.rid, now_s) for r, _ in self.p_chunks if r.start_s == now_s]
         finished = self.commit()
         tokens = [(rid, 1) for rid in live]
         tokens += [(r.rid, 1) for r in self.last_first]
         return StepOutcome(duration_s=end - now_s, tokens=tokens,
-                           finished=[r.rid for r in finished], preempted=preempted)
+                           finished=[r.rid for r in finished], preempted=preempted, started=started)
 
     def stats(self, now_s: float | None = None) -> dict[str, float]:
         """vLLM-style gauges; with ``now_s`` inside a stretch, KV usage at that moment."""

@@ -71,3 +71,4 @@ class StepOutcome:
     tokens: list[tuple[str, int]] = field(default_factory=list)   # (request id, new output tokens)
     finished: list[str] = field(default_factory=list)
     preempted: list[str] = field(default_factory=list)
+    started: list[tuple[str, float]] = field(default_factory=list)  # (request id, start_s): first scheduled this step
