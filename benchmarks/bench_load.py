@@ -15,7 +15,11 @@ Measured in this process:
    server and load (50 req/s, 16-word prompts, 64 tokens); their CPU per request is the
    marginal CPU of child processes between a short and a longer run (start-up excluded);
    their TTFT error from their own result files (guidellm's read through servelab's
-   importer). Both need a tokenizer: a local word-level one is written to /tmp (no download).
+   importer).
+4. the transport floor: the same load received by a do-nothing asyncio.Protocol on the
+   same event loop (no decoding, no records) — the CPU that one loop wakeup and one
+   read per token chunk cost by themselves, the lower bound for any client that
+   timestamps every chunk as it arrives. Both need a tokenizer: a local word-level one is written to /tmp (no download).
 Bounded: < 3 minutes. Writes benchmarks/results/load.json.
 """
 
@@ -25,6 +29,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -58,18 +63,82 @@ def servelab_run(url: str, n: int, rate: float, client: str = "raw") -> dict:
     prompts = synthetic_prompts(arrival_times(kind="poisson", rate_rps=rate, num_requests=n, seed=1),
                                 input_len=16, output_len=TOKENS)
     ep = EndpointConfig(base_url=url, model="m", http_client=client)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     c0 = time.process_time()
     w0 = time.perf_counter()
     res = run_loop(run_load(prompts, ep, RunOptions()))
     cpu = time.process_time() - c0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     ok = [r for r in res.records if r.status == "ok"]
     ttft_err = np.array([r.first_token_s - r.dispatch_s - TTFT_S for r in ok])
     late = np.array([r.dispatch_s - r.arrival_s for r in res.records])
     return {"rate_rps": rate, "requests": n, "ok": len(ok), "wall_s": time.perf_counter() - w0,
             "cpu_s": cpu, "cpu_ms_per_request": 1000 * cpu / n,
+            "user_ms_per_request": 1000 * (r1.ru_utime - r0.ru_utime) / n,
+            "system_ms_per_request": 1000 * (r1.ru_stime - r0.ru_stime) / n,
+            "wakeups_per_request": (r1.ru_nvcsw - r0.ru_nvcsw) / n,
             "ttft_error_p50_ms": 1000 * float(np.median(ttft_err)) if len(ok) else None,
             "ttft_error_p99_ms": 1000 * float(np.percentile(ttft_err, 99)) if len(ok) else None,
             "lateness_p50_ms": 1000 * float(np.median(late)), "lateness_p99_ms": 1000 * float(np.percentile(late, 99))}
+
+
+def floor_run(url: str, n: int, rate: float) -> dict:
+    """The transport floor: the same load received by a do-nothing ``asyncio.Protocol``
+    on the same loop (keep-alive connections, reads kept as (time, bytes), no HTTP or
+    SSE decoding, no records): what one loop wakeup + one read per token chunk cost."""
+    from servelab.load._timer import DeadlineSleeper
+
+    body = json.dumps({"model": "m", "prompt": "a " * 16, "max_tokens": TOKENS, "stream": True,
+                       "stream_options": {"include_usage": True}}).encode()
+    port = int(url.rsplit(":", 1)[1])
+    req = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" \
+          b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    class Sink(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.reads: list = []
+            self.fut: asyncio.Future | None = None
+
+        def connection_made(self, tr: asyncio.BaseTransport) -> None:
+            self.tr = tr
+
+        def data_received(self, data: bytes) -> None:
+            self.reads.append((time.perf_counter(), data))
+            if data.endswith(b"\r\n0\r\n\r\n") or data == b"0\r\n\r\n":
+                self.fut.set_result(None)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        idle: list = []
+        sleeper = DeadlineSleeper()
+        t0 = time.perf_counter()
+
+        async def one() -> None:
+            if idle:
+                p = idle.pop()
+            else:
+                _, p = await loop.create_connection(Sink, "127.0.0.1", port)
+            p.reads, p.fut = [], loop.create_future()
+            p.tr.write(req)
+            await p.fut
+            idle.append(p)
+
+        tasks = []
+        for t in arrival_times(kind="poisson", rate_rps=rate, num_requests=n, seed=1):
+            await sleeper.until(t0 + t)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        sleeper.close()
+        for p in idle:
+            p.tr.close()
+
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    run_loop(main())
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    user, sys_ = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+    return {"rate_rps": rate, "requests": n, "cpu_ms_per_request": 1000 * (user + sys_) / n,
+            "user_ms_per_request": 1000 * user / n, "system_ms_per_request": 1000 * sys_ / n,
+            "wakeups_per_request": (r1.ru_nvcsw - r0.ru_nvcsw) / n}
 
 
 def workers_run(url: str, n: int, rate: float, workers: int) -> dict:
@@ -276,12 +345,20 @@ def main() -> None:
                  "host": {"cpus": os.cpu_count(), "python": platform.python_version()}}
     try:
         servelab_run(url, 20, 50.0)                                    # warm-up
+        floor = [floor_run(url, 300, 50.0) for _ in range(2)]
         cpu_raw = servelab_run(url, 300, 50.0, "raw")
         cpu_aio = servelab_run(url, 300, 50.0, "aiohttp")
         cpu_hx = httpx_run(url, 300, 50.0)
         out["cpu_per_request"] = {"servelab_raw": cpu_raw, "servelab_aiohttp": cpu_aio, "httpx_loop": cpu_hx,
                                   "ratio_aiohttp_over_raw": cpu_aio["cpu_s"] / cpu_raw["cpu_s"],
-                                  "ratio_httpx_over_raw": cpu_hx["cpu_s"] / cpu_raw["cpu_s"]}
+                                  "ratio_httpx_over_raw": cpu_hx["cpu_s"] / cpu_raw["cpu_s"],
+                                  "transport_floor": floor}
+        for f in floor:
+            print(f"transport floor at 50 req/s (do-nothing protocol, same loop): {f['cpu_ms_per_request']:.3f} ms "
+                  f"(user {f['user_ms_per_request']:.3f} + system {f['system_ms_per_request']:.3f}), "
+                  f"{f['wakeups_per_request']:.1f} wakeups per request")
+        print(f"servelab raw at 50 req/s: user {cpu_raw['user_ms_per_request']:.3f} + system "
+              f"{cpu_raw['system_ms_per_request']:.3f} ms, {cpu_raw['wakeups_per_request']:.1f} wakeups per request")
         print(f"CPU per 64-token streamed request at 50 req/s: servelab raw {cpu_raw['cpu_ms_per_request']:.3f} ms, "
               f"servelab aiohttp {cpu_aio['cpu_ms_per_request']:.3f} ms, httpx loop "
               f"{cpu_hx['cpu_ms_per_request']:.3f} ms (aiohttp/raw {out['cpu_per_request']['ratio_aiohttp_over_raw']:.2f}, "
@@ -289,7 +366,7 @@ def main() -> None:
         sweep = []
         sustained = None
         for rate in (50, 100, 200, 400, 800):
-            if time.time() - t_start > 40:
+            if time.time() - t_start > 60:
                 break
             r = servelab_run(url, int(min(1200, max(200, rate * 2))), float(rate))
             sweep.append(r)
@@ -313,6 +390,9 @@ def main() -> None:
                       f"lateness p99 {r['lateness_p99_ms']:.2f} ms, ok {r['ok']}/{r['requests']}")
         out["peers"] = peers(url, 100.0)
         for name, p in out["peers"].items():
+            if "cpu_ms_per_request" in p and p["cpu_ms_per_request"] <= 0:
+                # the difference of two whole-process runs drowned in start-up noise
+                p["cpu_note"] = "marginal CPU not positive: start-up noise exceeded the difference; discard"
             if "cpu_ms_per_request" in p:
                 p["cpu_ratio_vs_servelab_raw"] = p["cpu_ms_per_request"] / cpu_raw["cpu_ms_per_request"]
                 print(f"{name}: CPU {p['cpu_ms_per_request']:.3f} ms/req "

@@ -145,7 +145,7 @@ def _error_message(status: int, text: str) -> str:
 
 class _Stream:
     """State of one stream while its chunks are parsed (kept small and flat)."""
-    __slots__ = ("times", "chunks", "usage", "finish_reason", "done", "error", "text", "keep_text")
+    __slots__ = ("times", "chunks", "usage", "finish_reason", "done", "error", "text", "keep_text", "ended")
 
     def __init__(self, keep_text: bool) -> None:
         self.times: list[float] = []
@@ -156,6 +156,7 @@ class _Stream:
         self.error: str | None = None
         self.text: list[str] = []
         self.keep_text = keep_text
+        self.ended = 0.0                  # when [DONE] or a stream error was parsed (raw path)
 
     def event(self, name: bytes, data: bytes, now: float, chat: bool) -> None:
         if data == DONE:
@@ -234,8 +235,8 @@ async def send_request(
     for attempt in (0, 1):
         try:
             if isinstance(session, RawPool):
-                await asyncio.wait_for(_exchange_raw(session, ep, body, headers, rec, st, chat, t0),
-                                       ep.request_timeout_s)
+                async with asyncio.timeout(ep.request_timeout_s):   # no extra task, unlike wait_for
+                    await _exchange_raw(session, ep, body, headers, rec, st, chat, t0)
             else:
                 await _exchange(session, ep, body, headers, rec, st, chat, t0)
         except ConnectError as e:
@@ -264,6 +265,10 @@ async def send_request(
             rec.reason = f"stream cut after {st.chunks} chunks: {type(e).__name__}: {e}"
         except asyncio.TimeoutError:
             rec.finish_s = perf() - t0
+            if st.error is not None and st.ended:
+                # the stream broke before the timeout; its reads were decoded late
+                rec.finish_s = st.ended
+                break
             rec.status = "timed_out"
             rec.reason = f"no complete response within {ep.request_timeout_s:g} s" + (
                 f" ({st.chunks} chunks received)" if st.chunks else "")
@@ -310,7 +315,6 @@ async def _exchange(session: aiohttp.ClientSession, ep: EndpointConfig, body: by
 async def _exchange_raw(pool: RawPool, ep: EndpointConfig, body: bytes, headers: dict[str, str],
                         rec: RequestRecord, st: _Stream, chat: bool, t0: float) -> None:
     parser = SSEParser()
-    ended = [0.0]
 
     def on_body(data: bytes, now: float) -> bool:
         if st.error is not None or st.done:
@@ -319,12 +323,44 @@ async def _exchange_raw(pool: RawPool, ep: EndpointConfig, body: bytes, headers:
         for name, d in parser.feed(data):
             st.event(name, d, t, chat)
             if st.error is not None or st.done:
-                ended[0] = t
+                st.ended = t
                 break
         return st.error is not None            # a broken stream: stop reading it
 
+    marker = b'"content":"' if chat else b'"text":"'
+    after = len(marker)
+
+    def on_batch(times: list[float], reads: list[bytes], i: int) -> int:
+        """Count the reads from ``i`` on that are each one whole HTTP chunk holding one
+        plain content event (the usual shape of a streamed token) as tokens at their
+        read's arrival time; stop at the first other read (decoded one by one)."""
+        if st.done or st.error is not None or not parser.idle:
+            return i
+        tt = st.times
+        k, n = i, len(reads)
+        while k < n:
+            d = reads[k]
+            j = d.find(b"\r\n", 0, 10)
+            if j <= 0 or not d.startswith(b"data: ", j + 2) or not d.endswith(b"\n\n\r\n") \
+                    or d.count(b"\n") != 4:
+                break
+            try:
+                if int(d[:j], 16) != len(d) - j - 4:
+                    break
+            except ValueError:
+                break
+            m = d.find(marker, j)
+            if m < 0 or d[m + after] == 34 or b'"usage":{' in d or b'"finish_reason":"' in d \
+                    or b'"error"' in d:
+                break
+            tt.append(times[k] - t0)
+            k += 1
+        st.chunks += k - i
+        return k
+
     resp = await pool.request(ep.url, headers=headers, body=body, on_body=on_body,
-                              connect_timeout_s=ep.connect_timeout_s)
+                              connect_timeout_s=ep.connect_timeout_s,
+                              on_batch=None if st.keep_text else on_batch)
     rec.extra["http_status"] = resp.status
     now = time.perf_counter() - t0
     if resp.status != 200:
@@ -335,7 +371,7 @@ async def _exchange_raw(pool: RawPool, ep: EndpointConfig, body: bytes, headers:
     if not st.done and st.error is None:
         for name, d in parser.close():
             st.event(name, d, now, chat)
-    rec.finish_s = ended[0] or now
+    rec.finish_s = st.ended or now
 
 
 def _finish(rec: RequestRecord, st: _Stream) -> None:

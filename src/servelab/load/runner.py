@@ -17,10 +17,12 @@ shows it instead of silently thinning the load (coordinated omission).
 - Every finished record goes to ``on_record`` immediately (the CLI writes it to
   JSONL and flushes).
 
-Timing: ``asyncio.sleep`` wakes up to ~1 ms after its deadline (epoll's millisecond
-timeout); that shows as lateness, it is not hidden. uvloop's millisecond timers can
-also fire before the deadline, so the dispatcher sleeps again until it has passed:
-a request is never sent early.
+Timing: the dispatcher waits on a ``timerfd`` armed with the absolute deadline
+(``_timer.DeadlineSleeper``, Linux): one wakeup, no millisecond rounding. Elsewhere
+``asyncio.sleep`` wakes up to ~1 ms after its deadline (epoll's millisecond
+timeout), or — uvloop's millisecond timers — before it, so it sleeps again until the
+deadline has passed. Either way a request is never sent early and any lateness is
+recorded, not hidden.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any, Callable, Sequence
 import aiohttp
 
 from ..records import RequestRecord
+from ._timer import DeadlineSleeper, sleep_until
 from .client import EndpointConfig, Prompt, build_body, send_request
 from .rawhttp import RawPool
 from .scrape import Scraper
@@ -106,8 +109,7 @@ async def run_load(
             if p.conversation >= 0 and p.turn > 0 and (p.conversation, p.turn - 1) in conv_done:
                 prev_finish, history = await conv_done[(p.conversation, p.turn - 1)]
                 offered = max(p.arrival_s, prev_finish + opts.think_time_s)
-                while (delay := t0 + offered - perf()) > 0:
-                    await asyncio.sleep(delay)
+                await sleep_until(t0 + offered)
                 p.arrival_s = offered
             if sem is not None:
                 await sem.acquire()
@@ -160,24 +162,26 @@ async def run_load(
                 if p.conversation == c:
                     conv_done[(c, p.turn)] = asyncio.get_running_loop().create_future()
         offered = 0
-        for p in prompts:
-            if stop.is_set():
-                break
-            if not (p.conversation >= 0 and p.turn > 0):
-                delay = t0 + p.arrival_s - perf()
-                if delay > 0.2:
-                    try:
-                        await asyncio.wait_for(stop.wait(), delay)
-                        break
-                    except asyncio.TimeoutError:
-                        pass
-                target = t0 + p.arrival_s
-                while (delay := target - perf()) > 0:   # uvloop's ms timers may fire early
-                    await asyncio.sleep(delay)
-            offered += 1
-            task = asyncio.create_task(one(p, transport))
-            inflight[task] = p
-            task.add_done_callback(inflight.pop)
+        sleeper = DeadlineSleeper()
+        try:
+            for p in prompts:
+                if stop.is_set():
+                    break
+                if not (p.conversation >= 0 and p.turn > 0):
+                    delay = t0 + p.arrival_s - perf()
+                    if delay > 0.2:
+                        try:
+                            await asyncio.wait_for(stop.wait(), delay)
+                            break
+                        except asyncio.TimeoutError:
+                            pass
+                    await sleeper.until(t0 + p.arrival_s)
+                offered += 1
+                task = asyncio.create_task(one(p, transport))
+                inflight[task] = p
+                task.add_done_callback(inflight.pop)
+        finally:
+            sleeper.close()          # the timerfd, also when the run is cancelled
         interrupted = stop.is_set()
         pending = set(inflight)
         if pending:

@@ -93,6 +93,11 @@ class SSEParser:
         return out
 
     @property
+    def idle(self) -> bool:
+        """No partial line, no pending data lines, no event name: between events."""
+        return not (self._buf or self._data or self._event)
+
+    @property
     def pending_bytes(self) -> int:
         """Bytes received but not yet part of a complete line."""
         return len(self._buf)
