@@ -43,7 +43,7 @@ def _scenario() -> dict:
     out = {k: s[k] for k in KEYS}
     for m in LAT:
         out[m] = {p: s[m][p] for p in ("p50", "p90", "p95", "p99")}
-    out["replicas"] = {name: {k: v for k, v in st.items()}
+    out["replicas"] = {name: {k: v for k, v in st.items() if not isinstance(v, dict)}
                        for name, st in sorted(res.replica_stats.items())}
     out["makespan_s"] = res.duration_s
     return out

@@ -17,6 +17,7 @@ from servelab.sim import (
     ConstantStepModel,
     EngineConfig,
     Fault,
+    KVTier,
     ReplicaSpec,
     SimConfig,
     simulate,
@@ -92,11 +93,13 @@ def test_mdc_little_law_and_utilisation() -> None:
     spec_k=st.sampled_from([0, 3]),
     policy=st.sampled_from(["fcfs", "priority"]),
     cpu_blocks=st.sampled_from([0, 50]),
+    nvme_blocks=st.sampled_from([0, 40]),
+    to_zero=st.booleans(),
 )
 def test_conservation_every_request_ends_exactly_once(n, seed, blocks, max_seqs, replicas, router,
                                                        max_queue, rate_limit, timeout, fault,
                                                        exact, scaler, loras, spec_k, policy,
-                                                       cpu_blocks) -> None:
+                                                       cpu_blocks, nvme_blocks, to_zero) -> None:
     rng = random.Random(seed)
     t = 0.0
     reqs = []
@@ -112,12 +115,16 @@ def test_conservation_every_request_ends_exactly_once(n, seed, blocks, max_seqs,
                           max_num_batched_tokens=max(256, max_seqs), max_loras=loras,
                           lora_load_s=0.01, num_speculative_tokens=spec_k,
                           spec_acceptance_rate=0.7, scheduling_policy=policy,
-                          cpu_kv_blocks=cpu_blocks, cpu_kv_load_s_per_block=0.001)
-    spec = ReplicaSpec(engine=engine, step_model=AffineStepModel(), count=replicas)
+                          cpu_kv_blocks=cpu_blocks, cpu_kv_load_s_per_block=0.001,
+                          kv_tiers=(KVTier(name="nvme", blocks=nvme_blocks, block_bytes=1e6,
+                                           read_bytes_per_s=7.45e9, latency_s=1e-4),))
+    # scale to zero: one replica fewer at the start (none when replicas = 1)
+    spec = ReplicaSpec(engine=engine, step_model=AffineStepModel(),
+                       count=replicas - 1 if (to_zero and scaler) else replicas)
     faults = (Fault(at_s=fault[0], replica=0, in_flight=fault[1]),) if fault else ()
     auto = None if scaler is None else AutoscalerConfig(
         metric=scaler, target=0.5 if scaler == "kv_usage" else 2.0, poll_interval_s=0.2,
-        provisioning_delay_s=0.3, model_load_delay_s=0.1, cooldown_s=0.2, min_replicas=1,
+        provisioning_delay_s=0.3, model_load_delay_s=0.1, cooldown_s=0.2, min_replicas=0 if to_zero else 1,
         max_replicas=3)
     cfg = SimConfig(replicas=(spec,), router=router, exact=exact, faults=faults, autoscaler=auto,
                     admission=AdmissionConfig(max_queue=max_queue, rate_limit_rps=rate_limit,
@@ -146,6 +153,9 @@ def test_conservation_every_request_ends_exactly_once(n, seed, blocks, max_seqs,
             continue
         assert s["running"] == 0 and s["waiting"] == 0
         assert s["kv_usage_perc"] == 0.0, name
+        caps = {"dram": cpu_blocks, "nvme": nvme_blocks}
+        for tier, held in s["kv_tier_blocks"].items():
+            assert held <= caps[tier], (name, tier)
 
 
 def test_determinism_under_seed() -> None:

@@ -12,7 +12,40 @@ from rich.console import Console
 
 from ..errors import ConfigError, InfeasibleError
 
-__all__ = ["register", "simulate_cmd", "build_config"]
+__all__ = ["register", "simulate_cmd", "build_config", "parse_kv_tiers"]
+
+# Samsung 990 PRO (PCIe Gen4 x4 NVMe): sequential read up to 7,450 MB/s (Samsung launch
+# specification, Aug 2022). One drive per replica by default.
+NVME_READ_GB_S = 7.45
+# Fixed cost of one NVMe load: a QD1 4 KiB random read on TLC NAND takes roughly
+# 50-100 µs (AnandTech enterprise NVMe roundups, QD1 random-read latency); 100 µs is an
+# order-of-magnitude assumption, not a measurement. Host DRAM: 0 (PCIe latency ~1 µs).
+NVME_LATENCY_MS = 0.1
+
+
+def parse_kv_tiers(spec: str) -> list[tuple[str, float, float | None, float]]:
+    """``name:GiB[:GB/s[:latency_ms]],…`` → ``[(name, gib, gb_per_s or None, latency_ms)]``.
+
+    ``gb_per_s`` is the tier's own read rate per replica (None: only the PCIe link
+    limits it, as for host DRAM)."""
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        f = part.split(":")
+        if len(f) < 2 or len(f) > 4 or not f[0]:
+            raise ConfigError(f"bad KV tier {part!r}; expected name:GiB[:GB/s[:latency_ms]], "
+                              f"e.g. dram:256,nvme:2000:7.45:0.1")
+        try:
+            gib = float(f[1])
+            bw = float(f[2]) if len(f) > 2 and f[2] else None
+            lat = float(f[3]) if len(f) > 3 else 0.0
+        except ValueError:
+            raise ConfigError(f"bad number in KV tier {part!r}; expected name:GiB[:GB/s[:latency_ms]]") from None
+        if gib < 0 or (bw is not None and bw <= 0) or lat < 0:
+            raise ConfigError(f"KV tier {part!r}: need GiB >= 0, GB/s > 0, latency_ms >= 0")
+        out.append((f[0], gib, bw, lat))
+    return out
 
 
 def build_config(
@@ -21,6 +54,8 @@ def build_config(
     timeout_s: Optional[float], exact: bool, seed: int, max_num_seqs: int,
     max_num_batched_tokens: int, prefix_caching: bool, token_times: bool, cpu_kv_gib: float = 0.0,
     autoscaler: Any = None, faults: tuple = (), engine: str = "vllm", efficiency: Any = None,
+    nvme_kv_gib: float = 0.0, nvme_read_gb_s: float = NVME_READ_GB_S,
+    nvme_latency_ms: float = NVME_LATENCY_MS, kv_tiers: str = "",
 ) -> Any:
     """The SimConfig the command line describes (one homogeneous pool).
 
@@ -32,11 +67,17 @@ def build_config(
     ``cpu_kv_gib``: host-DRAM KV tier per replica. Blocks = GiB / (KV bytes per token ·
     block size); load time per block = the per-GPU share of a block / the GPU's PCIe
     bytes/s in one direction (catalog; TP shards load in parallel; link rate assumed
-    reached, so optimistic)."""
+    reached, so optimistic).
+
+    ``nvme_kv_gib``: NVMe KV tier per replica below DRAM, read through a host bounce
+    buffer (NVMe → pinned DRAM → GPU, pipelined; LMCache's local-disk path), so a
+    block's per-GPU share loads at min(PCIe per GPU, NVMe read / TP) plus
+    ``nvme_latency_ms`` per load. ``kv_tiers`` (``name:GiB[:GB/s[:latency_ms]],…``)
+    adds further tiers after those, in order."""
     from ..catalog import get_gpu, get_model
     from ..perf import Deployment, get_engine, memory_budget
-    from ..sim import AdmissionConfig, EngineConfig, ReplicaSpec, SimConfig
-    from ..units import GiB
+    from ..sim import AdmissionConfig, EngineConfig, KVTier, ReplicaSpec, SimConfig
+    from ..units import GB, GiB
 
     dep = Deployment(model=get_model(model), gpu=get_gpu(gpu), tp=tp, weight_dtype=dtype.lower(),
                      kv_dtype=kv_dtype.lower(), max_num_seqs=max_num_seqs,
@@ -45,16 +86,26 @@ def build_config(
     if efficiency is not None:
         dep = dataclasses.replace(dep, efficiency=efficiency)
     cpu_blocks, load_s = 0, 0.0
-    if cpu_kv_gib > 0:
+    tiers = []
+    extra = parse_kv_tiers(kv_tiers) if kv_tiers else []
+    if nvme_kv_gib > 0:
+        extra.insert(0, ("nvme", nvme_kv_gib, nvme_read_gb_s, nvme_latency_ms))
+    if cpu_kv_gib > 0 or extra:
         b = memory_budget(dep)
         block = 16
-        cpu_blocks = int(cpu_kv_gib * GiB // (b.kv_bytes_per_token * block))
         if dep.gpu.pcie_bytes_per_s <= 0:
             raise ConfigError(f"GPU {gpu!r} has no PCIe bandwidth in the catalog; cannot model a host KV tier")
-        load_s = b.kv_bytes_per_token_per_gpu * block / dep.gpu.pcie_bytes_per_s
+        block_bytes = b.kv_bytes_per_token_per_gpu * block
+        if cpu_kv_gib > 0:
+            cpu_blocks = int(cpu_kv_gib * GiB // (b.kv_bytes_per_token * block))
+            load_s = block_bytes / dep.gpu.pcie_bytes_per_s
+        for name, gib, gb_s, lat_ms in extra:
+            bw = dep.gpu.pcie_bytes_per_s if gb_s is None else min(dep.gpu.pcie_bytes_per_s, gb_s * GB / tp)
+            tiers.append(KVTier(name=name, blocks=int(gib * GiB // (b.kv_bytes_per_token * block)),
+                                block_bytes=block_bytes, read_bytes_per_s=bw, latency_s=lat_ms * 1e-3))
     engine_cfg = EngineConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                               enable_prefix_caching=prefix_caching, cpu_kv_blocks=cpu_blocks,
-                              cpu_kv_load_s_per_block=load_s)
+                              cpu_kv_load_s_per_block=load_s, kv_tiers=tuple(tiers))
     admission = AdmissionConfig(max_queue=max_queue, rate_limit_rps=rate_limit, burst=burst,
                                 client_timeout_s=timeout_s)
     return SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=engine_cfg, count=replicas),),
@@ -68,7 +119,8 @@ def simulate_cmd(
     workload: str = typer.Option("chat", "--workload", "-w", help="Workload preset (see `servelab catalog workloads`)."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Arrival rate, req/s (default: the workload's)."),
     duration: float = typer.Option(600.0, "--duration", help="Seconds of arrivals to simulate."),
-    replicas: int = typer.Option(1, "--replicas", min=1, help="Number of replicas."),
+    replicas: int = typer.Option(1, "--replicas", min=0,
+                                 help="Number of replicas (at start; 0 needs --autoscale-min 0)."),
     tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel degree per replica."),
     dtype: str = typer.Option("bf16", "--dtype", help="Weights dtype: bf16, fp16, fp8, int8, int4."),
     kv_dtype: str = typer.Option("bf16", "--kv-dtype", help="KV cache dtype: bf16, fp16, fp8."),
@@ -85,8 +137,20 @@ def simulate_cmd(
     no_prefix_caching: bool = typer.Option(False, "--no-prefix-caching", help="Disable automatic prefix caching."),
     cpu_kv_gib: float = typer.Option(0.0, "--cpu-kv-gib", min=0.0,
                                      help="Host-DRAM KV tier per replica, GiB (evicted prefixes reload over PCIe)."),
+    nvme_kv_gib: float = typer.Option(0.0, "--nvme-kv-gib", min=0.0,
+                                      help="NVMe KV tier per replica below DRAM, GiB (host bounce, "
+                                           "min(PCIe, NVMe read / TP))."),
+    nvme_read_gb_s: float = typer.Option(NVME_READ_GB_S, "--nvme-read-gbps", min=0.001,
+                                         help="NVMe sequential read per replica, GB/s "
+                                              "(default: Samsung 990 PRO, PCIe Gen4 x4)."),
+    nvme_latency_ms: float = typer.Option(NVME_LATENCY_MS, "--nvme-latency-ms", min=0.0,
+                                          help="Fixed cost of one NVMe load, ms (assumption)."),
+    kv_tiers: str = typer.Option("", "--kv-tiers",
+                                 help="More KV tiers below DRAM/NVMe: name:GiB[:GB/s[:latency_ms]],…"),
     autoscale_max: int = typer.Option(0, "--autoscale-max", min=0,
                                       help="Enable the autoscaler with this many replicas at most."),
+    autoscale_min: Optional[int] = typer.Option(None, "--autoscale-min", min=0,
+                                                help="Autoscaler floor (default: --replicas); 0 = scale to zero."),
     autoscale_metric: str = typer.Option("waiting", "--autoscale-metric", help="waiting | running | kv_usage."),
     autoscale_target: float = typer.Option(4.0, "--autoscale-target", help="Per-replica target of the metric."),
     poll: float = typer.Option(15.0, "--poll", help="Autoscaler polling interval, s."),
@@ -119,7 +183,11 @@ def simulate_cmd(
             auto = AutoscalerConfig(metric=autoscale_metric, target=autoscale_target,  # type: ignore[arg-type]
                                     poll_interval_s=poll, provisioning_delay_s=provisioning_delay,
                                     model_load_delay_s=load_delay, cooldown_s=cooldown,
-                                    min_replicas=min(replicas, autoscale_max), max_replicas=autoscale_max)
+                                    min_replicas=(min(replicas, autoscale_max) if autoscale_min is None
+                                                  else autoscale_min),
+                                    max_replicas=autoscale_max)
+        if replicas == 0 and (auto is None or auto.min_replicas != 0):
+            raise ConfigError("--replicas 0 needs the autoscaler with --autoscale-min 0 (scale to zero)")
         faults = (Fault(at_s=kill_at, replica=0, in_flight="retry" if retry else "fail"),) \
             if kill_at is not None else ()
         wl = get_workload(workload)
@@ -130,7 +198,9 @@ def simulate_cmd(
                               seed=seed, max_num_seqs=max_num_seqs,
                               max_num_batched_tokens=max_num_batched_tokens,
                               prefix_caching=not no_prefix_caching, token_times=token_times,
-                              cpu_kv_gib=cpu_kv_gib, autoscaler=auto, faults=faults,
+                              cpu_kv_gib=cpu_kv_gib, nvme_kv_gib=nvme_kv_gib, nvme_read_gb_s=nvme_read_gb_s,
+                              nvme_latency_ms=nvme_latency_ms, kv_tiers=kv_tiers,
+                              autoscaler=auto, faults=faults,
                               engine=engine, efficiency=cal.efficiency if cal is not None else None)
         if cal is not None:
             diff = cal.differences(config.replicas[0].deployment)
@@ -163,8 +233,13 @@ def simulate_cmd(
                           "calibration": cal.to_dict() if cal is not None else None,
                           **result.meta.config}
     summary = metrics.summarize(result.records, duration_s=result.meta.duration_s, slo=slo_obj)
+    tier_hits: dict[str, int] = {}
+    for st in result.replica_stats.values():
+        for name, tok in st.get("kv_tier_hit_tokens", {}).items():
+            tier_hits[name] = tier_hits.get(name, 0) + tok
     summary["sim"] = {"makespan_s": result.duration_s, "replicas": result.replica_stats,
-                      "events": [list(e) for e in result.events], "engine": profile.name}
+                      "events": [list(e) for e in result.events], "engine": profile.name,
+                      "kv_tier_hit_tokens": tier_hits}
     summary["engine"] = profile.name
     summary["efficiency_source"] = "calibration" if cal is not None else f"engine profile {profile.name}"
     summary["calibration"] = cal.to_dict() if cal is not None else None

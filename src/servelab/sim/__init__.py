@@ -16,6 +16,7 @@ from .config import (
     AutoscalerConfig,
     EngineConfig,
     Fault,
+    KVTier,
     ReplicaSpec,
     SimConfig,
 )
@@ -24,7 +25,7 @@ from .request import SimRequest, StepOutcome
 from .fakes import AffineStepModel, ConstantStepModel
 
 __all__ = [
-    "EngineConfig", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault", "SimConfig",
+    "EngineConfig", "KVTier", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault", "SimConfig",
     "ROUTERS", "AUTOSCALER_METRICS",
     "simulate", "SimResult", "ReplicaEngine", "StepOutcome", "SimRequest",
     "ConstantStepModel", "AffineStepModel",

@@ -7,8 +7,10 @@ tick < sample) and then by insertion order, so a run is a pure function of its
 inputs. Arrivals are merged from the sorted request list instead of the heap.
 
 Admission, in order: token bucket (``rate_limit_rps``, ``burst``; empty →
-rejected "429 rate limited"), no ready replica → rejected "503 no ready replica",
-fleet waiting requests ≥ ``max_queue`` → rejected "503 queue full", the router picks
+rejected "429 rate limited"), no ready replica → rejected "503 no ready replica"
+(with scale to zero, ``autoscaler.min_replicas = 0``: the request waits at the router
+instead, see below), fleet waiting requests ≥ ``max_queue`` → rejected "503 queue
+full", the router picks
 a replica, a request that can never fit there → failed "400 …", that replica's
 ``max_waiting`` full → rejected "503 queue full". A client timeout ends a request
 "timed_out" at ``arrival + client_timeout_s`` wherever it is.
@@ -29,6 +31,15 @@ clamped to [min, max] (the Kubernetes HPA rule). Scale-up creates replicas that
 become ready after ``provisioning_delay_s + model_load_delay_s``; scale-down drains
 the newest replicas (no new requests; removed when idle). After any action the
 autoscaler waits ``cooldown_s`` before the next, except to restore ``min_replicas``.
+
+Scale to zero (``min_replicas = 0``): with no ready replica a request waits in the
+router's queue (at most ``max_queue`` of them, else "503 queue full"; client timeouts
+apply). If no replica is being provisioned, that arrival starts one at once, without
+waiting for the next poll or the cooldown (what Knative's activator does), so the
+first request of an idle fleet sees the whole cold start
+``provisioning_delay_s + model_load_delay_s`` in its TTFT. When a replica becomes
+ready the router queue is dispatched in arrival order. A poll with requests held and
+no replica asks for at least one.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import heapq
 import math
 import platform
 import uuid
+from collections import deque
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
@@ -98,6 +110,9 @@ class _Sim:
         self.last_refill = 0.0
         self.last_scale = -math.inf
         self.provisioning = 0
+        # scale to zero: requests waiting at the router while no replica is ready
+        self.held: deque[SimRequest] = deque()
+        self.hold_at_zero = config.autoscaler is not None and config.autoscaler.min_replicas == 0
         self.names: dict[str, int] = {}
         # requests between the router and their replica's engine (request_overhead_s > 0):
         # index -> (replica, token); a token that no longer matches marks a stale event
@@ -179,6 +194,8 @@ class _Sim:
     def dispatch(self, r: SimRequest, now: float) -> bool:
         ready = self.ready
         if not ready:
+            if self.hold_at_zero:
+                return self._hold(r, now)
             self._end(r, "rejected", "503 no ready replica", now, counted=False)
             return False
         mq = self.adm.max_queue
@@ -201,6 +218,37 @@ class _Sim:
             heapq.heappush(self.heap, (now + rep.overhead_s, _ARRIVAL, self.seq, "enter", r, self.seq))
             return True
         return self._enter(r, rep, now, counted=False)
+
+    def _hold(self, r: SimRequest, now: float) -> bool:
+        """Scale to zero: ``r`` waits at the router for a replica (cold start if none is coming)."""
+        mq = self.adm.max_queue
+        if mq is not None and len(self.held) >= mq:
+            self._end(r, "rejected", "503 queue full", now, counted=False)
+            return False
+        self.held.append(r)
+        self.in_flight += 1
+        if self.provisioning == 0:
+            self._scale_up(1, now, "cold_start")
+        return True
+
+    def _release_held(self, now: float) -> None:
+        """Dispatch the router queue (arrival order) once a replica is ready."""
+        held, self.held = self.held, deque()
+        for r in held:
+            if r.status:                    # timed out while waiting
+                continue
+            self.in_flight -= 1
+            self.dispatch(r, now)
+
+    def _scale_up(self, count: int, now: float, kind: str = "scale_up") -> None:
+        a = self.cfg.autoscaler
+        assert a is not None
+        for _ in range(count):
+            rep = self._new_replica(a.template, now, ready=False)
+            self.provisioning += 1
+            self.push(now + a.provisioning_delay_s + a.model_load_delay_s, _READY, "ready", rep)
+            self.events.append((now, kind, rep.name))
+        self.last_scale = now
 
     def _enter(self, r: SimRequest, rep: _Replica, now: float, *, counted: bool) -> bool:
         """Queue ``r`` in ``rep``'s engine at ``now``; ``counted``: already in flight."""
@@ -307,6 +355,8 @@ class _Sim:
         rep.state = "ready"
         self.ready.append(rep)
         self.events.append((now, "ready", rep.name))
+        if self.held:
+            self._release_held(now)
 
     def on_scale(self, now: float) -> None:
         a = self.cfg.autoscaler
@@ -319,17 +369,12 @@ class _Sim:
             mean = sum(v[key] for v in vals) / cur
             desired = math.ceil(cur * mean / a.target - 1e-9)
         else:
-            desired = a.min_replicas
+            desired = max(a.min_replicas, 1 if self.held else 0)
         desired = max(a.min_replicas, min(a.max_replicas, desired))
         total = cur + self.provisioning
         cooled = now - self.last_scale >= a.cooldown_s
-        if desired > total and (cooled or total < a.min_replicas):
-            for _ in range(desired - total):
-                rep = self._new_replica(a.template, now, ready=False)
-                self.provisioning += 1
-                self.push(now + a.provisioning_delay_s + a.model_load_delay_s, _READY, "ready", rep)
-                self.events.append((now, "scale_up", rep.name))
-            self.last_scale = now
+        if desired > total and (cooled or total < a.min_replicas or total == 0):
+            self._scale_up(desired - total, now)
         elif desired < cur and cooled and self.provisioning == 0:
             for rep in sorted(ready, key=lambda x: -x.index)[:cur - desired]:
                 self.ready.remove(rep)

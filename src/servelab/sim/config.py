@@ -21,7 +21,7 @@ from typing import Any, Literal
 from ..errors import ConfigError
 
 __all__ = [
-    "EngineConfig", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault",
+    "KVTier", "EngineConfig", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault",
     "SimConfig", "ROUTERS", "AUTOSCALER_METRICS",
 ]
 
@@ -34,6 +34,35 @@ def _positive(name: str, value: float | int | None, *, allow_none: bool = False)
         return
     if value is None or value <= 0:
         raise ConfigError(f"{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KVTier:
+    """One KV offload tier below HBM (host DRAM, NVMe, …), per replica.
+
+    Bringing ``n`` blocks back from it takes ``latency_s + n · block_bytes / read_bytes_per_s``
+    (one latency per request and tier, then the link streams). ``block_bytes`` and
+    ``read_bytes_per_s`` are per GPU of the replica (TP shards load in parallel), and
+    the bandwidth is the bottleneck of the whole path (e.g. min(NVMe, PCIe host link)).
+    """
+    name: str
+    blocks: int                             # capacity in KV blocks
+    block_bytes: float = 0.0                # bytes of one block per GPU
+    read_bytes_per_s: float = 1.0           # sustained read bandwidth to the GPU, bytes/s
+    latency_s: float = 0.0                  # fixed cost of one load (request set-up)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("KVTier.name must not be empty")
+        if self.blocks < 0 or self.block_bytes < 0 or self.latency_s < 0:
+            raise ConfigError(f"KV tier {self.name!r}: blocks, block_bytes and latency_s must be >= 0, got "
+                              f"{self.blocks!r}, {self.block_bytes!r}, {self.latency_s!r}")
+        _positive(f"KV tier {self.name!r} read_bytes_per_s", self.read_bytes_per_s)
+
+    @property
+    def load_s_per_block(self) -> float:
+        """Transfer time of one block, block_bytes / read_bytes_per_s."""
+        return self.block_bytes / self.read_bytes_per_s
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +80,8 @@ class EngineConfig:
     cpu_kv_blocks: int = 0                  # host-DRAM KV tier (blocks) for evicted cached blocks; 0 = none
     cpu_kv_load_s_per_block: float = 0.0    # load time per block = kv_bytes_per_token · block_size /
                                             # host-to-device bytes/s (see cli/simulate.py)
+    kv_tiers: tuple[KVTier, ...] = ()       # offload tiers below HBM, fastest first (after the
+                                            # cpu_kv_blocks tier, which stays the first one, "dram")
     max_loras: int = 0                      # LoRA adapter slots on the GPU (vLLM --max-loras); 0 = not modelled
     lora_load_s: float = 0.0                # time to load a non-resident adapter (adapter bytes / host-to-device
                                             # bandwidth; measure it), added to the step that admits it
@@ -59,6 +90,15 @@ class EngineConfig:
     spec_acceptance_rate: float = 0.0       # α: probability each draft token is accepted (i.i.d.)
     spec_draft_cost: float = 0.0            # draft time per draft token, as a fraction of a
                                             # target decode step's fixed time t0 (measure it)
+
+    def offload_tiers(self) -> tuple[KVTier, ...]:
+        """Ordered offload tiers: the legacy ``cpu_kv_blocks`` tier ("dram") then ``kv_tiers``;
+        tiers of capacity 0 are left out."""
+        tiers = tuple(self.kv_tiers)
+        if self.cpu_kv_blocks:
+            tiers = (KVTier(name="dram", blocks=self.cpu_kv_blocks,
+                            block_bytes=self.cpu_kv_load_s_per_block, read_bytes_per_s=1.0),) + tiers
+        return tuple(t for t in tiers if t.blocks > 0)
 
     @property
     def spec_tokens_per_step(self) -> float:
@@ -79,6 +119,9 @@ class EngineConfig:
         if self.cpu_kv_blocks < 0 or self.cpu_kv_load_s_per_block < 0:
             raise ConfigError(f"cpu_kv_blocks and cpu_kv_load_s_per_block must be >= 0, got "
                               f"{self.cpu_kv_blocks!r}, {self.cpu_kv_load_s_per_block!r}")
+        names = [t.name for t in self.offload_tiers()]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"KV tier names must be unique, got {names}")
         if self.max_loras < 0 or self.lora_load_s < 0:
             raise ConfigError(f"max_loras and lora_load_s must be >= 0, got {self.max_loras!r}, "
                               f"{self.lora_load_s!r}")
@@ -152,7 +195,8 @@ class AutoscalerConfig:
     provisioning_delay_s: float = 0.0       # node/GPU acquisition (set from your platform)
     model_load_delay_s: float = 0.0         # weights load + warm-up (set from your platform)
     cooldown_s: float = 300.0               # HPA default scale-down stabilization window
-    min_replicas: int = 1
+    min_replicas: int = 1                   # 0 = scale to zero (requests wait at the router
+                                            # through a cold start; see cluster.py)
     max_replicas: int = 8
     template: int = 0                       # index in SimConfig.replicas used for new replicas
 
@@ -162,9 +206,9 @@ class AutoscalerConfig:
                 f"unknown autoscaler metric {self.metric!r}; known: {', '.join(AUTOSCALER_METRICS)}")
         _positive("target", self.target)
         _positive("poll_interval_s", self.poll_interval_s)
-        if self.min_replicas < 1 or self.max_replicas < self.min_replicas:
+        if self.min_replicas < 0 or self.max_replicas < max(1, self.min_replicas):
             raise ConfigError(
-                f"need 1 <= min_replicas <= max_replicas (scale to zero is not modelled), got "
+                f"need 0 <= min_replicas <= max_replicas and max_replicas >= 1, got "
                 f"{self.min_replicas}..{self.max_replicas}")
         for name in ("provisioning_delay_s", "model_load_delay_s", "cooldown_s"):
             if getattr(self, name) < 0:

@@ -263,7 +263,7 @@ class ReplicaEngine(Scheduler):
         return StepOutcome(duration_s=end - now_s, tokens=tokens,
                            finished=[r.rid for r in finished], preempted=preempted, started=started)
 
-    def stats(self, now_s: float | None = None) -> dict[str, float]:
+    def stats(self, now_s: float | None = None) -> dict[str, Any]:
         """vLLM-style gauges; with ``now_s`` inside a stretch, KV usage at that moment."""
         free = self.pool.num_free()
         if now_s is not None and self.active and self.p_k > 1:
@@ -276,5 +276,11 @@ class ReplicaEngine(Scheduler):
             "num_preempted": self.num_preempted,
             "prefix_cache_hit_rate": self.pool.hit_rate(),
             "lora_loads": self.lora_loads,
-            "cpu_kv_hit_tokens": self.pool.cpu_hit_tokens,
+            "cpu_kv_hit_tokens": self._tier_hits().get("dram", 0),
+            "kv_tier_hit_tokens": self._tier_hits(),
+            "kv_tier_blocks": dict(zip(self.tier_names, (len(t) for t in self.pool.tiers))),
         }
+
+    def _tier_hits(self) -> dict[str, int]:
+        """Prefix tokens loaded back from each offload tier (by tier name)."""
+        return dict(zip(self.tier_names, self.pool.tier_hit_tokens))

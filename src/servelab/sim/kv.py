@@ -13,11 +13,16 @@ Model (after vLLM's v1 KV cache manager, docs "Automatic Prefix Caching"):
   last token; the chain carries everything before it.
 - A cached block has a reference count. At refcount 0 it stays cached and becomes
   evictable; eviction is LRU over evictable blocks (least recently freed first).
-- Optional second tier (host DRAM, ``cpu_blocks``): a cached block evicted from the
-  GPU is kept in an LRU of ``cpu_blocks`` hashes. A prefix lookup that stops on the GPU
-  continues in that tier (up to the first block the GPU has again); those blocks are
-  loaded back (the caller charges the transfer time) instead of being recomputed —
-  the offloading of vLLM's CPU KV connector / LMCache, without its capacity details.
+- Optional offload tiers below the GPU (``tiers``: capacities in blocks, fastest
+  first — host DRAM, then NVMe, …). A cached block evicted from the GPU goes to the
+  most-recent end of tier 0's LRU; a tier over capacity pushes its least recently
+  used block down to the next tier, and the last tier drops it (cascade
+  HBM → DRAM → NVMe → gone). A block is in at most one place: loading it back takes
+  it out of its tier, and recomputing it on the GPU (``register``) drops any offloaded
+  copy. A prefix lookup that stops on the GPU continues through the tiers (each next
+  block in whichever tier holds it, up to the first block no tier has); those blocks
+  are loaded back (the caller charges the transfer time) instead of being recomputed
+  — the offloading of vLLM's KV connectors / LMCache, without their capacity details.
 - Approximation: uncached free blocks are handed out before any cached block is
   evicted (vLLM takes the head of one free queue holding both kinds), so cached
   prefixes live a little longer here than in vLLM. Blocks have no identity here:
@@ -73,9 +78,13 @@ class BlockPool:
     """Block accounting with prefix caching; all operations O(blocks touched)."""
 
     __slots__ = ("num_blocks", "free_uncached", "cache", "evictable", "hit_tokens",
-                 "query_tokens", "evictions", "cpu_blocks", "cpu", "cpu_hit_tokens")
+                 "query_tokens", "evictions", "tier_cap", "tiers", "tier_hit_tokens", "tiered",
+                 "tier_dropped", "tier_superseded")
 
-    def __init__(self, num_blocks: int, cpu_blocks: int = 0) -> None:
+    def __init__(self, num_blocks: int, cpu_blocks: int = 0,
+                 tiers: tuple[int, ...] | list[int] = ()) -> None:
+        """``tiers``: offload tier capacities in blocks, fastest first; ``cpu_blocks``
+        (older form) is one tier placed first."""
         self.num_blocks = num_blocks
         self.free_uncached = num_blocks
         self.cache: dict[int, int] = {}                 # hash -> refcount
@@ -83,9 +92,13 @@ class BlockPool:
         self.hit_tokens = 0
         self.query_tokens = 0
         self.evictions = 0
-        self.cpu_blocks = cpu_blocks
-        self.cpu: OrderedDict[int, None] = OrderedDict()   # host-tier hashes, LRU first
-        self.cpu_hit_tokens = 0
+        caps = ([cpu_blocks] if cpu_blocks else []) + [int(c) for c in tiers]
+        self.tier_cap: list[int] = caps
+        self.tiers: list[OrderedDict[int, None]] = [OrderedDict() for _ in caps]  # LRU first
+        self.tier_hit_tokens: list[int] = [0] * len(caps)
+        self.tiered = any(c > 0 for c in caps)
+        self.tier_dropped = 0               # blocks pushed out of the last tier (gone)
+        self.tier_superseded = 0            # offloaded copies dropped because the GPU recomputed them
 
     def num_free(self) -> int:
         """Blocks available to allocate (uncached free + evictable cached)."""
@@ -107,16 +120,28 @@ class BlockPool:
         ev = self.evictable
         cache = self.cache
         self.evictions += n
-        cpu = self.cpu if self.cpu_blocks else None
+        if not self.tiered:
+            for _ in range(n):
+                h, _v = ev.popitem(last=False)
+                del cache[h]
+            return True
+        tiers, caps = self.tiers, self.tier_cap
+        last = len(tiers) - 1
         for _ in range(n):
             h, _v = ev.popitem(last=False)
             del cache[h]
-            if cpu is not None:
-                cpu[h] = None
-                cpu.move_to_end(h)
-        if cpu is not None:
-            while len(cpu) > self.cpu_blocks:
-                cpu.popitem(last=False)
+            # cascade: h enters tier 0; each overfull tier passes its LRU block down
+            i = 0
+            while True:
+                t = tiers[i]
+                t[h] = None
+                if len(t) <= caps[i]:
+                    break
+                h, _v = t.popitem(last=False)
+                if i == last:
+                    self.tier_dropped += 1
+                    break
+                i += 1
         return True
 
     def match(self, hashes: list[int], limit: int) -> int:
@@ -129,31 +154,46 @@ class BlockPool:
             m += 1
         return m
 
-    def match_cpu(self, hashes: list[int], start: int, limit: int) -> int:
-        """Blocks ``hashes[start:limit]`` found in a row in the host tier (and not on the GPU)."""
-        cpu = self.cpu
+    def match_tiers(self, hashes: list[int], start: int, limit: int) -> list[int]:
+        """Tier index of each of the blocks ``hashes[start:limit]`` found in a row in the
+        offload tiers (stops at the first block no tier holds, or the GPU holds)."""
+        tiers = self.tiers
         cache = self.cache
-        m = 0
+        where: list[int] = []
         for h in hashes[start:limit]:
-            if h not in cpu or h in cache:
+            if h in cache:
                 break
-            m += 1
-        return m
+            for i, t in enumerate(tiers):
+                if h in t:
+                    where.append(i)
+                    break
+            else:
+                break
+        return where
 
-    def take_cpu(self, hashes: list[int]) -> None:
-        """Pin host-tier blocks that are about to be loaded (out of the LRU)."""
-        for h in hashes:
-            del self.cpu[h]
+    def take_tiers(self, hashes: list[int], where: list[int]) -> None:
+        """Pin offloaded blocks that are about to be loaded (out of their tiers' LRUs)."""
+        tiers = self.tiers
+        for h, i in zip(hashes, where):
+            del tiers[i][h]
 
-    def untake_cpu(self, hashes: list[int]) -> None:
-        """Undo :meth:`take_cpu` (the load did not happen)."""
-        for h in hashes:
-            self.cpu[h] = None
+    def untake_tiers(self, hashes: list[int], where: list[int]) -> None:
+        """Undo :meth:`take_tiers` (the load did not happen)."""
+        tiers = self.tiers
+        for h, i in zip(hashes, where):
+            tiers[i][h] = None
 
-    def load_cpu(self, hashes: list[int]) -> None:
-        """Loaded blocks become GPU cached blocks held once (their GPU blocks were allocated)."""
-        for h in hashes:
+    def load_tiers(self, hashes: list[int], where: list[int], block_size: int) -> None:
+        """Loaded blocks become GPU cached blocks held once (their GPU blocks were
+        allocated); counts the hit tokens of each tier."""
+        hits = self.tier_hit_tokens
+        for h, i in zip(hashes, where):
             self.cache[h] = 1
+            hits[i] += block_size
+
+    def offloaded(self) -> int:
+        """Blocks held in the offload tiers."""
+        return sum(len(t) for t in self.tiers)
 
     def acquire(self, hashes: list[int]) -> None:
         """Take a reference on cached blocks (prefix hits)."""
@@ -173,6 +213,12 @@ class BlockPool:
         if h in self.cache:
             return False
         self.cache[h] = 1
+        if self.tiered:                     # the GPU copy supersedes an offloaded one
+            for t in self.tiers:
+                if h in t:
+                    del t[h]
+                    self.tier_superseded += 1
+                    break
         return True
 
     def release(self, shared: list[int], num_private: int) -> None:

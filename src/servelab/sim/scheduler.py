@@ -15,6 +15,9 @@ Each engine step (vLLM ``Scheduler.schedule``):
    Multi-LoRA (``max_loras > 0``): a request whose adapter is not resident needs a
    free slot (an idle adapter is evicted, LRU); if every slot is held by running
    requests it waits (head of line); loading adds ``lora_load_s`` to that step.
+   Prefix blocks found in an offload tier (:mod:`.kv`) are loaded back instead of
+   recomputed; their load time (:meth:`Scheduler._load_s`) is added to the step that
+   admits the request, like the LoRA load.
 4. A request whose prefill completes emits its first token at the end of the step;
    each decode step emits one token per decoding sequence.
 
@@ -48,7 +51,10 @@ class Scheduler:
         self.name = name
         self.cfg = engine
         self.bs = engine.block_size
-        self.pool = BlockPool(int(num_blocks), engine.cpu_kv_blocks)
+        tiers = engine.offload_tiers()
+        self.pool = BlockPool(int(num_blocks), tiers=[t.blocks for t in tiers])
+        self.tier_cost = [(t.load_s_per_block, t.latency_s) for t in tiers]
+        self.tier_names = [t.name for t in tiers]
         self.record_times = record_token_times
         self.priority = engine.scheduling_policy == "priority" or priority_preemption
         self.priority_preemption = priority_preemption
@@ -343,6 +349,7 @@ class Scheduler:
             L = r.prompt_len
             hits = 0
             loaded: list[int] = []
+            where: list[int] = []
             if caching:
                 s = r.spec
                 if r.recompute or s.conversation >= 0 or s.prefix_group >= 0:
@@ -352,11 +359,11 @@ class Scheduler:
                     if hits:
                         pool.acquire(chain[:hits])
                         r.shared = list(chain[:hits])
-                    if pool.cpu_blocks and hits < look:
-                        m = pool.match_cpu(chain, hits, look)
-                        if m:
-                            loaded = chain[hits:hits + m]
-                            pool.take_cpu(loaded)
+                    if pool.tiered and hits < look:
+                        where = pool.match_tiers(chain, hits, look)
+                        if where:
+                            loaded = chain[hits:hits + len(where)]
+                            pool.take_tiers(loaded, where)
                     r.share_upto = (L // bs if (r.recompute or s.conversation >= 0)
                                     else s.prefix_tokens // bs)
                     r.registered = hits + len(loaded)
@@ -364,19 +371,18 @@ class Scheduler:
             n = L - done
             if n > budget:
                 if not cfg.enable_chunked_prefill:
-                    self._undo_hits(r, loaded)
+                    self._undo_hits(r, loaded, where)
                     break
                 n = budget
             want = -(-(done + n) // bs) - hits
             if not pool.allocate(want):
-                self._undo_hits(r, loaded)
+                self._undo_hits(r, loaded, where)
                 break
             self._wpop()
             if loaded:
-                pool.load_cpu(loaded)
+                pool.load_tiers(loaded, where, bs)
                 r.shared.extend(loaded)
-                pool.cpu_hit_tokens += len(loaded) * bs
-                self.p_extra_s += len(loaded) * cfg.cpu_kv_load_s_per_block
+                self.p_extra_s += self._load_s(where)
             if ad is not None:
                 if load:
                     if len(lora) >= max_loras:
@@ -399,9 +405,18 @@ class Scheduler:
             chunks.append((r, n))
             budget -= n
 
-    def _undo_hits(self, r: SimRequest, loaded: list[int]) -> None:
+    def _load_s(self, where: list[int]) -> float:
+        """Time to bring blocks back from their tiers: Σ over tiers touched of
+        latency + blocks · block_bytes / read_bytes_per_s (tiers load one after another)."""
+        cost = self.tier_cost
+        counts = [0] * len(cost)
+        for i in where:
+            counts[i] += 1
+        return sum(lat + n * per for (per, lat), n in zip(cost, counts) if n)
+
+    def _undo_hits(self, r: SimRequest, loaded: list[int], where: list[int]) -> None:
         if loaded:
-            self.pool.untake_cpu(loaded)
+            self.pool.untake_tiers(loaded, where)
         if r.shared:
             self.pool.release(r.shared, 0)
             r.shared = []
