@@ -81,8 +81,10 @@ def load_calibration(path: str | os.PathLike[str]) -> Efficiency:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"calibration file {str(p)!r} does not exist") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"calibration file {str(p)!r} is not JSON: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"calibration file {str(p)!r} cannot be read: {e.strerror or e}") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         got = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ConfigError(f"{str(p)!r}: schema {got!r}; expected {SCHEMA!r}")

@@ -131,6 +131,14 @@ def _bounds(param: str, obs: Observations) -> tuple[float, float]:
     return 0.0, hi
 
 
+def _operating_points(obs: Observations) -> int:
+    """Distinct measured conditions: TPOT by (batch, context sum), TTFT by (prompt, cached,
+    decodes alongside). Identical requests repeat one equation; they do not add one."""
+    decode = {(round(d.mean_batch, 2), round(d.mean_context_sum, -1)) for d in obs.decode}
+    prefill = {(p.new_tokens, p.cached_tokens, p.num_decode) for p in obs.prefill}
+    return len(decode) + len(prefill)
+
+
 def _thin(items: tuple, cap: int) -> tuple:
     """At most ``cap`` items, evenly spaced (deterministic)."""
     if cap <= 0 or len(items) <= cap:
@@ -280,6 +288,11 @@ def fit_efficiency(
                          "observations, none in the fit split")
     if not fitted_params:
         raise ConfigError("; ".join(notes))
+    points = _operating_points(fit_obs)
+    if points < len(fitted_params):
+        notes.append(f"underdetermined: {len(fitted_params)} parameters fitted from {points} distinct "
+                     "operating point(s) (prompt length, batch, context); many values fit equally "
+                     "well — measure several prompt lengths and batch sizes")
     bounds = {p: _bounds(p, obs) for p in fitted_params}
     for p, hi in (upper_bounds or {}).items():   # e.g. kernel-measured peaks (kernel_bounds.py)
         if p in bounds:

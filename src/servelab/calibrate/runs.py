@@ -25,6 +25,11 @@ __all__ = ["deployment_hints", "observations_from_runs"]
 _HINT_KEYS = {"model": ("model", "model_id"), "gpu": ("gpu",), "tp": ("tp", "tensor_parallel_size"),
               "weight_dtype": ("dtype", "weight_dtype"), "kv_dtype": ("kv_dtype", "kv_cache_dtype")}
 
+# vLLM's spellings of --dtype / --kv-cache-dtype (EngineArgs) -> servelab's; "auto" means
+# "the model's dtype" and is dropped so the caller's default applies.
+_DTYPE_SPELLINGS = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16",
+                    "fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "fp8_inc": "fp8", "auto": None}
+
 
 def observations_from_runs(paths: Sequence[str | os.PathLike[str]], *, use_start: bool = True
                            ) -> tuple[Observations, list[dict[str, Any]], list[dict[str, Any]]]:
@@ -38,6 +43,8 @@ def observations_from_runs(paths: Sequence[str | os.PathLike[str]], *, use_start
             run = read_run(path)
         except FileNotFoundError as e:
             raise ConfigError(str(e)) from None
+        except (ValueError, TypeError, OSError) as e:     # broken meta.json / summary.json
+            raise ConfigError(f"run folder {str(path)!r} cannot be read: {e}") from None
         rid = run.meta.run_id or Path(path).name
         _check_arrivals_known(run.meta.notes, run.meta.config or {}, str(path))
         parts.append(observations_from_records(run.records, run=rid, use_start=use_start))
@@ -68,11 +75,14 @@ def _check_arrivals_known(notes: str, config: dict[str, Any], path: str) -> None
 
 def deployment_hints(configs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Deployment fields the runs agree on (``model``, ``gpu``, ``tp``, ``weight_dtype``,
-    ``kv_dtype``); a field the runs disagree on raises ``ConfigError``."""
+    ``kv_dtype``; vLLM's dtype spellings normalised, "auto" left to the default); a field
+    the runs disagree on raises ``ConfigError``."""
     out: dict[str, Any] = {}
     for field, keys in _HINT_KEYS.items():
         vals = {str(c[k]) for c in configs for k in keys[:1] if c.get(k) not in (None, "")} or \
                {str(c[k]) for c in configs for k in keys[1:] if c.get(k) not in (None, "")}
+        if field.endswith("dtype"):
+            vals = {_DTYPE_SPELLINGS.get(v.lower(), v.lower()) for v in vals} - {None}
         if len(vals) > 1:
             raise ConfigError(f"runs disagree on {field}: {', '.join(sorted(vals))}; calibrate "
                               "runs of one deployment together, or pass it explicitly")

@@ -15,6 +15,10 @@ of each family:
   ``n_routed_experts``, ``num_experts_per_tok``, ``q_lora_rank``, ``kv_lora_rank``,
   ``qk_nope_head_dim``, ``qk_rope_head_dim``, ``v_head_dim``; ``moe_layer_freq`` must be 1;
   ``num_nextn_predict_layers`` (MTP) is recorded in ``mtp_layers`` and not counted.
+* ``quantization_config`` -> ``checkpoint_dtype``: fp8 / fbgemm_fp8 -> fp8; AWQ/GPTQ by
+  ``bits`` (4 -> int4, 8 -> int8); compressed-tensors by its weights' ``num_bits`` and
+  ``type`` (8 float -> fp8, 8 int -> int8, 4 int -> int4, 4 float -> fp4); ModelOpt by
+  ``quant_algo`` (FP8, NVFP4). Recorded only: ``estimate --dtype`` chooses the weights.
 * Ignored on purpose (no effect on shapes): ``rope_scaling``, ``rope_theta``,
   ``rms_norm_eps``, ``torch_dtype``, routing details (``topk_method``, ``n_group``,
   ``scoring_func``, ``norm_topk_prob``), token ids.
@@ -37,8 +41,11 @@ __all__ = ["SUPPORTED_MODEL_TYPES", "load_hf_config", "spec_from_hf_dict"]
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen3_moe", "deepseek_v3")
 _SUPPORTED = ", ".join(SUPPORTED_MODEL_TYPES)
 
-# Quantized checkpoints: the quant method -> weight dtype of the checkpoint.
-_QUANT_DTYPES = {"fp8": "fp8", "awq": "int4", "gptq": "int4", "compressed-tensors": "int8"}
+# Quantized checkpoints: the quant method -> weight dtype of the checkpoint (AWQ/GPTQ by
+# their ``bits``, compressed-tensors by its weight ``num_bits``/``type``, ModelOpt by
+# ``quant_algo``; see _checkpoint_dtype).
+_QUANT_DTYPES = {"fp8": "fp8", "fbgemm_fp8": "fp8", "awq": "int4", "gptq": "int4"}
+_MODELOPT_ALGOS = {"FP8": "fp8", "NVFP4": "fp4", "W4A16_AWQ": "int4", "W4A8_AWQ": "int4"}
 
 
 def _req(cfg: Mapping[str, Any], key: str, where: str) -> int:
@@ -55,6 +62,34 @@ def _opt(cfg: Mapping[str, Any], key: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _opt_int(cfg: Mapping[str, Any], key: str, default: Any, where: str) -> Any:
+    """An optional positive integer field (``default`` when absent or null)."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    return _req(cfg, key, where)
+
+
+def _opt_count(cfg: Mapping[str, Any], key: str, default: int, where: str, most: int | None = None) -> int:
+    """An optional non-negative integer field (a count), at most ``most``."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UnsupportedModelError(f"{where}: field {key!r} must be a non-negative integer, got {value!r}")
+    _unsupported_if(most is not None and value > most, where, key, value, f"at most {most}")
+    return value
+
+
+def _opt_bool(cfg: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = cfg.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise UnsupportedModelError(f"{where}: field {key!r} must be true or false, got {value!r}")
+    return value
+
+
 def _unsupported_if(cond: bool, where: str, field: str, value: Any, supported: str) -> None:
     if cond:
         raise UnsupportedModelError(
@@ -62,10 +97,29 @@ def _unsupported_if(cond: bool, where: str, field: str, value: Any, supported: s
         )
 
 
-def _checkpoint_dtype(cfg: Mapping[str, Any]) -> str:
+def _bits_dtype(bits: Any, kind: str) -> str:
+    """Weight dtype of ``bits``-wide weights of ``kind`` "int" or "float"."""
+    names = {("int", 8): "int8", ("int", 4): "int4", ("float", 8): "fp8", ("float", 4): "fp4"}
+    return names.get((kind, bits), f"{kind}{bits}")
+
+
+def _checkpoint_dtype(cfg: Mapping[str, Any], where: str) -> str:
     q = cfg.get("quantization_config")
+    if q is not None and not isinstance(q, Mapping):
+        raise UnsupportedModelError(
+            f"{where}: field 'quantization_config' must be an object, got {type(q).__name__}")
     if q:
         method = str(q.get("quant_method", "")).lower()
+        if method in ("awq", "gptq") and q.get("bits") is not None:
+            return _bits_dtype(q.get("bits"), "int")
+        if method == "compressed-tensors":
+            groups = q.get("config_groups") or {}
+            weights = [g.get("weights") or {} for g in groups.values() if isinstance(g, Mapping)]
+            kinds = {_bits_dtype(w.get("num_bits"), str(w.get("type", "int"))) for w in weights}
+            return kinds.pop() if len(kinds) == 1 else "compressed-tensors"
+        if method == "modelopt":
+            algo = str(q.get("quant_algo", "")).upper()
+            return _MODELOPT_ALGOS.get(algo, f"modelopt {algo}".strip())
         return _QUANT_DTYPES.get(method, method or "unknown")
     torch_dtype = str(cfg.get("torch_dtype", "bfloat16"))
     return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(torch_dtype, torch_dtype)
@@ -90,8 +144,8 @@ def spec_from_hf_dict(cfg: Mapping[str, Any], *, name: str, source: str = "",
     layers = _req(cfg, "num_hidden_layers", where)
     heads = _req(cfg, "num_attention_heads", where)
     vocab = _req(cfg, "vocab_size", where)
-    kv_heads = _opt(cfg, "num_key_value_heads", heads)
-    head_dim = _opt(cfg, "head_dim", None)
+    kv_heads = _opt_int(cfg, "num_key_value_heads", heads, where)
+    head_dim = _opt_int(cfg, "head_dim", None, where)
     if head_dim is None:
         _unsupported_if(hidden % heads != 0, where, "hidden_size/num_attention_heads",
                         f"{hidden}/{heads}", "hidden_size divisible by num_attention_heads, or an explicit head_dim")
@@ -137,7 +191,8 @@ def spec_from_hf_dict(cfg: Mapping[str, Any], *, name: str, source: str = "",
         step = _opt(cfg, "decoder_sparse_step", 1)
         _unsupported_if(step != 1, where, "decoder_sparse_step", step, "1 (every layer MoE)")
         dense_layers = list(_opt(cfg, "mlp_only_layers", []))
-        _unsupported_if(dense_layers != list(range(len(dense_layers))), where, "mlp_only_layers",
+        _unsupported_if(len(dense_layers) >= layers or dense_layers != list(range(len(dense_layers))),
+                        where, "mlp_only_layers",
                         dense_layers, "[] or a leading block [0, 1, ..., k-1]")
         if dense_layers:
             intermediate = _req(cfg, "intermediate_size", where)
@@ -150,14 +205,14 @@ def spec_from_hf_dict(cfg: Mapping[str, Any], *, name: str, source: str = "",
         freq = _opt(cfg, "moe_layer_freq", 1)
         _unsupported_if(freq != 1, where, "moe_layer_freq", freq, "1")
         intermediate = _req(cfg, "intermediate_size", where)
-        n_shared = _opt(cfg, "n_shared_experts", 0)
+        n_shared = _opt_count(cfg, "n_shared_experts", 0, where)
         moe_width = _req(cfg, "moe_intermediate_size", where)
         moe = MoESpec(num_experts=_req(cfg, "n_routed_experts", where),
                       experts_per_token=_req(cfg, "num_experts_per_tok", where),
                       expert_intermediate_size=moe_width,
                       num_shared_experts=n_shared,
                       shared_expert_intermediate_size=moe_width if n_shared else 0,
-                      first_dense_layers=_opt(cfg, "first_k_dense_replace", 0),
+                      first_dense_layers=_opt_count(cfg, "first_k_dense_replace", 0, where, layers - 1),
                       dense_intermediate_size=intermediate,
                       router_bias=_opt(cfg, "topk_method", "noaux_tc") == "noaux_tc")
         q_lora = cfg.get("q_lora_rank")
@@ -167,20 +222,23 @@ def spec_from_hf_dict(cfg: Mapping[str, Any], *, name: str, source: str = "",
                       qk_rope_head_dim=_req(cfg, "qk_rope_head_dim", where),
                       v_head_dim=_req(cfg, "v_head_dim", where))
         head_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
-        mtp = int(_opt(cfg, "num_nextn_predict_layers", 0))
+        mtp = _opt_count(cfg, "num_nextn_predict_layers", 0, where)
     else:
         intermediate = _req(cfg, "intermediate_size", where)
 
+    if moe is not None:
+        _unsupported_if(moe.experts_per_token > moe.num_experts, where, "num_experts_per_tok",
+                        moe.experts_per_token, f"at most the {moe.num_experts} routed experts")
     return ModelSpec(
         name=name, family=mt, num_layers=layers, hidden_size=hidden,
         num_attention_heads=heads, num_kv_heads=int(kv_heads), head_dim=int(head_dim),
         intermediate_size=int(intermediate), vocab_size=vocab,
-        tie_word_embeddings=bool(_opt(cfg, "tie_word_embeddings", False)),
+        tie_word_embeddings=_opt_bool(cfg, "tie_word_embeddings", False, where),
         attention_bias=attention_bias, qk_norm=mt in ("qwen3", "qwen3_moe"),
-        max_context=int(_opt(cfg, "max_position_embeddings", 4096)),
+        max_context=_opt_int(cfg, "max_position_embeddings", 4096, where),
         moe=moe, mla=mla, source=source, aliases=aliases,
         sliding_window=int(sliding) if sliding else None, mtp_layers=mtp,
-        checkpoint_dtype=_checkpoint_dtype(cfg), display_name=display_name or name,
+        checkpoint_dtype=_checkpoint_dtype(cfg, where), display_name=display_name or name,
     )
 
 

@@ -34,8 +34,8 @@ def _to_int(value: object, where: str) -> int:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: {value!r} is not a number") from None
-    if not number >= 1:  # also rejects NaN
-        raise ConfigError(f"{where}: length {value!r} must be >= 1 token")
+    if not 1 <= number < float("inf"):  # also rejects NaN
+        raise ConfigError(f"{where}: length {value!r} must be a finite number >= 1 token")
     return int(round(number))
 
 
@@ -59,6 +59,8 @@ def read_lengths(path: str | Path, *, column: str | None = None) -> tuple[int, .
         text = p.read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"length file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"length file {str(p)!r} is not UTF-8 text: {exc}") from None
     suffix = p.suffix.lower()
     values: list[int] = []
     if suffix == ".csv":

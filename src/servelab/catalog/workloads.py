@@ -47,6 +47,17 @@ _WORKLOAD_KEYS = {"name", "description", "input_len", "output_len", "arrival", "
                   "turns", "think_time_s", "priorities", "adapters", "source", "num_requests"}
 
 
+def _num(value: Any, where: str, field: str, conv: type = float, *, low: float | None = 0.0) -> Any:
+    """``conv(value)``; ConfigError naming ``field`` when it is not a number or below ``low``."""
+    try:
+        out = conv(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{where}: {field} must be a number, got {value!r}") from None
+    if low is not None and not out >= low:
+        raise ConfigError(f"{where}: {field} must be >= {low:g}, got {value!r}")
+    return out
+
+
 def _length(spec: Any, where: str, base: Path | None) -> LengthDist:
     if isinstance(spec, (int, float)):
         return LengthDist(kind="fixed", mean=float(spec))
@@ -63,13 +74,14 @@ def _length(spec: Any, where: str, base: Path | None) -> LengthDist:
             raise ConfigError(f"{where}: empirical lengths need 'file' (JSONL, CSV or one number per line)")
         path = Path(file) if base is None or Path(file).is_absolute() else base / file
         dist = empirical_from_file(path, column=d.pop("column", None),
-                                   low=int(d.pop("low", 1)), high=int(d.pop("high", 1 << 20)))
+                                   low=_num(d.pop("low", 1), where, "low", int),
+                                   high=_num(d.pop("high", 1 << 20), where, "high", int))
     else:
         allowed = {"mean", "std", "low", "high"}
         if set(d) - allowed:
             raise ConfigError(f"{where}: unknown keys {sorted(set(d) - allowed)}; known: kind, "
                               + ", ".join(sorted(allowed)) + ", source")
-        dist = LengthDist(kind=kind, **{k: (int(v) if k in ("low", "high") else float(v))
+        dist = LengthDist(kind=kind, **{k: _num(v, where, k, int if k in ("low", "high") else float)
                                        for k, v in d.items()})
         if kind in ("normal", "lognormal") and not dist.mean > 0:
             raise ConfigError(f"{where}: {kind} length needs mean > 0")
@@ -83,7 +95,8 @@ def _length(spec: Any, where: str, base: Path | None) -> LengthDist:
 
 
 def _rate(value: Any, where: str) -> float:
-    rate = float("inf") if str(value).lower() in ("inf", ".inf", "infinity") else float(value)
+    rate = float("inf") if str(value).lower() in ("inf", ".inf", "infinity") \
+        else _num(value, where, "rate_rps", low=None)
     if not rate > 0:
         raise ConfigError(f"{where}: rate_rps must be > 0 (or 'inf'), got {value!r}")
     return rate
@@ -100,12 +113,13 @@ def workload_from_dict(d: Mapping[str, Any], *, base: Path | None = None) -> Wor
     kind = arr.get("kind", "poisson")
     if kind not in _ARRIVAL_KINDS:
         raise ConfigError(f"{where}: unknown arrival kind {kind!r}; known: {', '.join(_ARRIVAL_KINDS)}")
-    burst = float(arr.get("burstiness", 1.0))
+    burst = _num(arr.get("burstiness", 1.0), where, "burstiness", low=None)
     if not burst > 0:
         raise ConfigError(f"{where}: burstiness must be > 0, got {burst}")
     pre = dict(d.get("prefix") or {})
-    prefix = PrefixSpec(num_groups=int(pre.get("num_groups", 0)), prefix_tokens=int(pre.get("prefix_tokens", 0)),
-                        fraction=float(pre.get("fraction", 1.0)))
+    prefix = PrefixSpec(num_groups=_num(pre.get("num_groups", 0), where, "num_groups", int),
+                        prefix_tokens=_num(pre.get("prefix_tokens", 0), where, "prefix_tokens", int),
+                        fraction=_num(pre.get("fraction", 1.0), where, "prefix fraction", low=None))
     if not 0 <= prefix.fraction <= 1:
         raise ConfigError(f"{where}: prefix fraction must be in [0, 1], got {prefix.fraction}")
     slo = d.get("slo") or ""
@@ -116,11 +130,12 @@ def workload_from_dict(d: Mapping[str, Any], *, base: Path | None = None) -> Wor
         arrival=ArrivalSpec(kind=kind, rate_rps=_rate(arr.get("rate_rps", 1.0), where), burstiness=burst),
         prefix=prefix,
         slo=parse_slo(slo) if slo else SLO(),
-        turns=int(d.get("turns", 1)), think_time_s=float(d.get("think_time_s", 0.0)),
+        turns=_num(d.get("turns", 1), where, "turns", int, low=1),
+        think_time_s=_num(d.get("think_time_s", 0.0), where, "think_time_s"),
         priorities=tuple((int(k), float(v)) for k, v in (d.get("priorities") or {}).items()),
         adapters=tuple((str(k), float(v)) for k, v in (d.get("adapters") or {}).items()),
         source=str(d.get("source", "")).strip(),
-        num_requests=int(d.get("num_requests", 0)),
+        num_requests=_num(d.get("num_requests", 0), where, "num_requests", int),
     )
 
 
@@ -131,6 +146,8 @@ def load_workload(path: str | Path) -> Workload:
         text = p.read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"workload file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"workload file {str(p)!r} is not UTF-8 text: {exc}") from None
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

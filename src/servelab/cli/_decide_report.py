@@ -22,6 +22,41 @@ def _f(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
+_FRACTIONS = ("delivery", "slo_attainment", "prefix_cache_hit_rate")
+_COUNTS = ("offered", "completed", "rejected", "timed_out", "failed", "cancelled")
+
+
+def _unit(metric: str) -> str:
+    """Unit of a claim metric for axis labels ("" when unknown, e.g. kernel-lab metrics)."""
+    from ..errors import ConfigError
+    from ..metrics._eval import parse_name
+
+    if metric == "cost_per_million_tokens":
+        return "USD per 1M output tokens"
+    try:
+        base, stat, _ = parse_name(metric)
+    except ConfigError:
+        return ""
+    if stat:
+        return "samples" if stat == "count" else "s"
+    if base in _FRACTIONS:
+        return "fraction of requests" if base != "prefix_cache_hit_rate" else "fraction of input tokens"
+    if base in _COUNTS:
+        return "requests"
+    if base.endswith("_rps"):
+        return "req/s"
+    if base.endswith("tokens_per_s"):
+        return "tokens/s"
+    if base.startswith("total_"):
+        return "tokens"
+    return "s" if base.endswith("_s") else ""
+
+
+def _labelled(metric: str) -> str:
+    unit = _unit(metric)
+    return f"{metric} ({unit})" if unit else metric
+
+
 def _items(claim: Any, v: Any) -> list[tuple[str, float, float, float]]:
     items: list[tuple[str, float, float, float]] = []
     if v.value is not None and v.ci_lo is not None:
@@ -55,7 +90,7 @@ def render_report(result: Any, ledger: Any, path: str | Path) -> Path:
     for v in result.verdicts:
         c = claims[v.claim_id]
         ci = "—" if v.ci_lo is None else f"[{_f(v.ci_lo)}, {_f(v.ci_hi)}]"
-        rows.append([c.id, f"{c.metric} @{c.scenario}", _f(v.value), ci,
+        rows.append([c.id, f"{_labelled(c.metric)} @{c.scenario}", _f(v.value), ci,
                      f"{c.comparison} {_f(v.threshold)}", _f(v.margin), v.label,
                      f"{v.evidence_kind} {', '.join(v.run_ids)}".strip()])
     page.heading("Verdicts")
@@ -74,7 +109,7 @@ def render_report(result: Any, ledger: Any, path: str | Path) -> Path:
         if items and v.threshold is not None and math.isfinite(v.threshold):
             better = "higher" if c.comparison in (">", ">=") else "lower"
             page.figure(interval_chart(items, title=f"{c.metric} ({int(c.confidence * 100)}% CI)",
-                                       x_label=c.metric, threshold=v.threshold,
+                                       x_label=_labelled(c.metric), threshold=v.threshold,
                                        threshold_label=f"threshold {_f(v.threshold)}",
                                        better=better),
                         caption=f"claim: {c.metric} {c.comparison} threshold")

@@ -202,11 +202,11 @@ def plan_page(res: dict[str, Any]) -> Page:
         base = [("plan", rec["ttft_p95_s"], rec["tpot_p95_s"])] + [(s["label"], s["ttft_p95_s"], s["tpot_p95_s"])
                                                                   for s in sens]
         if ttft_slo:
-            page.figure(interval_chart([(n, t * 1e3, t * 1e3, t * 1e3) for n, t, _ in base if t is not None],
+            page.figure(interval_chart([(n, t * 1e3, math.nan, math.nan) for n, t, _ in base if t is not None],
                                        title="Sensitivity: p95 TTFT of the chosen fleet", x_label="p95 TTFT (ms)",
                                        threshold=ttft_slo * 1e3, threshold_label="TTFT SLO", better="lower"))
         if tpot_slo:
-            page.figure(interval_chart([(n, t * 1e3, t * 1e3, t * 1e3) for n, _, t in base if t is not None],
+            page.figure(interval_chart([(n, t * 1e3, math.nan, math.nan) for n, _, t in base if t is not None],
                                        title="Sensitivity: p95 TPOT of the chosen fleet", x_label="p95 TPOT (ms)",
                                        threshold=tpot_slo * 1e3, threshold_label="TPOT SLO", better="lower"))
         page.table(["scenario", "replicas", "rate (req/s)", "p95 TTFT (ms)", "p95 TPOT (ms)", "delivery", "SLO",

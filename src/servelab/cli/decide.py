@@ -80,9 +80,19 @@ def _console() -> Console:
     return con if con.is_terminal else Console(width=max(con.width, 150))
 
 
-def _open_ledger(path: Optional[Path]) -> Any:
+def _open_ledger(path: Optional[Path], *, must_exist: bool = False) -> Any:
+    """Open the ledger; the read-only commands (``must_exist``) refuse a missing file
+    instead of creating an empty ledger (and its folder) at a mistyped path."""
     from ..evidence import Ledger
+    from ..evidence.ledger import default_ledger_path
 
+    if must_exist:
+        where = path if path is not None else default_ledger_path()
+        if not Path(where).is_file():
+            Console(stderr=True).print(
+                f"[red]error:[/] no ledger at {where}; `servelab decide FILE` creates one "
+                f"(the ledger is --ledger PATH, else $SERVELAB_LEDGER, else .servelab/ledger.sqlite)")
+            raise typer.Exit(2)
     try:
         return Ledger(path)
     except LedgerError as exc:
@@ -153,7 +163,7 @@ def ledger_runs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List runs with their status and provenance."""
-    with _open_ledger(ledger) as led:
+    with _open_ledger(ledger, must_exist=True) as led:
         runs = led.runs(kind=kind, status=status)
     if as_json:
         typer.echo(json.dumps(runs, indent=2, default=str))
@@ -173,7 +183,7 @@ def ledger_claims(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List claims with their latest verdict."""
-    with _open_ledger(ledger) as led:
+    with _open_ledger(ledger, must_exist=True) as led:
         claims = led.claims()
     if as_json:
         typer.echo(json.dumps(claims, indent=2, default=str))
@@ -199,7 +209,7 @@ def ledger_show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one run (provenance, config) or one claim (spec, verdict history)."""
-    with _open_ledger(ledger) as led:
+    with _open_ledger(ledger, must_exist=True) as led:
         try:
             obj: dict[str, Any] = {"run": led.run(item_id)}
             try:

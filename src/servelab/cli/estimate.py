@@ -16,6 +16,7 @@ from ..perf import Deployment, StepModel, memory_budget
 from ..perf.answers import decode_point, offline_throughput, ridge_point, step_bound, ttft_s
 from ..perf.deployment import FIT_NOTE, Efficiency, StepBatch
 from ..perf.engines import DEFAULT_ENGINE, EngineProfile, engine_names, get_engine
+from ..perf.quant import WEIGHT_DTYPES
 from ..units import fmt_bytes, fmt_seconds
 
 __all__ = ["register", "estimate"]
@@ -55,7 +56,9 @@ def estimate_dict(dep: Deployment, input_tokens: int, output_tokens: int,
         "kv_bytes": b.kv_bytes, "kv_bytes_per_token": b.kv_bytes_per_token,
         "kv_bytes_per_token_per_gpu": b.kv_bytes_per_token_per_gpu,
         "kv_capacity_tokens": b.kv_capacity_tokens, "kv_blocks": b.kv_blocks,
-        "max_concurrency": kv_conc, "max_batch": min(kv_conc, dep.max_num_seqs),
+        # one token per decoding sequence: the step's token budget caps the batch too
+        "max_concurrency": kv_conc,
+        "max_batch": min(kv_conc, dep.max_num_seqs, dep.max_num_batched_tokens),
         "ttft_s": None, "prefill_bound": None, "decode_context_tokens": None,
         "decode_step_s": {}, "decode_tokens_per_s": {}, "decode_bound": {},
         "ridge_batch": None, "offline_output_tokens_per_s": 0.0, "offline": None,
@@ -90,6 +93,28 @@ def estimate_dict(dep: Deployment, input_tokens: int, output_tokens: int,
         "requests_per_s": off.requests_per_s,
         "output_tokens_per_s_per_gpu": off.output_tokens_per_s / dep.num_gpus,
     }
+    return out
+
+
+def _deployment_warnings(dep: Deployment, r: dict[str, Any]) -> list[str]:
+    """What the user should know before trusting the numbers: a quantized checkpoint
+    modelled at another weight dtype, a request longer than the model's context, or a
+    KV cache that holds no whole request."""
+    out: list[str] = []
+    ckpt = dep.model.checkpoint_dtype
+    if ckpt not in ("bf16", "fp16", "fp32") and ckpt != dep.weight_dtype:
+        fix = (f"pass --dtype {ckpt} to model the checkpoint as published" if ckpt in WEIGHT_DTYPES
+               else f"its format is not modelled (weight dtypes: {', '.join(WEIGHT_DTYPES)})")
+        out.append(f"{dep.model.name} is a {ckpt} checkpoint (quantization_config) but is "
+                   f"estimated with {dep.weight_dtype} weights; {fix}")
+    context = r["input_tokens"] + r["output_tokens"]
+    if context > dep.model.max_context:
+        out.append(f"a request of {context} tokens exceeds the {dep.model.max_context} token "
+                   f"context of {dep.model.name} (max_position_embeddings); the engine rejects it")
+    if r["feasible"] and r["max_concurrency"] < 1:
+        out.append(f"the KV cache holds {r['kv_capacity_tokens']:,} tokens, less than one "
+                   f"request of {context} tokens: no request of this length can run "
+                   f"(vLLM refuses to start when max_model_len exceeds it)")
     return out
 
 
@@ -128,7 +153,8 @@ def _print_table(r: dict[str, Any]) -> None:
     cap.add_row("KV capacity (tokens / blocks)", f"{r['kv_capacity_tokens']:,} / {r['kv_blocks']:,}")
     cap.add_row(f"max concurrency at {r['input_tokens'] + r['output_tokens']} tokens",
                 f"{r['max_concurrency']:,}")
-    cap.add_row(f"max batch (also ≤ max_num_seqs {r['max_num_seqs']})", f"{r['max_batch']:,}")
+    cap.add_row(f"max batch (also ≤ max_num_seqs {r['max_num_seqs']}, max_num_batched_tokens "
+                f"{r['max_num_batched_tokens']})", f"{r['max_batch']:,}")
     con.print(cap)
 
     lat = Table(title=f"Decode steps (each sequence at {r['decode_context_tokens']} tokens of context)")
@@ -193,6 +219,7 @@ def estimate(
                 warnings.append(f"calibration {calibration} was fitted on another deployment "
                                 f"({'; '.join(diff)}); its efficiencies may not carry over")
         result = estimate_dict(dep, input_tokens, output_tokens, profile)
+        warnings += _deployment_warnings(dep, result)
         result["engine_memory_fraction"] = gpu_memory_utilization   # as given, under the engine's rule
         result["efficiency_source"] = "calibration" if cal is not None else f"engine profile {profile.name}"
         result["calibration"] = cal.to_dict() if cal is not None else None

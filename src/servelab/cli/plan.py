@@ -19,6 +19,9 @@ from ..units import fmt_bytes, fmt_seconds
 
 __all__ = ["register", "plan_command", "clean_json"]
 
+_MAX_ROWS = 20        # candidates per terminal table (all are in --json and --report)
+_MAX_QUANT_ROWS = 12
+
 
 def _csv(text: str | None) -> tuple[str, ...]:
     return tuple(x.strip().lower() for x in (text or "").split(",") if x.strip())
@@ -99,19 +102,23 @@ def _print_plan(res: dict[str, Any], con: Console) -> None:
     for col in ("weights/GPU", "KV tokens", "max conc", "prefill", "bound", "decode b1",
                 "SLO batch", "analytic λ", "saturation λ"):
         t.add_column(col, justify="left" if col == "candidate" else "right")
-    for c in sorted(sim, key=lambda c: c["cost"]["cost_per_hour_usd"])[:20]:
+    if len(sim) > _MAX_ROWS:
+        t.caption = f"cheapest {_MAX_ROWS} of {len(sim)} shown; all in --json and --report"
+    for c in sorted(sim, key=lambda c: c["cost"]["cost_per_hour_usd"])[:_MAX_ROWS]:
         a = c["analytic"]
         t.add_row(c["key"], fmt_bytes(a["memory"]["weight_bytes"]), f"{a['kv_capacity_tokens']:,}",
                   str(a["max_concurrency_mean_ctx"]), _ms(a["prefill_s"]), a["prefill_bound"],
-                  _ms(a["decode_step_b1_s"]), str(a["slo_batch"]), f"{a['slo_rate_rps']:.1f}",
-                  f"{a['saturation_rps']:.1f}")
+                  _ms(a["decode_step_b1_s"]), str(a["slo_batch"]), f"{a['slo_rate_rps']:.3g}",
+                  f"{a['saturation_rps']:.3g}")
     con.print(t)
     q = steps["7_quantization"]
     if q:
         t = Table(title="7 · Quantization vs bf16 (same GPU and parallelism) — needs quality evidence")
         for col in ("candidate", "weights ×", "KV capacity ×", "decode b1 ×", "saturation ×"):
             t.add_column(col, justify="left" if col == "candidate" else "right")
-        for row in q[:12]:
+        if len(q) > _MAX_QUANT_ROWS:
+            t.caption = f"first {_MAX_QUANT_ROWS} of {len(q)} shown; all in --json"
+        for row in q[:_MAX_QUANT_ROWS]:
             t.add_row(row["key"], *(f"{row[k]:.2f}" if row[k] else "–" for k in
                                     ("weight_bytes_ratio", "kv_capacity_ratio", "decode_step_b1_ratio", "saturation_ratio")))
         con.print(t)
@@ -120,10 +127,12 @@ def _print_plan(res: dict[str, Any], con: Console) -> None:
     for col in ("cap λ/replica", "replicas", "util", "GPUs", "$/h", "$/1M out", "p95 TTFT",
                 "p95 TPOT", "Pareto"):
         t.add_column(col, justify="left" if col == "candidate" else "right")
-    for c in sorted(sim, key=lambda c: (c["cost"]["cost_per_hour_usd"], c["key"]))[:20]:
+    if len(sim) > _MAX_ROWS:
+        t.caption = f"cheapest {_MAX_ROWS} of {len(sim)} shown; all in --json and --report"
+    for c in sorted(sim, key=lambda c: (c["cost"]["cost_per_hour_usd"], c["key"]))[:_MAX_ROWS]:
         sz = c["sizing"]
         style = "bold green" if c["verdict"] == "recommended" else None
-        t.add_row(c["key"], f"{c['capacity_rps']:.1f}", f"{sz['active_replicas']}+{sz['spare_replicas']}",
+        t.add_row(c["key"], f"{c['capacity_rps']:.3g}", f"{sz['active_replicas']}+{sz['spare_replicas']}",
                   f"{sz['utilization']:.0%}", str(c["cost"]["packing"]["billed_gpus"]),
                   _money(c["cost"]["cost_per_hour_usd"]), _money(c["cost"]["cost_per_million_output_tokens_usd"]),
                   _ms(c.get("ttft_p95_s")), _ms(c.get("tpot_p95_s")), "●" if c.get("pareto") else "", style=style)
@@ -171,7 +180,7 @@ def plan_command(
     slo: Optional[str] = typer.Option(None, help="SLO targets, e.g. ttft_p95=2s,tpot_p95=50ms (default: the workload's)."),
     gpus: Optional[str] = typer.Option(None, help="Comma-separated GPU ids (default: every GPU in the catalog)."),
     precisions: str = typer.Option("bf16,fp8", help="Weight dtypes to consider."),
-    kv_precisions: Optional[str] = typer.Option(None, "--kv-precisions", help="KV-cache dtypes (default: same as --precisions)."),
+    kv_precisions: Optional[str] = typer.Option(None, "--kv-precisions", help="KV-cache dtypes (default: those of --precisions that are KV dtypes, else bf16)."),
     tp: str = typer.Option("1,2,4,8", help="Tensor-parallel degrees to consider."),
     pp: str = typer.Option("auto", help="Pipeline-parallel degrees, or auto (1, plus 2 when the weights outgrow a node)."),
     headroom: float = typer.Option(1.1, help="Replica headroom factor (>= 1)."),

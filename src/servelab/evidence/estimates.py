@@ -12,6 +12,9 @@
   (p̂ + z²/2n ± z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n), z the normal quantile of the
   confidence level. All-ok runs then need n ≥ z²·t/(1−t) requests to support
   ``delivery >= t`` (380 for t = 0.99 at 95%).
+- Rates of successes (``goodput_rps`` = slo_attainment × n / window,
+  ``request_throughput_rps`` = delivery × n / window) collapse the same way, so their
+  interval is widened to contain the Wilson interval of the proportion × n / window.
 - ``cost_per_million_tokens`` (USD per 10⁶ output tokens) =
   fleet_usd_per_hour / 3600 / output_tokens_per_s × 10⁶, with
   fleet_usd_per_hour = GPU on-demand price per GPU-hour (catalog) × tp × pp × replicas,
@@ -29,19 +32,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..metrics.proportion import PROPORTION_METRICS, wilson_interval
 from ..records import RequestRecord
 from .verdict import Estimate, interval
 
 __all__ = ["RunEvidence", "estimate", "kernel_estimate", "matching_kernel_rows", "wilson_interval",
-           "MILLION", "PROPORTION_METRICS"]
+           "MILLION", "PROPORTION_METRICS", "RATE_OF_PROPORTION"]
 
 MILLION = 1e6
-PROPORTION_METRICS = ("delivery", "slo_attainment")
+# rate metric -> the proportion of offered requests it is n / window times
+RATE_OF_PROPORTION = {"goodput_rps": "slo_attainment", "request_throughput_rps": "delivery"}
 _HOUR_S = 3600.0
 
 
@@ -78,17 +82,16 @@ def estimate(ev: RunEvidence, metric: str, *, confidence: float, n_resamples: in
     if metric in PROPORTION_METRICS and math.isfinite(value) and len(ev.records):
         wlo, whi = wilson_interval(value * len(ev.records), len(ev.records), confidence)
         lo, hi = (wlo, whi) if not math.isfinite(lo) else (min(lo, wlo), max(hi, whi))
+    elif metric in RATE_OF_PROPORTION and math.isfinite(value) and len(ev.records):
+        n = len(ev.records)
+        p = metrics.metric_value(cols, RATE_OF_PROPORTION[metric], duration_s=ev.duration_s, slo=ev.slo)
+        window_s = metrics.metric_value(cols, "duration_s", duration_s=ev.duration_s, slo=ev.slo)
+        if math.isfinite(p) and math.isfinite(window_s) and window_s > 0:
+            wlo, whi = wilson_interval(p * n, n, confidence)
+            wlo, whi = wlo * n / window_s, whi * n / window_s
+            lo, hi = (wlo, whi) if not math.isfinite(lo) else (min(lo, wlo), max(hi, whi))
     return Estimate(value=float(value), lo=lo, hi=hi, n=len(ev.records), run_ids=(ev.run_id,),
                     kind=ev.kind, draws=np.asarray(draws, dtype=np.float64), scenario=ev.scenario)
-
-
-def wilson_interval(k: float, n: int, confidence: float) -> tuple[float, float]:
-    """Wilson score interval of a proportion with ``k`` successes out of ``n``."""
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _cost(tokens_per_s: Any, usd_per_hour: float) -> Any:

@@ -46,6 +46,9 @@ METRICS: dict[str, str] = {
 }
 
 
+_REQUIRED = ("kernel", "provider", "dtype", "shape", "metric", "unit", "p50", "p95", "p99")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ResultRow:
     kernel: str
@@ -88,16 +91,31 @@ class ResultRow:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ResultRow":
+        if not isinstance(d, dict):
+            raise ConfigError(f"a result row must be a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise ConfigError(f"unknown result fields {sorted(unknown)}; known: {sorted(names)}")
+        missing = [k for k in _REQUIRED if k not in d]
+        if missing:
+            raise ConfigError(f"result row lacks {', '.join(missing)}; required: {', '.join(_REQUIRED)}")
         if d.get("schema", SCHEMA) != SCHEMA:
             raise ConfigError(f"unknown results schema {d.get('schema')!r}; expected {SCHEMA!r}")
         d = dict(d)
         for k in ("p50", "p95", "p99"):
             if d.get(k) is None:
                 d[k] = math.nan
+            elif isinstance(d[k], bool) or not isinstance(d[k], (int, float)):
+                raise ConfigError(f"result field {k!r} must be a number or null, got {d[k]!r}")
+            elif d[k] < 0 or (d[k] == 0 and d.get("metric") == "latency"):
+                raise ConfigError(f"result field {k!r} of metric {d.get('metric')!r} must be "
+                                  f"{'> 0' if d.get('metric') == 'latency' else '>= 0'}, got {d[k]!r}")
+        if "n" in d and (isinstance(d["n"], bool) or not isinstance(d["n"], int)):
+            raise ConfigError(f"result field 'n' must be an integer, got {d['n']!r}")
+        for k in ("shape", "config"):
+            if k in d and not isinstance(d[k], dict):
+                raise ConfigError(f"result field {k!r} must be a JSON object, got {d[k]!r}")
         return cls(**d)
 
     def shape_str(self) -> str:
@@ -123,7 +141,12 @@ def read_rows(path: str | Path) -> list[ResultRow]:
     if not p.exists():
         raise ConfigError(f"results file {str(p)!r} does not exist")
     rows: list[ResultRow] = []
-    lines = p.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"results file {str(p)!r} is not UTF-8 text (JSON lines): {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"results file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -133,5 +156,8 @@ def read_rows(path: str | Path) -> list[ResultRow]:
             if i == len(lines) - 1:
                 break
             raise ConfigError(f"{p}:{i + 1}: not a JSON object") from None
-        rows.append(ResultRow.from_dict(d))
+        try:
+            rows.append(ResultRow.from_dict(d))
+        except ConfigError as exc:
+            raise ConfigError(f"{p}:{i + 1}: {exc}") from None
     return rows

@@ -117,7 +117,8 @@ def validate_deployment(dep: Deployment) -> tuple[str, ...]:
     if dep.kv_dtype not in KV_DTYPES:
         raise ConfigError(f"unknown KV dtype {dep.kv_dtype!r}; valid: {', '.join(KV_DTYPES)}")
     heads = m.num_attention_heads
-    valid_tp = [d for d in _divisors(heads) if d <= g.gpus_per_node]
+    valid_tp = [d for d in _divisors(heads) if d <= g.gpus_per_node
+                and (m.mla is not None or m.num_kv_heads % d == 0 or d % m.num_kv_heads == 0)]
     if dep.tp < 1 or heads % dep.tp:
         raise ConfigError(
             f"tp={dep.tp} must divide the {heads} attention heads of {m.name}; "
@@ -125,7 +126,7 @@ def validate_deployment(dep: Deployment) -> tuple[str, ...]:
     if m.mla is None and m.num_kv_heads % dep.tp and dep.tp % m.num_kv_heads:
         raise ConfigError(
             f"tp={dep.tp} and the {m.num_kv_heads} KV heads of {m.name} must divide one "
-            f"another; valid tp: {', '.join(str(d) for d in valid_tp if m.num_kv_heads % d == 0 or d % m.num_kv_heads == 0)}")
+            f"another; valid tp: {', '.join(map(str, valid_tp))}")
     if dep.tp > g.gpus_per_node:
         raise ConfigError(
             f"tp={dep.tp} exceeds the {g.gpus_per_node} GPUs of one {g.name} node; "

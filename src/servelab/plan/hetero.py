@@ -99,5 +99,6 @@ def plan_heterogeneous(*, req: Any, workload: Any, slo: Any, profile: Any,
                   verdict=(f"the two-pool mix (${mix_cost:.2f}/h) beats the best single pool "
                            f"(${best_single:.2f}/h) by {1 - mix_cost / best_single:.0%}" if beats else
                            f"the best single pool (${best_single:.2f}/h) is not beaten by the mix "
-                           f"(${mix_cost:.2f}/h): each pool needs its own spare replica"))
+                           f"(${mix_cost:.2f}/h)" + (": each pool needs its own spare replica"
+                                                     if req.spares > 0 else "")))
     return result

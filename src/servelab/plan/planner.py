@@ -28,6 +28,7 @@ from ..catalog import generate_requests, get_gpu, get_model, get_workload, list_
 from ..errors import ConfigError
 from ..perf import Deployment, get_engine
 from ..perf.memory import kv_bytes_per_token, weight_bytes_total
+from ..perf.quant import KV_DTYPES
 from .analytic import analyze
 from .candidates import enumerate_candidates, screen_candidate
 from .characterize import characterize
@@ -40,9 +41,16 @@ from .recommend import recommend
 from .request import PlanRequest
 from .sizing import size_replicas
 
-__all__ = ["plan", "Progress"]
+__all__ = ["plan", "Progress", "default_kv_dtypes"]
 
 Progress = Callable[[str, int, int], None]
+
+
+def default_kv_dtypes(weight_dtypes: tuple[str, ...]) -> tuple[str, ...]:
+    """KV dtypes when none are given: the weight dtypes that are also KV dtypes; a list
+    of weight-only formats (int8, int4) keeps the KV cache in bf16, as vLLM's
+    ``kv_cache_dtype="auto"`` keeps it in the model dtype for AWQ/GPTQ checkpoints."""
+    return tuple(w for w in weight_dtypes if w in KV_DTYPES) or ("bf16",)
 
 
 def _slo_threshold(slo: Any, metric: str) -> float | None:
@@ -151,7 +159,7 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
     tick("characterize", 1, 1)
 
     # 2-3. footprints
-    kv_dtypes = req.kv_dtypes or req.weight_dtypes
+    kv_dtypes = req.kv_dtypes or default_kv_dtypes(req.weight_dtypes)
     weights = {w: weight_bytes_total(model, w) for w in req.weight_dtypes}
     kv = {k: kv_bytes_per_token(model, k) for k in kv_dtypes}
 

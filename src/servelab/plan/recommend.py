@@ -47,7 +47,7 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
               gpus: dict[str, Any]) -> dict[str, Any]:
     if not evaluated:
         return {"recommendation": None, "pareto": [], "sensitivity": [], "claims": [],
-                "reason": "no candidate meets the SLO at any simulated rate", "_simulations": 0}
+                "reason": _no_plan_reason(rows), "_simulations": 0}
     pts = [(r["cost"]["cost_per_hour_usd"], _lat(r.get("ttft_p95_s"))) for r in evaluated]
     front = [evaluated[i]["key"] for i in pareto_front(pts)]
     for r in evaluated:
@@ -112,17 +112,21 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
             sensitivity.append(d)
         sensitivity[1]["capacity_per_replica_rps"] = cap2
 
+    # Replicas added because the fleet missed the SLO carry load: they are active, and
+    # the spare count stays the sizing policy's; utilization follows the active count.
+    active = chosen["sizing"]["active_replicas"] + len(adjustments)
+    util = chosen["sizing"]["utilization"] * chosen["sizing"]["active_replicas"] / active
     rec = {
         "key": chosen["key"], "gpu": chosen["gpu"], "tp": chosen["tp"], "pp": chosen["pp"],
         "ep": chosen["ep"], "weight_dtype": chosen["weight_dtype"], "kv_dtype": chosen["kv_dtype"],
-        "replicas": replicas, "active_replicas": chosen["sizing"]["active_replicas"],
-        "spare_replicas": replicas - chosen["sizing"]["active_replicas"],
+        "replicas": replicas, "active_replicas": active,
+        "spare_replicas": replicas - active,
         "gpus_total": pk.billed_gpus, "nodes": pk.to_dict()["nodes"],
         "cost_per_hour": cost.cost_per_hour_usd,
         "cost_per_million_tokens": cost.cost_per_million_output_tokens_usd,
         "monthly_usd": cost.monthly_usd, "price_source": cost.price_source,
         "capacity_per_replica_rps": chosen["capacity_rps"], "peak_rate_rps": profile.peak_rate_rps,
-        "utilization": chosen["sizing"]["utilization"],
+        "utilization": util,
         "ttft_p95_s": fleet.ttft_p95_s, "tpot_p95_s": fleet.tpot_p95_s, "e2e_p95_s": fleet.e2e_p95_s,
         "delivery": fleet.delivery, "slo_met": fleet.slo_met, "slo_per_target": fleet.per_target,
         "warnings": list(chosen["sizing"]["warnings"]) + adjustments,
@@ -131,6 +135,18 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
     return {"recommendation": rec, "pareto": front, "fleet_validation": fleet.to_dict(),
             "sensitivity": sensitivity, "claims": _claims(rec, fleet, sensitivity, slo, rate),
             "_simulations": sims}
+
+
+def _no_plan_reason(rows: list[dict[str, Any]]) -> str:
+    """Why there is no plan: simulated candidates all missed, or none was simulated."""
+    if any("simulation" in r for r in rows):
+        return "no candidate meets the SLO at any simulated rate"
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.get("verdict", "?")] = counts.get(r.get("verdict", "?"), 0) + 1
+    parts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    return (f"no candidate reached simulation ({parts or 'none enumerated'}): see step 4 for "
+            f"each reason")
 
 
 def _fmt(x: float | None) -> str:

@@ -288,7 +288,9 @@ def interval_chart(items: Sequence[tuple[str, float, float, float]], *, title: s
     """One row per ``(label, value, lo, hi)``: the point estimate with its interval
     whisker, against a vertical ``threshold`` line. With ``better`` set, a row is
     green when its whole interval is on the good side, red when wholly on the bad
-    side, orange when the interval straddles the threshold (undecided)."""
+    side, orange when the interval straddles the threshold (undecided). A row whose
+    ``lo`` and ``hi`` are both NaN has no interval (e.g. one simulation): only its
+    value is drawn and written, and its colour follows the value."""
     row_h = 30
     height = height or max(160, 90 + row_h * len(items))
     parts = _open(width, height, title)
@@ -303,23 +305,26 @@ def interval_chart(items: Sequence[tuple[str, float, float, float]], *, title: s
     band = (height - 50 - top) / max(len(items), 1)
     for i, (label, v, lo, hi) in enumerate(items):
         yc = top + (i + 0.5) * band
+        point_only = not finite(lo) and not finite(hi)
+        if point_only:
+            lo = hi = v
         color = PALETTE[0]
         if better and threshold is not None and finite(lo) and finite(hi):
             good_side = (hi <= threshold) if better == "lower" else (lo >= threshold)
             bad_side = (lo > threshold) if better == "lower" else (hi < threshold)
             color = GOOD if good_side else BAD if bad_side else WARN
         parts.append(f'<text x="{sx.p0 - 6:.1f}" y="{yc + 4:.1f}" text-anchor="end" fill="{AXIS}">{esc(label)}</text>')
-        if sx.ok(lo) and sx.ok(hi):
+        if sx.ok(lo) and sx.ok(hi) and not point_only:
             a, b = sx(lo), sx(hi)
             parts.append(f'<path d="M{a:.1f},{yc:.1f}H{b:.1f}M{a:.1f},{yc - 6:.1f}v12M{b:.1f},{yc - 6:.1f}v12" '
                          f'stroke="{color}" stroke-width="2" fill="none"/>')
         txt = (f"{fmt_tick(v) if finite(v) else '?'} [{fmt_tick(lo) if finite(lo) else '?'}, "
-               f"{fmt_tick(hi) if finite(hi) else '?'}]")
+               f"{fmt_tick(hi) if finite(hi) else '?'}]") if not point_only else \
+            (fmt_tick(v) if finite(v) else "?")
         parts.append(f'<text x="{sx.p1 + 8:.1f}" y="{yc + 4:.1f}" fill="{color}">{esc(txt)}</text>')
         if sx.ok(v):
             parts.append(f'<circle cx="{sx(v):.1f}" cy="{yc:.1f}" r="5" fill="{color}">'
-                         f'<title>{esc(label)}: {esc(fmt_tick(v))} [{esc(fmt_tick(lo) if finite(lo) else "?")}, '
-                         f'{esc(fmt_tick(hi) if finite(hi) else "?")}]</title></circle>')
+                         f'<title>{esc(label)}: {esc(txt)}</title></circle>')
     if threshold is not None and sx.ok(threshold):
         px = sx(threshold)
         parts.append(f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{height - 50}" stroke="{BAD}" '

@@ -20,6 +20,10 @@ Per metric m and run r (baseline b), with c the confidence level:
   of the two bootstraps (Efron & Tibshirani 1993, §8.3, two-sample problem);
 - relative error (v_r − v_b) / v_b — the calibration figure when b is a
   measurement and r a prediction;
+- proportions of offered requests (``delivery``, ``slo_attainment``): the bootstrap
+  collapses to a point when every request (or none) succeeded, so the CI is widened
+  to contain the Wilson score interval and the difference CI to contain Newcombe's
+  hybrid score interval (``metrics.proportion``);
 - ``overlap``: whether the CIs of v_r and v_b intersect. Disjoint intervals
   flag a difference that resampling does not explain; overlapping intervals do
   not prove equality (the difference CI is the sharper test).
@@ -38,6 +42,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..metrics import bootstrap_distribution, columns, metric_value, timeseries_from_records
+from ..metrics.proportion import PROPORTION_METRICS, newcombe_diff_interval, wilson_interval
 from ..metrics._eval import parse_name
 from ..records import RequestRecord, RunMeta
 from ..units import MS
@@ -134,6 +139,21 @@ def _interval(dist: np.ndarray, confidence: float) -> tuple[float, float]:
     return (float(lo), float(hi))
 
 
+def _wilson(value: float, n: int, confidence: float) -> tuple[float, float]:
+    if not (math.isfinite(value) and n > 0):
+        return (math.nan, math.nan)
+    return wilson_interval(value * n, n, confidence)
+
+
+def _widen(ci: tuple[float, float], other: tuple[float, float]) -> tuple[float, float]:
+    """The smallest interval containing ``ci`` and ``other`` (NaN sides ignored)."""
+    if not all(math.isfinite(x) for x in other):
+        return ci
+    if not all(math.isfinite(x) for x in ci):
+        return other
+    return (min(ci[0], other[0]), max(ci[1], other[1]))
+
+
 def _describe(metric: str) -> tuple[str, Literal["lower", "higher"] | None]:
     base, stat, _ = parse_name(metric)
     if stat:
@@ -163,6 +183,8 @@ def compare_runs(runs: Sequence[CompareRun], *, baseline: int = 0,
         dists = [bootstrap_distribution(c, metric, n_resamples=n_resamples, seed=seed + i,
                                         duration_s=r.duration_s) for i, (c, r) in enumerate(zip(cols, runs))]
         cis = [_interval(d, confidence) for d in dists]
+        if metric in PROPORTION_METRICS:
+            cis = [_widen(ci, _wilson(v, c.n, confidence)) for ci, v, c in zip(cis, vals, cols)]
         vb, (blo, bhi), db = vals[baseline], cis[baseline], dists[baseline]
         ests = []
         for i, r in enumerate(runs):
@@ -174,9 +196,13 @@ def compare_runs(runs: Sequence[CompareRun], *, baseline: int = 0,
                 ratio_d = dists[i] / db
                 ratio = v / vb if vb != 0 else math.nan
             known = all(math.isfinite(x) for x in (lo, hi, blo, bhi))
+            diff_ci = _interval(dists[i] - db, confidence)
+            if metric in PROPORTION_METRICS and math.isfinite(v) and math.isfinite(vb):
+                diff_ci = _widen(diff_ci, newcombe_diff_interval(v, cols[i].n, vb, cols[baseline].n,
+                                                                 confidence))
             ests.append(RunEstimate(
                 label=r.label, value=v, ci=(lo, hi), diff=v - vb,
-                diff_ci=_interval(dists[i] - db, confidence), ratio=ratio,
+                diff_ci=diff_ci, ratio=ratio,
                 ratio_ci=_interval(ratio_d, confidence), rel_error=ratio - 1.0 if math.isfinite(ratio) else math.nan,
                 overlap=(lo <= bhi and blo <= hi) if known else None))
         out.append(MetricComparison(metric=metric, unit=unit, better=better, runs=tuple(ests)))
