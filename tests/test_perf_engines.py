@@ -8,10 +8,7 @@ measured errors −1.0 %, +11.3 %, +14.8 % (docs/perf.md "Engine profiles").
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,20 +20,7 @@ from servelab.errors import ConfigError
 from servelab.perf import (DEFAULT_ENGINE, ENGINE_PROFILES, Deployment, Efficiency, EngineProfile,
                            StepBatch, StepModel, decode_point, get_engine, memory_budget, ttft_s)
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
 
-
-@pytest.fixture(scope="module")
-def val():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("validate_engines", BENCH / "validate.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
 
 
 def _dep(**kw) -> Deployment:

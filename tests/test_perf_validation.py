@@ -7,10 +7,7 @@ with the shipped ``Efficiency`` defaults. docs/perf.md reports the measured MdAP
 back to the earlier defaults (41.4 % overall).
 """
 
-import importlib.util
 import statistics
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,20 +15,7 @@ from servelab.catalog import get_gpu, get_model
 from servelab.perf import Efficiency, StepBatch, StepModel
 from servelab.perf.quant import KV_DTYPES, WEIGHT_DTYPES
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
 
-
-@pytest.fixture(scope="module")
-def val():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("validate", BENCH / "validate.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
 
 
 @pytest.fixture(scope="module")

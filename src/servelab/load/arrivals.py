@@ -105,16 +105,22 @@ class TraceEntry:
     prompt: str | None = None
 
 
-def load_trace(path: str | Path) -> list[TraceEntry]:
-    """Read a JSONL trace; times shifted so the earliest is 0, sorted ascending."""
-    rows: list[tuple[float, dict[str, Any]]] = []
+def iter_jsonl(path: str | Path):
+    """Yield ``(line_number, object)`` for each non-blank line of a JSONL file;
+    ConfigError names ``path:line`` of the first line that is not JSON."""
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            yield n, json.loads(line)
         except ValueError as e:
             raise ConfigError(f"{path}:{n}: not JSON ({e})") from None
+
+
+def load_trace(path: str | Path) -> list[TraceEntry]:
+    """Read a JSONL trace; times shifted so the earliest is 0, sorted ascending."""
+    rows: list[tuple[float, dict[str, Any]]] = []
+    for n, obj in iter_jsonl(path):
         if "timestamp" in obj:
             t = float(obj["timestamp"])
         elif "timestamp_ms" in obj:

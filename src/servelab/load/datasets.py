@@ -37,6 +37,7 @@ import numpy as np
 
 from ..catalog.workloads import RequestSpec
 from ..errors import ConfigError
+from .arrivals import iter_jsonl
 from .client import Prompt
 
 __all__ = [
@@ -165,13 +166,7 @@ def _attach(prompts: list[dict[str, Any]], arrivals_s: Sequence[float], default_
 
 def load_jsonl_prompts(path: str | Path, arrivals_s: Sequence[float], *, default_output: int = 128) -> list[Prompt]:
     rows: list[dict[str, Any]] = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            raise ConfigError(f"{path}:{n}: not JSON ({e})") from None
+    for n, obj in iter_jsonl(path):
         if not isinstance(obj, dict) or not ("prompt" in obj or "messages" in obj):
             raise ConfigError(f"{path}:{n}: needs a 'prompt' or 'messages' field")
         rows.append({
