@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
 import yaml
@@ -52,3 +53,14 @@ def resolve(index: dict[str, T], name: str, kind: str, known: Iterable[str]) -> 
         raise ConfigError(
             f"unknown {kind} {name!r}; known: {', '.join(known)}"
         ) from None
+
+
+def read_user_text(path: str | Path, what: str) -> tuple[Path, str]:
+    """``(path, text)`` of a user-supplied UTF-8 file; ConfigError names ``what`` and the path."""
+    p = Path(path).expanduser()
+    try:
+        return p, p.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(p)!r} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {str(p)!r} is not UTF-8 text: {exc}") from None

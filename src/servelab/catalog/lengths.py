@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ._data import read_user_text
 from ._workload_types import LengthDist
 
 __all__ = ["read_lengths", "empirical_from_file", "DEFAULT_COLUMNS"]
@@ -54,13 +55,7 @@ def _pick_column(available: list[str], column: str | None, where: str) -> str:
 
 def read_lengths(path: str | Path, *, column: str | None = None) -> tuple[int, ...]:
     """Token counts from a JSONL, CSV or one-number-per-line file (see module doc)."""
-    p = Path(path).expanduser()
-    try:
-        text = p.read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"length file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"length file {str(p)!r} is not UTF-8 text: {exc}") from None
+    p, text = read_user_text(path, "length file")
     suffix = p.suffix.lower()
     values: list[int] = []
     if suffix == ".csv":

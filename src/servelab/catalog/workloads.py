@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import ConfigError
-from ._data import load_yaml, normalize
+from ._data import load_yaml, normalize, read_user_text
 from ._workload_types import (
     SLO,
     ArrivalSpec,
@@ -141,13 +141,7 @@ def workload_from_dict(d: Mapping[str, Any], *, base: Path | None = None) -> Wor
 
 def load_workload(path: str | Path) -> Workload:
     """A workload from a YAML or JSON file with the preset keys; relative files resolve next to it."""
-    p = Path(path).expanduser()
-    try:
-        text = p.read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"workload file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"workload file {str(p)!r} is not UTF-8 text: {exc}") from None
+    p, text = read_user_text(path, "workload file")
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

@@ -140,18 +140,21 @@ Experiment = Annotated[
 ]
 
 
+def _accepted_by(check, value: str) -> str:
+    """``value`` if ``check(value)`` accepts it; its ServelabError as pydantic's ValueError."""
+    try:
+        check(value)
+    except ServelabError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 def _check_catalog(kind: str, value: str) -> str:
     from .. import catalog
 
     getter = {"model": catalog.get_model, "gpu": catalog.get_gpu,
               "workload": catalog.get_workload}[kind]
-    try:
-        getter(value)
-    except NotImplementedError:   # catalog part not built: checked again when run
-        pass
-    except ServelabError as exc:
-        raise ValueError(str(exc)) from None
-    return value
+    return _accepted_by(getter, value)
 
 
 class Scenario(_Model):
@@ -207,13 +210,7 @@ class Scenario(_Model):
             return v
         from ..catalog import parse_slo
 
-        try:
-            parse_slo(v)
-        except NotImplementedError:
-            pass
-        except ServelabError as exc:
-            raise ValueError(str(exc)) from None
-        return v
+        return _accepted_by(parse_slo, v)
 
 
 class RelativeThreshold(_Model):

@@ -240,29 +240,21 @@ async def send_request(
             else:
                 await _exchange(session, ep, body, headers, rec, st, chat, t0)
         except ConnectError as e:
-            rec.finish_s = perf() - t0
-            rec.status = "failed"
-            rec.reason = f"connection failed: {e}"
+            _fail(rec, perf() - t0, f"connection failed: {e}")
         except Disconnected as e:
             if attempt == 0 and not e.got_bytes:
                 rec.retries += 1            # stale kept-alive connection: send once more
                 continue
-            rec.finish_s = perf() - t0
-            rec.status = "failed"
-            rec.reason = f"stream cut after {st.chunks} chunks: {e}"
+            _fail(rec, perf() - t0, f"stream cut after {st.chunks} chunks: {e}")
         except aiohttp.ClientConnectorError as e:
-            rec.finish_s = perf() - t0
-            rec.status = "failed"
-            rec.reason = f"connection failed: {e.strerror or e}"
+            _fail(rec, perf() - t0, f"connection failed: {e.strerror or e}")
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
             if attempt == 0 and "http_status" not in rec.extra:
                 # A kept-alive connection the server had already closed (seen with
                 # llama.cpp's HTTP server): nothing was answered, send once more.
                 rec.retries += 1
                 continue
-            rec.finish_s = perf() - t0
-            rec.status = "failed"
-            rec.reason = f"stream cut after {st.chunks} chunks: {type(e).__name__}: {e}"
+            _fail(rec, perf() - t0, f"stream cut after {st.chunks} chunks: {type(e).__name__}: {e}")
         except asyncio.TimeoutError:
             rec.finish_s = perf() - t0
             if st.error is not None and st.ended:
@@ -273,13 +265,9 @@ async def send_request(
             rec.reason = f"no complete response within {ep.request_timeout_s:g} s" + (
                 f" ({st.chunks} chunks received)" if st.chunks else "")
         except aiohttp.ClientPayloadError as e:
-            rec.finish_s = perf() - t0
-            rec.status = "failed"
-            rec.reason = f"stream cut after {st.chunks} chunks: {type(e).__name__}: {e}"
+            _fail(rec, perf() - t0, f"stream cut after {st.chunks} chunks: {type(e).__name__}: {e}")
         except aiohttp.ClientError as e:
-            rec.finish_s = perf() - t0
-            rec.status = "failed"
-            rec.reason = f"{type(e).__name__}: {e}"
+            _fail(rec, perf() - t0, f"{type(e).__name__}: {e}")
         break
     _finish(rec, st)
     return rec, "".join(st.text)
@@ -372,6 +360,13 @@ async def _exchange_raw(pool: RawPool, ep: EndpointConfig, body: bytes, headers:
         for name, d in parser.close():
             st.event(name, d, now, chat)
     rec.finish_s = st.ended or now
+
+
+def _fail(rec: RequestRecord, finish_s: float, reason: str) -> None:
+    """Mark ``rec`` failed at ``finish_s`` (seconds from the run start) with ``reason``."""
+    rec.finish_s = finish_s
+    rec.status = "failed"
+    rec.reason = reason
 
 
 def _finish(rec: RequestRecord, st: _Stream) -> None:
