@@ -76,13 +76,19 @@ from servelab.perf.engines import ENGINE_PROFILES, EngineProfile, get_engine  # 
 
 DATA = HERE / "data" / "validation_published.csv"
 VLLM_DATA = HERE / "data" / "vllm_published.csv"     # held-out vLLM rows (never fitted)
+SERVING_DATA = HERE / "data" / "published_serving.csv"  # MI300X (OCI) and SGLang (InferenceX) rows
 OUT = HERE / "results" / "validation.json"
 OUT_ENGINES = HERE / "results" / "validation_engines.json"
 VLLM_FIT_SOURCE = "vllm-ci"          # designated fit rows for the vLLM step overhead
 # Which profile runs a row: vLLM rows the vllm profile; TensorRT-LLM, NIM (TensorRT-LLM
 # backend) and LMDeploy TurboMind (a C++ runtime like TensorRT-LLM's) the trtllm profile.
+# SGLang (Python scheduler, CUDA-graph decode, like vLLM) has no profile of its own: the vllm one.
 ROW_ENGINE_PROFILE = {"vllm": "vllm", "trtllm": "trtllm", "nim-trtllm": "trtllm",
-                      "lmdeploy-turbomind": "trtllm"}
+                      "lmdeploy-turbomind": "trtllm", "sglang": "vllm"}
+# SGLang sizes its KV pool from mem_fraction_static of the whole device; no default is
+# assumed here beyond vLLM's 0.9 (the InferenceX rows run at concurrency <= 64, far
+# below any KV limit of DeepSeek-V3 on 8 x H200).
+SGLANG_GPU_MEMORY_UTILIZATION = 0.9
 
 # TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction default: "The default for
 # free_gpu_memory_fraction is 0.9, which means TensorRT LLM will try to allocate 90% of free
@@ -122,8 +128,10 @@ def deployment(row: dict, eff: Efficiency) -> tuple[Deployment, object]:
         dep = dataclasses.replace(base, gpu_memory_utilization=min(1.0, row["mem_gb"] * 1e9 / gpu.memory_bytes))
     elif engine == "vllm":
         dep = dataclasses.replace(base, gpu_memory_utilization=VLLM_GPU_MEMORY_UTILIZATION)
+    elif engine == "sglang":
+        dep = dataclasses.replace(base, gpu_memory_utilization=SGLANG_GPU_MEMORY_UTILIZATION)
     else:
-        raise ValueError(f"unknown engine {engine!r}; known: trtllm, nim-trtllm, lmdeploy-turbomind, vllm")
+        raise ValueError(f"unknown engine {engine!r}; known: trtllm, nim-trtllm, lmdeploy-turbomind, vllm, sglang")
     return dep, memory_budget(dep)
 
 
@@ -272,6 +280,140 @@ def run(eff: Efficiency | None = None) -> tuple[list[dict], list[dict], dict]:
     return rows, results, summary
 
 
+# -- every held-out row, each GPU with its family's fit ------------------------------------
+OUT_ALL = HERE / "results" / "validation_all.json"
+LONG_CONTEXT_TOKENS = 8192
+CATEGORIES = ("all", "amd", "blackwell-fp4", "moe", "long-context", "vllm-sglang")
+
+
+def categories(o) -> list[str]:
+    """Report categories of one observation (``calibrate_families.Obs``)."""
+    r = o.row
+    cats = ["all", f"family:{o.family}", f"metric:{r.get('metric', 'output_tok_s')}"]
+    if o.family == "cdna3":
+        cats.append("amd")
+    if r["gpu"] == "b200" and r["dtype"] == "fp4":
+        cats.append("blackwell-fp4")
+    if get_model(r["model"]).moe is not None:
+        cats.append("moe")
+    if r["isl"] >= LONG_CONTEXT_TOKENS:
+        cats.append("long-context")
+    if r.get("engine") in ("vllm", "sglang"):
+        cats.append("vllm-sglang")
+    cats.append("source:" + (r["source"] if o.kind == "serving" else f"trtllm-perf-overview-{r['trtllm_version']}"))
+    return cats
+
+
+def band_key(o) -> dict:
+    """What the error band of a prediction is keyed on (servelab.perf.band.BandKey fields)."""
+    from servelab.perf.band import metric_kind
+    r = o.row
+    engine = "trtllm" if o.kind == "trtllm" else profile_for(r).name
+    return {"family": o.family, "metric": metric_kind(r.get("metric", "output_tok_s")),
+            "moe": get_model(r["model"]).moe is not None, "engine": engine}
+
+
+def run_all(role: str = "validate") -> tuple[list, list[float], dict]:
+    """Every row with ``role`` in every data file, predicted with its GPU family's shipped
+    efficiencies under its engine; MdAPE per category."""
+    import calibrate_families as cf
+    from servelab.perf.families import family_efficiency
+    obs = [o for o in cf.observations() if o.role == role]
+    preds = [cf.predict(o, family_efficiency(get_gpu(o.row["gpu"]))) for o in obs]
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for o, p in zip(obs, preds):
+        for c in categories(o):
+            groups.setdefault(c, []).append((p, o.published))
+    summary = {}
+    for k, v in sorted(groups.items()):
+        summary[k] = {"rows": len(v), "mdape_pct": round(mdape(v), 1),
+                      "median_signed_error_pct": round(100 * statistics.median((p - q) / q for p, q in v), 1)}
+    return obs, preds, summary
+
+
+def band_residuals(obs, preds) -> dict[str, list[float]]:
+    """ln(published / predicted) of every row, grouped by its band key."""
+    from servelab.perf.band import BandKey
+    table: dict[str, list[float]] = {}
+    for o, p in zip(obs, preds):
+        if p > 0:
+            table.setdefault(BandKey(**band_key(o)).label(), []).append(round(math.log(o.published / p), 6))
+    return table
+
+
+def loo_coverage(obs, preds) -> dict:
+    """Leave-one-out coverage of the 80 % band: each row's band is built from the other
+    validation rows, and the row counts as covered when its published value lies inside."""
+    from servelab.perf.band import BandKey, band_for
+    table = band_residuals(obs, preds)
+    hits: dict[str, list[bool]] = {}
+    for o, p in zip(obs, preds):
+        if p <= 0:
+            continue
+        k = BandKey(**band_key(o))
+        own = round(math.log(o.published / p), 6)
+        rest = dict(table)
+        lst = list(rest[k.label()])
+        lst.remove(own)
+        rest[k.label()] = lst
+        b = band_for(p, k, rest)
+        inside = b.lo <= o.published <= b.hi
+        for g in ("all", "calibrated" if b.calibrated else "uncalibrated", f"level:{b.level}"):
+            hits.setdefault(g, []).append(inside)
+    return {g: {"rows": len(v), "coverage_pct": round(100 * sum(v) / len(v), 1)} for g, v in sorted(hits.items())}
+
+
+BANDS_OUT = HERE.parent / "src" / "servelab" / "perf" / "data" / "bands.json"
+DOC_TARGETS = (HERE.parent / "README.md", HERE.parent / "docs" / "calibration.md")
+TABLE_BEGIN = "<!-- validate.py:accuracy:begin -->"
+TABLE_END = "<!-- validate.py:accuracy:end -->"
+
+
+def accuracy_table(result: dict) -> str:
+    """The Markdown accuracy table written between the markers (from validation_all.json)."""
+    s, cov = result["mdape"], result["coverage"]
+    lines = ["| held-out rows | rows | MdAPE | median signed error |", "|---|---:|---:|---:|"]
+    names = {"all": "all", "amd": "AMD (CDNA3)", "blackwell-fp4": "Blackwell FP4", "moe": "MoE",
+             "long-context": f"long context (input ≥ {LONG_CONTEXT_TOKENS})",
+             "vllm-sglang": "vLLM / SGLang"}
+    for c in CATEGORIES:
+        if c in s:
+            v = s[c]
+            lines.append(f"| {names[c]} | {v['rows']} | {v['mdape_pct']:.1f} % | {v['median_signed_error_pct']:+.1f} % |")
+    for k in sorted(s):
+        if k.startswith("family:"):
+            v = s[k]
+            lines.append(f"| family {k[7:]} | {v['rows']} | {v['mdape_pct']:.1f} % | {v['median_signed_error_pct']:+.1f} % |")
+    c = cov["all"]
+    lines.append("")
+    lines.append(f"80 % error band, leave-one-out coverage on these rows: {c['coverage_pct']:.1f} % of {c['rows']}"
+                 + "".join(f"; {g} {cov[g]['coverage_pct']:.1f} % of {cov[g]['rows']}"
+                           for g in ("calibrated", "uncalibrated") if g in cov)
+                 + ". Written by `python benchmarks/validate.py --write-docs`.")
+    return "\n".join(lines)
+
+
+def replace_between_markers(text: str, table: str) -> str:
+    """``text`` with the block between the accuracy markers replaced by ``table``."""
+    a, b = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    if a < 0 or b < a:
+        raise ValueError(f"markers {TABLE_BEGIN} … {TABLE_END} not found")
+    return text[:a + len(TABLE_BEGIN)] + "\n" + table + "\n" + text[b:]
+
+
+def all_report() -> dict:
+    obs, preds, summary = run_all()
+    return {"what": "every held-out (role validate) row, each GPU with its family's shipped efficiencies",
+            "data_sha256": {str(p.relative_to(HERE.parent)): hashlib.sha256(p.read_bytes()).hexdigest()
+                            for p in (calibrate.DATA, DATA, VLLM_DATA, SERVING_DATA)},
+            "mdape": summary, "coverage": loo_coverage(obs, preds),
+            "rows": [{"source": o.row.get("source", "trtllm-perf-overview"), "metric": o.row.get("metric", "output_tok_s"),
+                      "model": o.row["model"], "gpu": o.row["gpu"], "tp": o.row["tp"], "isl": o.row["isl"],
+                      "osl": o.row["osl"], "published": o.published, "predicted": round(p, 3)}
+                     for o, p in zip(obs, preds)],
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -284,8 +426,35 @@ def main() -> None:
                     help="predict each row with its engine's profile (servelab.perf.engines)")
     ap.add_argument("--fit-vllm", action="store_true",
                     help="fit vLLM's per-step overhead on the designated rows; report held-out errors")
+    ap.add_argument("--held-out", action="store_true",
+                    help="every held-out row of every data file with per-family efficiencies "
+                         "(writes results/validation_all.json and perf/data/bands.json)")
+    ap.add_argument("--write-docs", action="store_true",
+                    help="rewrite the accuracy tables in README.md and docs/calibration.md "
+                         "from results/validation_all.json")
     args = ap.parse_args()
     calibrate.set_device_memory(args.device_memory)
+    if args.held_out:
+        rep = all_report()
+        for k, v in rep["mdape"].items():
+            print(f"MdAPE {k:42s} {v['mdape_pct']:6.1f}%  (median signed {v['median_signed_error_pct']:+6.1f}%, "
+                  f"{v['rows']} rows)")
+        for k, v in rep["coverage"].items():
+            print(f"80% band coverage {k:20s} {v['coverage_pct']:5.1f}%  ({v['rows']} rows)")
+        OUT_ALL.write_text(json.dumps(rep, indent=1) + "\n")
+        obs, preds, _ = run_all()
+        BANDS_OUT.write_text(json.dumps({
+            "what": "ln(published/predicted) of the held-out rows per (family/metric/dense|moe/engine); "
+                    "written by benchmarks/validate.py --held-out",
+            "residuals": dict(sorted(band_residuals(obs, preds).items()))}, indent=1) + "\n")
+        print(f"wrote {OUT_ALL} and {BANDS_OUT}")
+        return
+    if args.write_docs:
+        table = accuracy_table(json.loads(OUT_ALL.read_text()))
+        for path in DOC_TARGETS:
+            path.write_text(replace_between_markers(path.read_text(), table))
+            print(f"wrote {path}")
+        return
     if args.fit_vllm:
         rep = vllm_fit_report()
         print(f"vLLM step overhead fitted on {len(rep['fit_rows'])} '{VLLM_FIT_SOURCE}' rows: "

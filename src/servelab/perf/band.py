@@ -1,0 +1,139 @@
+"""Error bands: how far a prediction may be off, from validation residuals of its kind.
+
+For every published number held out of the fit (role ``validate``, see
+``benchmarks/data/README.md``), ``benchmarks/validate.py --bands`` stores the log
+residual ``r = ln(published / predicted)`` under its key
+
+    (GPU family, metric kind, dense/MoE, engine profile)
+
+with metric kind ``time`` (TTFT, inter-token latency, batch latency) or ``throughput``
+(output tokens/s). A new prediction ``p`` of that kind gets the central 80 % band
+
+    [p · e^{q10(r)},  p · e^{q90(r)}]
+
+with ``q10``/``q90`` the empirical quantiles (linear interpolation) of the residuals of
+the most specific level that has at least ``MIN_ROWS`` rows: the exact key, else the
+family × metric kind pool. A prediction resting on fewer rows than that is
+**uncalibrated**: it gets ``[p / DEFAULT_FACTOR, p · DEFAULT_FACTOR]``.
+
+``DEFAULT_FACTOR`` = 2 is a stated choice, not a fit: wider than every calibrated band
+shipped (``bands.json`` lists them) and than the worst family median error before the
+family fits (Blackwell FP4, +43 % median over the perf-overview rows).
+
+Coverage of the stated 80 % band is measured leave-one-out on the validation rows by
+``benchmarks/validate.py --bands`` (each row's band built without that row) and reported
+in docs/calibration.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Mapping, Sequence
+
+__all__ = ["Band", "BandKey", "MIN_ROWS", "DEFAULT_FACTOR", "COVERAGE", "metric_kind",
+           "quantile", "band_from_residuals", "band_for", "load_bands", "TIME_METRICS",
+           "THROUGHPUT_METRICS"]
+
+MIN_ROWS = 5              # fewest residuals a band may rest on
+DEFAULT_FACTOR = 2.0      # uncalibrated band: value / 2 … value · 2 (module docstring)
+COVERAGE = 0.80           # the band's nominal coverage
+TIME_METRICS = ("itl_ms", "ttft_ms", "batch_latency_ms", "time")
+THROUGHPUT_METRICS = ("output_tok_s", "static_out_tok_s_per_gpu", "throughput")
+
+
+def metric_kind(metric: str) -> str:
+    """``time`` or ``throughput``; ValueError naming the valid metrics otherwise."""
+    if metric in TIME_METRICS:
+        return "time"
+    if metric in THROUGHPUT_METRICS:
+        return "throughput"
+    raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(TIME_METRICS + THROUGHPUT_METRICS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class BandKey:
+    family: str
+    metric: str          # "time" | "throughput"
+    moe: bool
+    engine: str
+
+    def label(self) -> str:
+        return f"{self.family}/{self.metric}/{'moe' if self.moe else 'dense'}/{self.engine}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Band:
+    """A predicted value and its 80 % band."""
+    value: float
+    lo: float
+    hi: float
+    n_rows: int          # residuals the band rests on (0: uncalibrated default)
+    calibrated: bool
+    level: str           # "key", "family-metric" or "default"
+    key: str
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "lo": self.lo, "hi": self.hi, "n_rows": self.n_rows,
+                "calibrated": self.calibrated}
+
+    def scaled(self, factor: float) -> "Band":
+        """The same relative band around ``value · factor`` (e.g. a rate from a time)."""
+        return Band(value=self.value * factor, lo=self.lo * factor, hi=self.hi * factor,
+                    n_rows=self.n_rows, calibrated=self.calibrated, level=self.level, key=self.key)
+
+    def inverse(self) -> "Band":
+        """The band of ``1/value`` (a throughput from a time and back): edges swap."""
+        return Band(value=1 / self.value, lo=1 / self.hi, hi=1 / self.lo, n_rows=self.n_rows,
+                    calibrated=self.calibrated, level=self.level, key=self.key)
+
+
+def quantile(xs: Sequence[float], q: float) -> float:
+    """Empirical quantile with linear interpolation between order statistics (type 7)."""
+    if not xs:
+        raise ValueError("quantile of no values")
+    s = sorted(xs)
+    h = (len(s) - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (h - lo) * (s[hi] - s[lo])
+
+
+def band_from_residuals(value: float, residuals: Sequence[float], *, level: str, key: str) -> Band:
+    """The central ``COVERAGE`` band of ``value`` from log residuals ln(published/predicted)."""
+    tail = (1 - COVERAGE) / 2
+    return Band(value=value, lo=value * math.exp(quantile(residuals, tail)),
+                hi=value * math.exp(quantile(residuals, 1 - tail)), n_rows=len(residuals),
+                calibrated=True, level=level, key=key)
+
+
+def _choose(key: BandKey, table: Mapping[str, Sequence[float]]) -> tuple[str, str, list[float]]:
+    exact = list(table.get(key.label(), ()))
+    if len(exact) >= MIN_ROWS:
+        return "key", key.label(), exact
+    prefix = f"{key.family}/{key.metric}/"
+    pooled = [r for k, v in table.items() if k.startswith(prefix) for r in v]
+    if len(pooled) >= MIN_ROWS:
+        return "family-metric", prefix.rstrip("/"), pooled
+    return "default", key.label(), []
+
+
+def band_for(value: float, key: BandKey, table: Mapping[str, Sequence[float]] | None = None) -> Band:
+    """The band of a prediction ``value`` of kind ``key`` (residual table: the shipped one)."""
+    table = load_bands()["residuals"] if table is None else table
+    level, label, res = _choose(key, table)
+    if level == "default":
+        return Band(value=value, lo=value / DEFAULT_FACTOR, hi=value * DEFAULT_FACTOR, n_rows=0,
+                    calibrated=False, level=level, key=label)
+    return band_from_residuals(value, res, level=level, key=label)
+
+
+@lru_cache(maxsize=1)
+def load_bands() -> dict:
+    """The shipped residual table (``perf/data/bands.json``; ``residuals``: key label ->
+    list of ln(published/predicted))."""
+    text = resources.files("servelab.perf").joinpath("data", "bands.json").read_text("utf-8")
+    return json.loads(text)
