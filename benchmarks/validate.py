@@ -316,6 +316,8 @@ def band_key(o) -> dict:
 def run_all(role: str = "validate") -> tuple[list, list[float], dict]:
     """Every row with ``role`` in every data file, predicted with its GPU family's shipped
     efficiencies under its engine; MdAPE per category."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
     import calibrate_families as cf
     from servelab.perf.families import family_efficiency
     obs = [o for o in cf.observations() if o.role == role]

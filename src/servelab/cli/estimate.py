@@ -13,6 +13,7 @@ from rich.table import Table
 from ..catalog import get_gpu, get_model
 from ..errors import ConfigError
 from ..perf import Deployment, StepModel, memory_budget
+from ..perf.band import DEFAULT_FACTOR, MIN_ROWS, calibration_status, estimate_bands
 from ..perf.answers import decode_point, offline_throughput, ridge_point, step_bound, ttft_s
 from ..perf.deployment import FIT_NOTE, Efficiency, StepBatch
 from ..perf.engines import DEFAULT_ENGINE, EngineProfile, engine_names, get_engine
@@ -68,6 +69,8 @@ def estimate_dict(dep: Deployment, input_tokens: int, output_tokens: int,
     }
     if not b.feasible:
         return out
+    out["calibration_status"] = calibration_status(dep.gpu, engine.name if engine is not None else "trtllm",
+                                            moe=dep.model.moe is not None)
     sm = StepModel(dep)
     out["compute_dtype"] = sm.coeffs.compute_dtype
     out["ttft_s"] = ttft_s(sm, input_tokens)
@@ -93,6 +96,8 @@ def estimate_dict(dep: Deployment, input_tokens: int, output_tokens: int,
         "requests_per_s": off.requests_per_s,
         "output_tokens_per_s_per_gpu": off.output_tokens_per_s / dep.num_gpus,
     }
+    out["bands"] = estimate_bands(out, gpu=dep.gpu, moe=dep.model.moe is not None,
+                                  engine=engine.name if engine is not None else "trtllm")
     return out
 
 
@@ -176,7 +181,22 @@ def _print_table(r: dict[str, Any]) -> None:
     summary.add_row(f"offline output throughput (batch {off['concurrency']:,}, limited by {off['limited_by']})",
                     f"{r['offline_output_tokens_per_s']:,.0f} tokens/s")
     summary.add_row("  per GPU", f"{off['output_tokens_per_s_per_gpu']:,.0f} tokens/s")
+    bands = r.get("bands", {})
+    if "ttft_s" in bands:
+        t = bands["ttft_s"]
+        summary.add_row("  TTFT 80 % band", f"{fmt_seconds(t['lo'])} – {fmt_seconds(t['hi'])}")
+    if "offline_output_tokens_per_s" in bands:
+        t = bands["offline_output_tokens_per_s"]
+        summary.add_row("  throughput 80 % band", f"{t['lo']:,.0f} – {t['hi']:,.0f} tokens/s")
     con.print(summary)
+    st = r.get("calibration_status")
+    if st:
+        for m in ("time", "throughput"):
+            b = st[f"{m}_band"]
+            con.print(f"{m} band: " + (f"{b['n_rows']} held-out rows ({b['key']})" if b["calibrated"]
+                                       else f"UNCALIBRATED (fewer than {MIN_ROWS} held-out rows of this kind): default ×/÷ {DEFAULT_FACTOR:g}"))
+        con.print(f"[dim]{st['family']} family efficiencies fitted on {st['family_fit_rows']} rows "
+                  "(perf/data/families.json)[/dim]")
     con.print(f"[dim]{FIT_NOTE}[/dim]")
 
 
@@ -205,7 +225,7 @@ def estimate(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Memory budget, KV capacity, TTFT, decode speed and offline throughput of one deployment."""
-    from ._calibration import load as load_cal
+    from ..calibrate.applied import load_applied as load_cal
     try:
         profile = get_engine(engine)
         dep = _build(model, gpu, tp, pp, ep, dtype, kv_dtype, gpu_memory_utilization,

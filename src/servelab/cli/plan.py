@@ -209,7 +209,7 @@ def plan_command(
             raise ConfigError(f"--spares must be >= 0, got {spares}")
         cal, cal_gpu, notices = None, None, []
         if calibration:
-            from ._calibration import load as load_cal
+            from ..calibrate.applied import load_applied as load_cal
             cal = load_cal(calibration)
             cal_gpu = cal.gpu
             if not cal_gpu:

@@ -137,3 +137,56 @@ def load_bands() -> dict:
     list of ln(published/predicted))."""
     text = resources.files("servelab.perf").joinpath("data", "bands.json").read_text("utf-8")
     return json.loads(text)
+
+
+def key_for(gpu, *, moe: bool, engine: str, metric: str) -> BandKey:
+    """The band key of a prediction for ``gpu`` (its catalog architecture is the family)."""
+    return BandKey(family=gpu.architecture, metric=metric_kind(metric), moe=moe, engine=engine)
+
+
+def estimate_bands(result: Mapping, *, gpu, moe: bool, engine: str) -> dict:
+    """``{value, lo, hi, n_rows, calibrated}`` for every predicted time and throughput of an
+    ``estimate`` result (the dict of :func:`servelab.cli.estimate.estimate_dict`).
+
+    Times (TTFT, decode and offline step times) take the ``time`` band; decode tokens/s
+    is batch / step time, so it takes the time band inverted; offline output and request
+    rates take the ``throughput`` band."""
+    t_key = key_for(gpu, moe=moe, engine=engine, metric="time")
+    r_key = key_for(gpu, moe=moe, engine=engine, metric="throughput")
+    out: dict = {}
+    if result.get("ttft_s"):
+        out["ttft_s"] = band_for(result["ttft_s"], t_key).to_dict()
+    steps = result.get("decode_step_s") or {}
+    if steps:
+        out["decode_step_s"] = {b: band_for(v, t_key).to_dict() for b, v in steps.items()}
+        out["decode_tokens_per_s"] = {
+            b: band_for(v, t_key).inverse().scaled(float(b)).to_dict() for b, v in steps.items()}
+    off = result.get("offline") or {}
+    if result.get("offline_output_tokens_per_s"):
+        out["offline_output_tokens_per_s"] = band_for(result["offline_output_tokens_per_s"], r_key).to_dict()
+    for k in ("requests_per_s", "output_tokens_per_s_per_gpu"):
+        if off.get(k):
+            out[f"offline.{k}"] = band_for(off[k], r_key).to_dict()
+    if off.get("step_s"):
+        out["offline.step_s"] = band_for(off["step_s"], t_key).to_dict()
+    return out
+
+
+__all__ += ["key_for", "estimate_bands"]
+
+
+def calibration_status(gpu, engine: str, *, moe: bool) -> dict:
+    """What a prediction for ``gpu`` under ``engine`` rests on: the family fit's rows and
+    the rows behind its time and throughput bands; ``calibrated`` when all three exist."""
+    from .families import family_fit
+    fit = family_fit(gpu)
+    out = {"family": fit.family, "family_fit_rows": fit.fit_rows}
+    for metric in ("time", "throughput"):
+        b = band_for(1.0, key_for(gpu, moe=moe, engine=engine, metric=metric))
+        out[f"{metric}_band"] = {"n_rows": b.n_rows, "calibrated": b.calibrated, "level": b.level,
+                                 "key": b.key, "lo_factor": round(b.lo, 3), "hi_factor": round(b.hi, 3)}
+    out["calibrated"] = fit.calibrated and out["time_band"]["calibrated"] and out["throughput_band"]["calibrated"]
+    return out
+
+
+__all__ += ["calibration_status"]

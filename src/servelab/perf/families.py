@@ -8,18 +8,22 @@ from the catalog's ``architecture`` field (``catalog/data/gpus.yaml``).
 
 **Fit** (``python benchmarks/calibrate_families.py``; data and roles in
 ``benchmarks/data/README.md``): starting from the global fit (``FIT_NOTE``), coordinate
-descent over the same grids as the global fit minimises the mean |log(predicted /
-published)| over the family's rows whose ``role`` is ``fit`` — never a ``validate`` row.
-Each row is predicted with its own engine's runtime overheads (a vLLM row keeps vLLM's
-fitted step overhead), so a family fit only moves kernel efficiencies and, on
-TensorRT-LLM rows, the per-step and per-sequence overheads.
+descent over grids minimises, over the family's rows whose ``role`` is ``fit`` (never a
+``validate`` row),
 
-**Shrinkage**: with ``n`` fit rows the shipped value is
+    Σ_rows |ln(predicted / published)|  +  PRIOR_ROWS · Σ_θ d(θ, θ_global)
 
-    θ_family = θ_global + n / (n + N0) · (θ_fit − θ_global),      N0 = 10 rows
+with ``d = |ln(θ/θ_global)|`` for the efficiencies (fractions of peak) and the all-reduce
+latency, and ``d = |θ − θ_global| / scale`` for the overheads whose global value is 0
+(scales in ``TIME_SCALES_S``).
 
-so a family with few rows stays near the global fit (a family with 10 rows moves half
-way). A family without fit rows (none today) uses the global values and is reported as
+**Shrinkage**: the penalty is a Laplace prior centred on the global fit, worth
+``PRIOR_ROWS`` rows per unit of log deviation. The data term grows with the number of
+rows and the penalty does not, so a family with few rows stays near the global fit and
+moves a parameter only when many rows agree, and a parameter its rows do not identify
+(e.g. all-reduce latency on single-GPU rows) stays at the global value. Each row is
+predicted with its own engine's runtime overheads (a vLLM row keeps vLLM's fitted step
+overhead). A family without fit rows uses the global values and is reported as
 uncalibrated.
 
 The fitted table ships as ``perf/data/families.json`` (written by the fit script, with
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -38,17 +43,22 @@ from ..catalog.gpus import GPU
 from ..errors import ConfigError
 from .deployment import Efficiency
 
-__all__ = ["FAMILIES", "SHRINK_ROWS", "FITTED_FIELDS", "FamilyFit", "family_of",
-           "family_fit", "family_efficiency", "shrink", "load_table"]
+__all__ = ["FAMILIES", "PRIOR_ROWS", "FITTED_FIELDS", "TIME_SCALES_S", "FamilyFit", "family_of",
+           "family_fit", "family_efficiency", "prior_penalty", "load_table"]
 
 FAMILIES = ("ampere", "ada", "hopper", "blackwell", "cdna3")
-# Prior strength of the global fit, in rows (module docstring). A choice, not a measurement:
-# 10 rows is one published table (e.g. one model on one GPU across the ten ISL/OSL pairs
-# of TensorRT-LLM's perf overview).
-SHRINK_ROWS = 10
-# Efficiency fields a family fit may move (attention_compute and comm_latency_s are not
-# identified by the published rows and stay at their priors, as in the global fit).
-FITTED_FIELDS = ("compute", "memory", "attention_memory", "comm", "step_overhead_s", "seq_overhead_s")
+# Prior strength of the global fit (module docstring). A choice, not a measurement: a
+# parameter moves by a factor e only if that gains more than 2 rows' worth of |log error|
+# in total, i.e. a handful of rows must agree before a family leaves the global fit.
+PRIOR_ROWS = 2.0
+# Scale of the overheads whose global value is 0 (no log distance): 1 ms per step (vLLM's
+# fitted step overhead is 2.19 ms), 10 us per sequence per step. Every other field,
+# all-reduce latency included, is positive and measured in log distance.
+TIME_SCALES_S = {"step_overhead_s": 1e-3, "seq_overhead_s": 10e-6}
+# Efficiency fields a family fit may move (attention_compute is not identified by any
+# published row and stays at its prior, as in the global fit).
+FITTED_FIELDS = ("compute", "memory", "attention_memory", "comm", "comm_latency_s",
+                 "step_overhead_s", "seq_overhead_s")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,8 +67,7 @@ class FamilyFit:
     family: str
     efficiency: Efficiency
     fit_rows: int                 # rows with role "fit" the family fit used
-    raw: dict                     # the unshrunk fit (field -> value)
-    weight: float                 # n / (n + SHRINK_ROWS)
+    raw: dict                     # the fitted fields (field -> value)
     sources: tuple[str, ...]      # data sources of the fit rows
 
     @property
@@ -66,11 +75,13 @@ class FamilyFit:
         return self.fit_rows > 0
 
 
-def shrink(global_eff: Efficiency, raw: dict, n: int, n0: int = SHRINK_ROWS) -> Efficiency:
-    """``global + n/(n+n0)·(raw − global)`` for every fitted field."""
-    w = n / (n + n0) if n > 0 else 0.0
-    vals = {k: getattr(global_eff, k) + w * (raw[k] - getattr(global_eff, k)) for k in FITTED_FIELDS if k in raw}
-    return dataclasses.replace(global_eff, **vals)
+def prior_penalty(eff: Efficiency, global_eff: Efficiency, rows: float = PRIOR_ROWS) -> float:
+    """``rows · Σ d(θ, θ_global)`` over the fitted fields (module docstring)."""
+    total = 0.0
+    for k in FITTED_FIELDS:
+        a, b = getattr(eff, k), getattr(global_eff, k)
+        total += abs(a - b) / TIME_SCALES_S[k] if k in TIME_SCALES_S else abs(math.log(a / b))
+    return rows * total
 
 
 @lru_cache(maxsize=1)
@@ -95,9 +106,8 @@ def _fit_for(family: str) -> FamilyFit:
     base = Efficiency()
     if not entry or entry["fit_rows"] <= 0:
         return FamilyFit(family=family, efficiency=base, fit_rows=0, raw={}, weight=0.0, sources=())
-    n = int(entry["fit_rows"])
-    return FamilyFit(family=family, efficiency=shrink(base, entry["raw"], n), fit_rows=n,
-                     raw=dict(entry["raw"]), weight=n / (n + SHRINK_ROWS),
+    return FamilyFit(family=family, efficiency=dataclasses.replace(base, **entry["raw"]),
+                     fit_rows=int(entry["fit_rows"]), raw=dict(entry["raw"]),
                      sources=tuple(entry.get("sources", ())))
 
 

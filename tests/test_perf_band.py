@@ -1,0 +1,82 @@
+"""Error bands from held-out residuals: quantiles, fallbacks, coverage, estimate output."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from servelab.catalog import get_gpu
+from servelab.perf.band import (DEFAULT_FACTOR, MIN_ROWS, BandKey, band_for, estimate_bands, load_bands,
+                                metric_kind, quantile)
+
+KEY = BandKey(family="hopper", metric="time", moe=False, engine="vllm")
+
+
+def test_quantile_matches_order_statistics():
+    xs = [3.0, 0.0, 4.0, 1.0, 2.0]
+    assert quantile(xs, 0.0) == 0.0 and quantile(xs, 1.0) == 4.0
+    assert quantile(xs, 0.5) == 2.0
+    assert quantile(xs, 0.1) == pytest.approx(0.4)      # (5−1)·0.1 = 0.4 between 0 and 1
+    assert quantile(xs, 0.9) == pytest.approx(3.6)
+
+
+def test_band_edges_are_the_residual_quantiles():
+    res = [math.log(x) for x in (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)]
+    b = band_for(10.0, KEY, {KEY.label(): res})
+    assert b.calibrated and b.n_rows == 6 and b.level == "key"
+    # type-7 quantiles of the published/predicted ratios: 0.1 → 0.85 (between 0.8 and 0.9) in log
+    assert b.lo == pytest.approx(10 * math.exp(quantile(res, 0.1)))
+    assert b.hi == pytest.approx(10 * math.exp(quantile(res, 0.9)))
+    assert 8.0 < b.lo < 9.0 and 12.0 < b.hi < 13.0
+
+
+def test_too_few_rows_fall_back_then_go_uncalibrated():
+    few = {KEY.label(): [0.1] * (MIN_ROWS - 1)}
+    b = band_for(2.0, KEY, few)
+    assert not b.calibrated and b.n_rows == 0 and b.level == "default"
+    assert (b.lo, b.hi) == (2.0 / DEFAULT_FACTOR, 2.0 * DEFAULT_FACTOR)
+    other = BandKey(family="hopper", metric="time", moe=True, engine="trtllm")
+    pooled = band_for(2.0, KEY, {**few, other.label(): [0.0] * 3})
+    assert pooled.calibrated and pooled.level == "family-metric" and pooled.n_rows == MIN_ROWS + 2
+    with pytest.raises(ValueError, match="valid"):
+        metric_kind("joules")
+
+
+def test_shipped_residuals_are_the_validation_residuals(val):
+    obs, preds, _ = val.run_all()
+    fresh = val.band_residuals(obs, preds)
+    assert fresh == load_bands()["residuals"]
+    assert sum(len(v) for v in fresh.values()) == len(obs)
+
+
+def test_stated_band_covers_about_80_percent_leave_one_out(val):
+    obs, preds, _ = val.run_all()
+    cov = val.loo_coverage(obs, preds)
+    # each row's band is built without that row; the nominal coverage is 80 %
+    assert cov["all"]["rows"] >= 300
+    assert 70.0 <= cov["calibrated"]["coverage_pct"] <= 90.0
+
+
+def test_estimate_carries_a_band_for_every_predicted_time_and_throughput():
+    from servelab.cli.estimate import _build, estimate_dict
+    from servelab.perf.engines import get_engine
+    eng = get_engine("vllm")
+    for gpu, calibrated in (("h100-sxm", True), ("mi300x", False)):
+        dep = _build("llama-3.1-8b", gpu, 1, 1, 1, "bf16", "bf16", 0.9, 256, 8192, eng)
+        r = estimate_dict(dep, 512, 256, eng)
+        bands = r["bands"]
+        assert set(bands["decode_step_s"]) == set(r["decode_step_s"])
+        assert set(bands["decode_tokens_per_s"]) == set(r["decode_tokens_per_s"])
+        for k in ("ttft_s", "offline_output_tokens_per_s", "offline.step_s", "offline.requests_per_s"):
+            assert k in bands
+        flat = [bands["ttft_s"], bands["offline_output_tokens_per_s"], *bands["decode_step_s"].values()]
+        for b in flat:
+            assert set(b) == {"value", "lo", "hi", "n_rows", "calibrated"}
+            assert 0 < b["lo"] < b["hi"] and b["calibrated"] == (b["n_rows"] > 0)
+        assert bands["ttft_s"]["value"] == r["ttft_s"]
+        assert r["calibration_status"]["time_band"]["calibrated"] is calibrated
+        # tokens/s = batch / step: the time band inverted
+        s, t = bands["decode_step_s"]["8"], bands["decode_tokens_per_s"]["8"]
+        assert t["lo"] == pytest.approx(8 / s["hi"]) and t["hi"] == pytest.approx(8 / s["lo"])
+    assert get_gpu("mi300x").architecture == "cdna3"
