@@ -59,13 +59,17 @@ def test_stated_band_covers_about_80_percent_leave_one_out(val):
 
 
 def test_estimate_carries_a_band_for_every_predicted_time_and_throughput():
-    from servelab.cli.estimate import _build, estimate_dict
+    from servelab.catalog import get_model
+    from servelab.perf import Deployment
+    from servelab.perf.band import calibration_status
     from servelab.perf.engines import get_engine
+    from servelab.perf.estimate import estimate_report
     eng = get_engine("vllm")
     for gpu, calibrated in (("h100-sxm", True), ("mi300x", False)):
-        dep = _build("llama-3.1-8b", gpu, 1, 1, 1, "bf16", "bf16", 0.9, 256, 8192, eng)
-        r = estimate_dict(dep, 512, 256, eng)
-        bands = r["bands"]
+        dep = eng.deployment(Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu(gpu)))
+        r = estimate_report(dep, 512, 256, eng)
+        r["calibration_status"] = calibration_status(dep.gpu, eng.name, moe=False)
+        bands = estimate_bands(r, gpu=dep.gpu, moe=False, engine=eng.name)
         assert set(bands["decode_step_s"]) == set(r["decode_step_s"])
         assert set(bands["decode_tokens_per_s"]) == set(r["decode_tokens_per_s"])
         for k in ("ttft_s", "offline_output_tokens_per_s", "offline.step_s", "offline.requests_per_s"):
@@ -75,8 +79,20 @@ def test_estimate_carries_a_band_for_every_predicted_time_and_throughput():
             assert set(b) == {"value", "lo", "hi", "n_rows", "calibrated"}
             assert 0 < b["lo"] < b["hi"] and b["calibrated"] == (b["n_rows"] > 0)
         assert bands["ttft_s"]["value"] == r["ttft_s"]
+        assert bands["offline_output_tokens_per_s"]["value"] == r["offline_output_tokens_per_s"]
         assert r["calibration_status"]["time_band"]["calibrated"] is calibrated
         # tokens/s = batch / step: the time band inverted
         s, t = bands["decode_step_s"]["8"], bands["decode_tokens_per_s"]["8"]
         assert t["lo"] == pytest.approx(8 / s["hi"]) and t["hi"] == pytest.approx(8 / s["lo"])
     assert get_gpu("mi300x").architecture == "cdna3"
+
+
+def test_estimate_cli_json_carries_bands():
+    import json
+    from typer.testing import CliRunner
+    from servelab.cli import app
+    r = CliRunner().invoke(app, ["estimate", "--model", "llama-3.1-8b", "--gpu", "mi300x", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout if hasattr(r, "stdout") else r.output)
+    assert d["bands"]["ttft_s"]["calibrated"] is False and d["bands"]["ttft_s"]["n_rows"] == 0
+    assert d["calibration_status"]["family"] == "cdna3"

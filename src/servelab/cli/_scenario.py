@@ -116,6 +116,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("slo", "--slo", "slo", str, "e.g. ttft_p95=2s,tpot_p95=50ms. [default: the workload's]", P_LOAD),
     _f("gpu_hour_usd", "--gpu-hour-usd", "prices.gpu_hour_usd", float, "Price per GPU-hour, USD. [default: the GPU catalog's]", P_LOAD),
     _f("node_sizes", "--node-sizes", "prices.node_sizes", str, "Instance sizes in GPUs, comma-separated. [default: 1,2,4,8]", P_LOAD),
+    _f("prices", "--prices", "prices.book", str, "Price file (CSV/YAML, see `servelab catalog prices`). [default: the built-in price book]", P_LOAD),
+    _f("price_tier", "--price-tier", "prices.tier", str, "on_demand | spot | reserved_1y | reserved_3y. [default: on_demand]", P_LOAD),
 )
 
 # Flags that set a combined field: --cpu-kv-gib/--nvme-*/--kv-tiers -> kv_tiers;

@@ -173,6 +173,13 @@ class PriceSettings(_Model):
     source: str = Field("", max_length=300, description="Where gpu_hour_usd comes from (shown with every cost).")
     node_sizes: tuple[int, ...] = Field(
         (1, 2, 4, 8), min_length=1, description="Instance sizes in GPUs that replicas are packed into.")
+    book: str | None = Field(
+        None, max_length=1000,
+        description="Price file (CSV or YAML with the columns of `servelab catalog prices`) whose instance "
+                    "offers the fleet is packed into; default: the built-in price book. Ignored when "
+                    "gpu_hour_usd is set.")
+    tier: Literal["on_demand", "spot", "reserved_1y", "reserved_3y"] = Field(
+        "on_demand", description="Billing tier of the price-book offers.")
 
     @field_validator("node_sizes")
     @classmethod
