@@ -366,9 +366,39 @@ def loo_coverage(obs, preds) -> dict:
 
 
 BANDS_OUT = HERE.parent / "src" / "servelab" / "perf" / "data" / "bands.json"
-DOC_TARGETS = (HERE.parent / "README.md", HERE.parent / "docs" / "calibration.md")
-TABLE_BEGIN = "<!-- validate.py:accuracy:begin -->"
-TABLE_END = "<!-- validate.py:accuracy:end -->"
+FAMILIES_JSON = HERE.parent / "src" / "servelab" / "perf" / "data" / "families.json"
+README = HERE.parent / "README.md"
+CALIBRATION_DOC = HERE.parent / "docs" / "calibration.md"
+# block name -> files it appears in (between <!-- validate.py:NAME:begin/end --> markers)
+DOC_BLOCKS = {"accuracy": (README, CALIBRATION_DOC), "families": (CALIBRATION_DOC,)}
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- validate.py:{name}:begin -->", f"<!-- validate.py:{name}:end -->"
+
+
+def families_table(table: dict) -> str:
+    """The fitted efficiencies per family (from perf/data/families.json)."""
+    from servelab.perf.families import FITTED_FIELDS
+    g = table["global"]
+    head = "| family | fit rows | " + " | ".join(FITTED_FIELDS) + " | fit-row mean abs log error (global → family) |"
+    lines = [head, "|---|---:|" + "---:|" * len(FITTED_FIELDS) + "---:|",
+             "| global fit | 131 | " + " | ".join(_fmt_field(k, g[k]) for k in FITTED_FIELDS) + " | |"]
+    for fam, f in table["families"].items():
+        lines.append(f"| {fam} | {f['fit_rows']} | "
+                     + " | ".join(_fmt_field(k, f["raw"][k]) + ("" if f["raw"][k] == g[k] else " *")
+                                  for k in FITTED_FIELDS)
+                     + f" | {f.get('loss_global', '')} → {f.get('loss_fit', '')} |")
+    lines.append("")
+    lines.append("`*`: moved from the global fit. Written by `python benchmarks/validate.py --write-docs` "
+                 "from `src/servelab/perf/data/families.json`.")
+    return "\n".join(lines)
+
+
+def _fmt_field(k: str, v: float) -> str:
+    if k.endswith("_s"):
+        return f"{v * 1e6:g} µs"
+    return f"{v:g}"
 
 
 def accuracy_table(result: dict) -> str:
@@ -386,6 +416,10 @@ def accuracy_table(result: dict) -> str:
         if k.startswith("family:"):
             v = s[k]
             lines.append(f"| family {k[7:]} | {v['rows']} | {v['mdape_pct']:.1f} % | {v['median_signed_error_pct']:+.1f} % |")
+    if "fit_mdape" in result:
+        v = result["fit_mdape"]
+        lines.append(f"| *fit rows (for comparison)* | {v['rows']} | {v['mdape_pct']:.1f} % | "
+                     f"{v['median_signed_error_pct']:+.1f} % |")
     c = cov["all"]
     lines.append("")
     lines.append(f"80 % error band, leave-one-out coverage on these rows: {c['coverage_pct']:.1f} % of {c['rows']}"
@@ -395,12 +429,28 @@ def accuracy_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_between_markers(text: str, table: str) -> str:
-    """``text`` with the block between the accuracy markers replaced by ``table``."""
-    a, b = text.find(TABLE_BEGIN), text.find(TABLE_END)
+def replace_between_markers(text: str, table: str, name: str = "accuracy") -> str:
+    """``text`` with the block between the ``name`` markers replaced by ``table``."""
+    begin, end = markers(name)
+    a, b = text.find(begin), text.find(end)
     if a < 0 or b < a:
-        raise ValueError(f"markers {TABLE_BEGIN} … {TABLE_END} not found")
-    return text[:a + len(TABLE_BEGIN)] + "\n" + table + "\n" + text[b:]
+        raise ValueError(f"markers {begin} … {end} not found")
+    return text[:a + len(begin)] + "\n" + table + "\n" + text[b:]
+
+
+def between_markers(text: str, name: str) -> str:
+    """The block between the ``name`` markers (without the surrounding newlines)."""
+    begin, end = markers(name)
+    a, b = text.find(begin), text.find(end)
+    if a < 0 or b < a:
+        raise ValueError(f"markers {begin} … {end} not found")
+    return text[a + len(begin):b].strip("\n")
+
+
+def doc_blocks() -> dict[str, str]:
+    """What each generated block must contain, from the results files."""
+    return {"accuracy": accuracy_table(json.loads(OUT_ALL.read_text())),
+            "families": families_table(json.loads(FAMILIES_JSON.read_text()))}
 
 
 def all_report() -> dict:
@@ -409,6 +459,7 @@ def all_report() -> dict:
             "data_sha256": {str(p.relative_to(HERE.parent)): hashlib.sha256(p.read_bytes()).hexdigest()
                             for p in (calibrate.DATA, DATA, VLLM_DATA, SERVING_DATA)},
             "mdape": summary, "coverage": loo_coverage(obs, preds),
+            "fit_mdape": run_all("fit")[2]["all"],
             "rows": [{"source": o.row.get("source", "trtllm-perf-overview"), "metric": o.row.get("metric", "output_tok_s"),
                       "model": o.row["model"], "gpu": o.row["gpu"], "tp": o.row["tp"], "isl": o.row["isl"],
                       "osl": o.row["osl"], "published": o.published, "predicted": round(p, 3)}
@@ -452,10 +503,11 @@ def main() -> None:
         print(f"wrote {OUT_ALL} and {BANDS_OUT}")
         return
     if args.write_docs:
-        table = accuracy_table(json.loads(OUT_ALL.read_text()))
-        for path in DOC_TARGETS:
-            path.write_text(replace_between_markers(path.read_text(), table))
-            print(f"wrote {path}")
+        blocks = doc_blocks()
+        for name, paths in DOC_BLOCKS.items():
+            for path in paths:
+                path.write_text(replace_between_markers(path.read_text(), blocks[name], name))
+                print(f"wrote {name} table in {path}")
         return
     if args.fit_vllm:
         rep = vllm_fit_report()

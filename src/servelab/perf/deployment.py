@@ -23,11 +23,12 @@ from .quant import KV_DTYPES, WEIGHT_DTYPES, gemm_compute_dtype, peak_flops
 __all__ = ["Efficiency", "Deployment", "StepBatch", "validate_deployment", "FIT_NOTE"]
 
 # Where the Efficiency defaults come from (updated by benchmarks/calibrate.py's fit).
-FIT_NOTE = ("efficiency defaults fitted on 131 rows of the TensorRT-LLM v0.17 perf overview "
-            "(dense models, H100/A100/L40S) with the engine's KV cache sized from the device's "
-            "reported memory: offline-throughput MdAPE 7.4% on them, 13.4% on 297 held-out rows "
-            "(H200 5.7%, Mixtral MoE 17.4%, v1.0 13.1%, B200 FP4 42.6%); out of sample "
-            "(benchmarks/validate.py, other published results) see docs/perf.md")
+FIT_NOTE = ("global efficiency defaults fitted on 131 rows of the TensorRT-LLM v0.17 perf overview "
+            "(dense models, H100/A100/L40S; benchmarks/calibrate.py): offline-throughput MdAPE 7.4% "
+            "on them, 13.4% on the other 297 rows of those tables (H200 v0.17 dense 5.7%, all H200 "
+            "12.2%, Mixtral MoE 17.4%, v1.0 13.1%, B200 FP4 42.6%); each GPU family then moves from "
+            "them by its own fit (servelab.perf.families; held-out accuracy: README, "
+            "benchmarks/validate.py --held-out)")
 
 
 @dataclass(frozen=True, kw_only=True)
