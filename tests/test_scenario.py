@@ -204,3 +204,21 @@ def test_invalid_candidates_are_config_errors():
         build.deployment(Scenario(tp=3))
     with pytest.raises(ConfigError, match="replicas 0 needs an autoscaler"):
         resolve({"replicas": 0})
+
+
+def test_published_schema_matches_the_model():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    published = json.loads((root / "docs" / "schema" / "scenario.schema.json").read_text())
+    assert published == json.loads(json.dumps(json_schema(), sort_keys=True)), (
+        "docs/schema/scenario.schema.json is stale: regenerate it (docs/scenario.md says how)")
+
+
+@pytest.mark.parametrize("name", ["llama70b-fp8-h100.yaml", "multi-lora-spec.yaml"])
+def test_example_scenarios_run(name):
+    from pathlib import Path
+    f = Path(__file__).resolve().parents[1] / "examples" / "scenarios" / name
+    s = _run("simulate", "--scenario", str(f), "--duration", "20", "--json")
+    assert s["offered"] > 0 and s["completed"] + s["rejected"] + s["timed_out"] + s["failed"] == s["offered"]
+    e = _run("estimate", "--scenario", str(f), "--json")
+    assert e["feasible"]
