@@ -96,3 +96,50 @@ def test_estimate_cli_json_carries_bands():
     d = json.loads(r.stdout if hasattr(r, "stdout") else r.output)
     assert d["bands"]["ttft_s"]["calibrated"] is False and d["bands"]["ttft_s"]["n_rows"] == 0
     assert d["calibration_status"]["family"] == "cdna3"
+
+
+def test_scaled_efficiency_scales_every_step_time_exactly():
+    import dataclasses
+    from servelab.catalog import get_model
+    from servelab.perf import Deployment, StepBatch, StepModel
+    from servelab.perf.band import scale_efficiency
+    from servelab.perf.engines import get_engine
+    dep = get_engine("vllm").deployment(Deployment(model=get_model("mixtral-8x7b"), gpu=get_gpu("h100-sxm"),
+                                                   tp=2, weight_dtype="fp8"))
+    slow = dataclasses.replace(dep, efficiency=scale_efficiency(dep.efficiency, 1.7))
+    a, b = StepModel(dep), StepModel(slow)
+    for batch in (StepBatch(num_decode=1, decode_context_sum=300),
+                  StepBatch(num_decode=64, decode_context_sum=64 * 900),
+                  StepBatch(prefill_chunks=((2048, 0), (512, 100)), num_decode=16, decode_context_sum=8000)):
+        assert b.step_time_s(batch) == pytest.approx(1.7 * a.step_time_s(batch), rel=1e-12)
+
+
+def test_confidence_edges_come_from_the_time_band():
+    from servelab.perf.band import confidence_factor
+    h = get_gpu("h100-sxm")
+    p = confidence_factor(h, "vllm", moe=False, confidence="pessimistic")
+    o = confidence_factor(h, "vllm", moe=False, confidence="optimistic")
+    e = confidence_factor(h, "vllm", moe=False, confidence="expected")
+    assert p["factor"] == p["hi_factor"] and o["factor"] == o["lo_factor"] and e["factor"] == 1.0
+    assert o["factor"] < 1.0 < p["factor"] and p["calibrated"]
+    mi = confidence_factor(get_gpu("mi300x"), "vllm", moe=False, confidence="pessimistic")
+    assert not mi["calibrated"] and mi["factor"] == DEFAULT_FACTOR
+    with pytest.raises(ValueError, match="valid: optimistic"):
+        confidence_factor(h, "vllm", moe=False, confidence="sure")
+
+
+def test_plan_headline_states_band_price_source_and_calibration():
+    import json
+    from typer.testing import CliRunner
+    from servelab.cli import app
+    r = CliRunner().invoke(app, ["plan", "--model", "llama-3.1-8b", "--workload", "chat", "--rate", "4",
+                                 "--gpus", "h100-sxm,mi300x", "--precisions", "fp8", "--tp", "1",
+                                 "--no-sensitivity", "--no-hetero", "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)["recommendation"]
+    assert rec["confidence"] == "pessimistic"                  # the command's default
+    assert rec["band"]["factor"] == rec["band"]["hi_factor"]
+    g = rec["gpus_by_confidence"]
+    assert g["optimistic"] <= g["expected"] <= g["pessimistic"]
+    assert "price:" in rec["headline"] and rec["price_source"] in rec["headline"]
+    assert ("UNCALIBRATED" in rec["headline"]) == (not rec["calibrated"])

@@ -59,6 +59,9 @@ def plan_command(
         None, "--export-scenario", help="Write the recommended fleet as a scenario file (YAML, or JSON for .json); "
                                         "`servelab simulate --scenario FILE` re-runs its fleet simulation exactly."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON on stdout."),
+    confidence: str = typer.Option("pessimistic", "--confidence",
+                                   help="Edge of each candidate's error band to size for: optimistic | "
+                                        "expected | pessimistic (step times at the band's upper edge)."),
 ) -> None:
     """Plan a serving fleet: candidates, simulated SLO capacity, replicas, cost, recommendation."""
     err = Console(stderr=True)
@@ -104,7 +107,7 @@ def plan_command(
                                   max_num_seqs=sc.engine.max_num_seqs,
                                   max_num_batched_tokens=sc.engine.max_num_batched_tokens),
             fleet_duration_s=sc.duration_s, heterogeneous=heterogeneous, sensitivity=sensitivity,
-            executor=executor, jobs=jobs, engine=sc.engine.profile, scenario=sc,
+            executor=executor, jobs=jobs, engine=sc.engine.profile, scenario=sc, confidence=_confidence(confidence),
             calibration=cal.efficiency if cal is not None else None, calibration_gpu=cal_gpu,
             calibration_info={"path": cal.path, "sha256": cal.sha256, "deployment": cal.deployment,
                               "notices": notices} if cal is not None else None)
@@ -144,6 +147,14 @@ def plan_command(
         if export_scenario:
             err.print("[yellow]no scenario written: no configuration meets the SLO[/]")
         raise typer.Exit(1)
+
+
+def _confidence(v: str) -> str:
+    from ..perf.band import CONFIDENCES
+    c = v.strip().lower()
+    if c not in CONFIDENCES:
+        raise ConfigError(f"--confidence {v!r}; valid: {', '.join(CONFIDENCES)}")
+    return c
 
 
 def register(app: typer.Typer) -> None:

@@ -190,3 +190,34 @@ def calibration_status(gpu, engine: str, *, moe: bool) -> dict:
 
 
 __all__ += ["calibration_status"]
+
+
+CONFIDENCES = ("optimistic", "expected", "pessimistic")
+
+
+def confidence_factor(gpu, engine: str, *, moe: bool, confidence: str) -> dict:
+    """Step-time multiplier for planning at one edge of the time band: ``pessimistic``
+    the band's upper edge (steps slower than predicted), ``optimistic`` its lower edge,
+    ``expected`` 1 (the model's value). With the band: its edges, rows and status."""
+    if confidence not in CONFIDENCES:
+        raise ValueError(f"unknown confidence {confidence!r}; valid: {', '.join(CONFIDENCES)}")
+    b = band_for(1.0, key_for(gpu, moe=moe, engine=engine, metric="time"))
+    factor = {"optimistic": b.lo, "expected": 1.0, "pessimistic": b.hi}[confidence]
+    return {"confidence": confidence, "factor": factor, "lo_factor": b.lo, "hi_factor": b.hi,
+            "n_rows": b.n_rows, "calibrated": b.calibrated, "key": b.key, "level": b.level}
+
+
+def scale_efficiency(eff, factor: float):
+    """``eff`` with every step time multiplied by ``factor`` exactly: each roofline term is
+    work / (peak · efficiency), so efficiencies are divided by ``factor``; the fixed times
+    (per step, per sequence, per collective, per request) are multiplied by it."""
+    import dataclasses
+    if factor <= 0:
+        raise ValueError(f"step-time factor must be > 0, got {factor}")
+    fr = ("compute", "memory", "attention_compute", "attention_memory", "comm")
+    tm = ("comm_latency_s", "step_overhead_s", "seq_overhead_s", "request_overhead_s")
+    return dataclasses.replace(eff, **{k: getattr(eff, k) / factor for k in fr},
+                               **{k: getattr(eff, k) * factor for k in tm})
+
+
+__all__ += ["CONFIDENCES", "confidence_factor", "scale_efficiency"]

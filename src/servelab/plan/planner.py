@@ -33,6 +33,7 @@ from ..perf.quant import KV_DTYPES
 from .analytic import analyze
 from .candidates import enumerate_candidates, screen_candidate
 from .characterize import characterize
+from ..perf.band import confidence_factor, scale_efficiency
 from ..scenario.cost import pack_replicas
 from .evaluate import CandidateTask, evaluate_candidate
 from .executor import TaskRunner
@@ -199,6 +200,12 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
             row["notes"] = row["notes"] + [
                 f"efficiency from the calibration file (fitted on {req.calibration_gpu})"]
             calibrated.append(c.key)
+        else:
+            # size at the requested edge of the published-residual band (servelab.perf.band)
+            band = confidence_factor(gpu, engine.name, moe=model.moe is not None, confidence=req.confidence)
+            row["band"] = band
+            if band["factor"] != 1.0:
+                dep = dataclasses.replace(dep, efficiency=scale_efficiency(dep.efficiency, band["factor"]))
         try:
             a = analyze(dep, in_mean=prof.input_tokens.mean, in_p50=prof.input_tokens.p50,
                         out_mean=prof.output_tokens.mean, ctx_p95=prof.context_tokens.p95,
@@ -314,6 +321,7 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
     return {
         "inputs": {"model": model.name, "workload": workload.name, "rate_rps": rate,
                    "engine": engine.name, "engine_profile": engine.to_dict(),
+                   "confidence": req.confidence,
                    "calibration": None if req.calibration is None else {
                        **(req.calibration_info or {}), "gpu": req.calibration_gpu,
                        "rule": (f"calibrated efficiency applied to candidates on "

@@ -133,6 +133,8 @@ def print_plan(res: dict[str, Any], con: Console) -> None:
             f"fleet simulation at {inp['rate_rps']:g} req/s: p95 TTFT {_ms(rec['ttft_p95_s'])}, p95 TPOT "
             f"{_ms(rec['tpot_p95_s'])}, delivery {rec['delivery']:.3f} — SLO "
             + ("[green]met[/]" if rec["slo_met"] else "[red]missed[/]"))
+    if rec.get("headline"):
+        body = f"{rec['headline']}\n" + body
     for w in rec["warnings"]:
         body += f"\n[yellow]warning:[/] {w}"
     con.print(Panel(body, title="13 · Recommendation", border_style="green"))
