@@ -130,3 +130,33 @@ def test_catalog_prices_cli(tmp_path):
     r = runner.invoke(app, ["catalog", "prices", "--prices", str(bad)])
     assert r.exit_code == 2
     assert "row 2, column 'gpus_per_instance'" in r.output
+
+
+def test_prices_file_reaches_estimate_and_decide(tmp_path):
+    from pathlib import Path
+    from servelab.cli import app
+    runner = CliRunner()
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("offers:\n"
+                    "  - {provider: mycloud, instance_type: h200x2, gpu: h200, gpus_per_instance: 2, region: eu,"
+                    " on_demand_usd_per_hour: 7, spot_usd_per_hour: '', reserved_1y_usd_per_hour: '',"
+                    " reserved_3y_usd_per_hour: '', source_url: 'https://example.com/q', source_date: '2026-11-01'}\n"
+                    "  - {provider: mycloud, instance_type: h100x4, gpu: h100-sxm, gpus_per_instance: 4, region: eu,"
+                    " on_demand_usd_per_hour: 12, spot_usd_per_hour: '', reserved_1y_usd_per_hour: '',"
+                    " reserved_3y_usd_per_hour: '', source_url: 'https://example.com/q', source_date: '2026-11-01'}\n")
+    r = runner.invoke(app, ["estimate", "--model", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "4",
+                            "--dtype", "fp8", "--prices", str(mine), "--json"])
+    assert r.exit_code == 0, r.output
+    cost = json.loads(r.stdout)["cost"]
+    assert cost["cost_per_hour_usd"] == pytest.approx(12.0) and "mycloud h100x4" in cost["price_source"]
+    example = Path(__file__).resolve().parents[1] / "examples" / "decisions" / "h200-vs-h100-cost.yaml"
+    r = runner.invoke(app, ["decide", str(example), "--ledger", str(tmp_path / "l.sqlite"),
+                            "--prices", str(mine), "--json"])
+    assert r.exit_code == 0, r.output
+    (v,) = [v for v in json.loads(r.stdout)["verdicts"] if "price_source" in v["detail"]]
+    assert "mycloud h200x2" in v["detail"]["price_source"]["h200-tp2"]
+    assert "mycloud h100x4" in v["detail"]["price_source"]["h100-tp4"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(_csv("acme,a8,h100-sxm,8,eu,24,,,,https://a.example,yesterday,"))
+    r = runner.invoke(app, ["decide", str(example), "--ledger", str(tmp_path / "l.sqlite"), "--prices", str(bad)])
+    assert r.exit_code == 2 and "row 1, column 'source_date'" in " ".join(r.output.split())

@@ -86,6 +86,11 @@ def _print_table(r: dict[str, Any]) -> None:
         t = bands["offline_output_tokens_per_s"]
         summary.add_row("  throughput 80 % band", f"{t['lo']:,.0f} – {t['hi']:,.0f} tokens/s")
     con.print(summary)
+    c = r.get("cost")
+    if c:
+        con.print(f"one replica: ${c['cost_per_hour_usd']:,.2f}/h for {c['billed_gpus']} GPU(s), "
+                  f"${c['cost_per_million_output_tokens_usd']:,.3f} per 1M output tokens at the offline "
+                  f"throughput — {c['price_source']}")
     st = r.get("calibration_status")
     if st:
         for m in ("time", "throughput"):
@@ -129,6 +134,11 @@ def estimate(
             moe = dep.model.moe is not None
             result["bands"] = estimate_bands(result, gpu=dep.gpu, moe=moe, engine=profile.name)
             result["calibration_status"] = calibration_status(dep.gpu, profile.name, moe=moe)
+            # one replica at its offline throughput, on the price book's instances (--prices)
+            cost = build.fleet_cost(sc, output_tokens_per_s=result["offline_output_tokens_per_s"], replicas=1)
+            result["cost"] = {"cost_per_hour_usd": cost.cost_per_hour_usd,
+                              "cost_per_million_output_tokens_usd": cost.cost_per_million_output_tokens_usd,
+                              "billed_gpus": cost.packing.billed_gpus, "price_source": cost.price_source}
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
