@@ -49,6 +49,9 @@ def test_validate_rows_change_no_fitted_parameter(fam_fit, obs):
     perturbed = [dataclasses.replace(o, published=3 * o.published) if o.role == "validate" else o for o in obs]
     assert with_all == fit_only
     assert _strip(fam_fit.fit_families(perturbed)) == fit_only
+    moe = fam_fit.fit_expert_compute(obs)
+    assert fam_fit.fit_expert_compute([o for o in obs if o.role == "fit"]) == moe
+    assert fam_fit.fit_expert_compute(perturbed) == moe
     # the check can fail: halving the CDNA3 fit rows' published values moves that family's fit
     moved = [dataclasses.replace(o, published=0.5 * o.published) if o.role == "fit" and o.family == "cdna3"
              else o for o in obs]
@@ -57,6 +60,9 @@ def test_validate_rows_change_no_fitted_parameter(fam_fit, obs):
 
 def test_shipped_table_is_reproduced_by_the_fit(fam_fit, obs):
     table = load_table()
+    moe = fam_fit.fit_expert_compute(obs)
+    assert Efficiency().expert_compute == moe["expert_compute"] == table["moe"]["expert_compute"]
+    assert moe["fit_rows"] >= 40 and moe["loss_fit"] < moe["loss_at_1"]
     fits = fam_fit.fit_families(obs)
     for fam in FAMILIES:
         assert table["families"][fam]["fit_rows"] == fits[fam]["fit_rows"]

@@ -64,6 +64,13 @@ class Efficiency:
     comm_latency_s: float = 10e-6  # fixed latency of one collective or p2p transfer (prior, not fitted)
     step_overhead_s: float = 0.0   # fixed per engine step (scheduler, launch, sampling); fitted 0
     seq_overhead_s: float = 0.0    # per sequence in the step (sampling, bookkeeping); fitted 0
+    # Routed-expert (MoE) grouped GEMMs reach this fraction of the dense GEMMs' FLOP rate:
+    # tokens are permuted to their experts and each expert multiplies only its share of the
+    # batch (Σ over E experts of ⌈N·k/E⌉-row GEMMs, padded to the tile), so the FLOP rate is
+    # below a dense GEMM of N rows. Prior 1.0 (no penalty). FITTED: 0.7 by
+    # benchmarks/calibrate_families.py on the 46 MoE rows with role "fit" (Mixtral-8x7B on
+    # A100/L40S, v0.17 perf overview; vLLM CI Mixtral on H200): mean |log error| 0.132 -> 0.075.
+    expert_compute: float = 0.7
     # Fixed cost per request added to its time to first token, outside the GPU steps
     # (tokenisation, HTTP, enqueueing, detokenising the first token). Not identified by
     # the offline-throughput fit (it does not delay the steps): 0 here; set per engine
