@@ -69,6 +69,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("max_waiting", "--max-waiting", "engine.max_queue", int, "Waiting-queue bound per replica (503 beyond). [default: unbounded]", P_ENGINE),
     _f("scheduling_policy", "--scheduling-policy", "engine.scheduling_policy", str, "fcfs | priority. [default: fcfs]", P_ENGINE),
     _f("calibration", "--calibration", "calibration", str, "Calibration JSON (`servelab calibrate`): its efficiency replaces the engine profile's.", P_ENGINE),
+    _f("step_time_factor", "--step-time-factor", "step_time_factor", float, "Multiply every modelled step time (e.g. an error band's edge). [default: 1]", P_ENGINE),
     _f("lora_adapters", "--lora-adapters", "lora.adapters", int, "Distinct LoRA adapters the requests use (enables multi-LoRA).", P_FEAT),
     _f("lora_distribution", "--lora-distribution", "lora.distribution", str, "Adapter popularity: uniform | zipf. [default: uniform]", P_FEAT),
     _f("max_loras", "--max-loras", "lora.max_loras", int, "Adapter slots on the GPU (vLLM --max-loras). [default: 1]", P_FEAT),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import typer
@@ -88,9 +89,11 @@ def _print_table(r: dict[str, Any]) -> None:
     con.print(summary)
     c = r.get("cost")
     if c:
+        per_m = c["cost_per_million_output_tokens_usd"]
         con.print(f"one replica: ${c['cost_per_hour_usd']:,.2f}/h for {c['billed_gpus']} GPU(s), "
-                  f"${c['cost_per_million_output_tokens_usd']:,.3f} per 1M output tokens at the offline "
-                  f"throughput — {c['price_source']}")
+                  + (f"${per_m:,.3f} per 1M output tokens at the offline throughput" if per_m is not None
+                     else "no offline throughput to spread it over")
+                  + f" — {c['price_source']}")
     st = r.get("calibration_status")
     if st:
         for m in ("time", "throughput"):
@@ -136,8 +139,9 @@ def estimate(
             result["calibration_status"] = calibration_status(dep.gpu, profile.name, moe=moe)
             # one replica at its offline throughput, on the price book's instances (--prices)
             cost = build.fleet_cost(sc, output_tokens_per_s=result["offline_output_tokens_per_s"], replicas=1)
+            per_m = cost.cost_per_million_output_tokens_usd
             result["cost"] = {"cost_per_hour_usd": cost.cost_per_hour_usd,
-                              "cost_per_million_output_tokens_usd": cost.cost_per_million_output_tokens_usd,
+                              "cost_per_million_output_tokens_usd": per_m if math.isfinite(per_m) else None,
                               "billed_gpus": cost.packing.billed_gpus, "price_source": cost.price_source}
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)

@@ -33,7 +33,7 @@ from ..perf.quant import KV_DTYPES
 from .analytic import analyze
 from .candidates import enumerate_candidates, screen_candidate
 from .characterize import characterize
-from ..perf.band import confidence_factor, scale_efficiency
+from ..perf.band import confidence_factor
 from ..scenario.cost import pack_replicas
 from .evaluate import CandidateTask, evaluate_candidate
 from .executor import TaskRunner
@@ -188,9 +188,14 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
             row.update(verdict="infeasible", reason=scr.reason)
             continue
         use_cal = req.calibration is not None and c.gpu == req.calibration_gpu
+        # size at the requested edge of the published-residual band (servelab.perf.band);
+        # a user calibration replaces the model's efficiencies and carries no such band
+        band = None if use_cal else confidence_factor(gpu, engine.name, moe=model.moe is not None,
+                                                      confidence=req.confidence)
         try:
             csc = build.derive(base, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weight_dtype=c.weight_dtype,
-                               kv_dtype=c.kv_dtype, calibration=base.calibration if use_cal else None)
+                               kv_dtype=c.kv_dtype, calibration=base.calibration if use_cal else None,
+                               step_time_factor=band["factor"] if band else 1.0)
             dep = build.deployment(csc, cal=None)
         except ConfigError as exc:
             row.update(verdict="infeasible", reason=str(exc))
@@ -201,11 +206,7 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
                 f"efficiency from the calibration file (fitted on {req.calibration_gpu})"]
             calibrated.append(c.key)
         else:
-            # size at the requested edge of the published-residual band (servelab.perf.band)
-            band = confidence_factor(gpu, engine.name, moe=model.moe is not None, confidence=req.confidence)
             row["band"] = band
-            if band["factor"] != 1.0:
-                dep = dataclasses.replace(dep, efficiency=scale_efficiency(dep.efficiency, band["factor"]))
         try:
             a = analyze(dep, in_mean=prof.input_tokens.mean, in_p50=prof.input_tokens.p50,
                         out_mean=prof.output_tokens.mean, ctx_p95=prof.context_tokens.p95,

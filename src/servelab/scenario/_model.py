@@ -212,6 +212,10 @@ class Scenario(_Model):
         (), description="KV offload tiers below HBM per replica, fastest first (e.g. dram, nvme).")
     calibration: str | None = Field(
         None, description="Calibration JSON (`servelab calibrate`): its efficiency replaces the engine profile's.")
+    step_time_factor: float = Field(
+        1.0, gt=0.0, le=100.0,
+        description="Multiplies every modelled step time (servelab.perf.band.scale_efficiency); "
+                    "`plan --confidence` sets it to the edge of the candidate's error band.")
     # fleet
     replicas: int = Field(1, ge=0, le=4096, description="Replicas at start (0 needs an autoscaler with min_replicas 0).")
     router: Literal["round-robin", "least-outstanding", "least-kv", "prefix-aware"] = Field(

@@ -85,7 +85,12 @@ def deployment(sc: Scenario, *, cal: Any = ...) -> Any:
     validate_deployment(dep)
     dep = get_engine(e.profile).deployment(dep)
     cal = calibration(sc) if cal is ... else cal
-    return cal.apply(dep) if cal is not None else dep
+    dep = cal.apply(dep) if cal is not None else dep
+    if sc.step_time_factor != 1.0:      # plan --confidence: sized at an edge of the error band
+        import dataclasses
+        from ..perf.band import scale_efficiency
+        dep = dataclasses.replace(dep, efficiency=scale_efficiency(dep.efficiency, sc.step_time_factor))
+    return dep
 
 
 def warnings(sc: Scenario, dep: Any, *, cal: Any = ...) -> list[str]:
