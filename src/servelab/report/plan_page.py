@@ -39,8 +39,9 @@ def _ms(x: float | None) -> float | None:
     return None if x is None else x * 1e3
 
 
-def plan_page(res: dict[str, Any]) -> Page:
-    """The report page for one plan dict (as returned by ``servelab.plan.plan``)."""
+def plan_page(result: Any) -> Page:
+    """The HTML page of a plan (a ``plan.PlanResult``, or its ``to_dict()`` form)."""
+    res = result.to_dict() if hasattr(result, "to_dict") else result
     inp, steps, cands = res["inputs"], res["steps"], res["candidates"]
     rec = res["recommendation"]
     page = Page(f"Fleet plan: {inp['model']} · {inp['workload']} · {inp['rate_rps']:g} req/s",
@@ -51,6 +52,8 @@ def plan_page(res: dict[str, Any]) -> Page:
                        f"{rec['spare_replicas']} spare, {rec['gpus_total']} GPUs), ${rec['cost_per_hour']:.2f}/h, "
                        f"${rec['cost_per_million_tokens']:.3f} per 1M output tokens; simulated p95 TTFT "
                        f"{rec['ttft_p95_s'] * 1e3:.0f} ms, p95 TPOT {rec['tpot_p95_s'] * 1e3:.1f} ms.")
+        if rec.get("headline"):
+            page.paragraph(rec["headline"])
     else:
         page.paragraph("No configuration meets the SLO: " + steps["13_recommendation"].get("reason", ""))
     sim = [c for c in cands if c["verdict"] in ("meets-slo", "recommended")]
@@ -272,6 +275,6 @@ def _roofline(shown: list[dict[str, Any]], res: dict[str, Any]) -> str:
                       log_x=True, log_y=True, height=460)
 
 
-def write_plan_report(res: dict[str, Any], path: str | Path) -> Path:
+def write_plan_report(res: Any, path: str | Path) -> Path:
     """Render the plan report to ``path``."""
     return write_html(plan_page(res), path)
