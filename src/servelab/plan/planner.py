@@ -159,8 +159,8 @@ def _screen(cands: list[Any], *, req: PlanRequest, base: Any, model: Any, prof: 
         use_cal = req.calibration is not None and c.gpu == req.calibration_gpu
         # size at the requested edge of the published-residual band (servelab.perf.band);
         # a user calibration replaces the model's efficiencies and carries no such band
-        band = None if use_cal else confidence_factor(gpu, engine.name, moe=model.moe is not None,
-                                                      confidence=req.confidence)
+        band = None if use_cal else confidence_factor(gpu, get_engine(base.engine.profile).name,
+                                                      moe=model.moe is not None, confidence=req.confidence)
         try:
             csc = build.derive(base, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weight_dtype=c.weight_dtype,
                                kv_dtype=c.kv_dtype, calibration=base.calibration if use_cal else None,
