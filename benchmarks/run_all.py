@@ -20,6 +20,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("calibrate", "calibrate.py", []),
     ("validate", "validate.py", []),
+    ("calibrate_families", "calibrate_families.py", []),
+    ("validate_held_out", "validate.py", ["--held-out"]),
     ("perf_step_speed", "perf_step_speed.py", []),
     ("metrics", "bench_metrics.py", []),
     ("sim", "bench_sim.py", ["--repeat", "3"]),

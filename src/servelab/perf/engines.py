@@ -9,10 +9,11 @@ KV cache.
 GPU kernels on the same hardware: cuBLAS/CUTLASS GEMMs for the linear layers,
 FlashAttention/FlashInfer-style (or TensorRT-LLM's own FMHA/XQA) attention that streams
 the KV cache, NCCL or custom all-reduce. The achieved fractions of peak FLOP/s and HBM
-bandwidth are properties of those kernels, so every profile keeps the kernel
-efficiencies (``compute``, ``memory``, ``attention_*``, ``comm``, ``comm_latency_s``)
-fitted on TensorRT-LLM's offline-throughput tables (``FIT_NOTE``). What differs is the
-host runtime: TensorRT-LLM's C++ executor overlaps scheduling with the GPU, so its
+bandwidth are properties of those kernels on a GPU family, so every profile takes the
+kernel efficiencies (``compute``, ``memory``, ``attention_*``, ``comm``, ``comm_latency_s``,
+``expert_compute``) of the deployment's GPU family (:mod:`servelab.perf.families`,
+:meth:`EngineProfile.efficiency_for`); ``EngineProfile.efficiency`` is the profile on the
+global fit (``FIT_NOTE``). What differs is the host runtime: TensorRT-LLM's C++ executor overlaps scheduling with the GPU, so its
 per-step overhead fits to 0; vLLM's Python scheduler, input preparation and sampling
 add a fixed time to every engine step. Only ``step_overhead_s``, ``seq_overhead_s`` and
 ``request_overhead_s`` therefore change between profiles.
