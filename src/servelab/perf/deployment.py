@@ -24,11 +24,11 @@ __all__ = ["Efficiency", "Deployment", "StepBatch", "validate_deployment", "FIT_
 
 # Where the Efficiency defaults come from (updated by benchmarks/calibrate.py's fit).
 FIT_NOTE = ("global efficiency defaults fitted on 131 rows of the TensorRT-LLM v0.17 perf overview "
-            "(dense models, H100/A100/L40S; benchmarks/calibrate.py): offline-throughput MdAPE 7.4% "
-            "on them, 13.4% on the other 297 rows of those tables (H200 v0.17 dense 5.7%, all H200 "
-            "12.2%, Mixtral MoE 17.4%, v1.0 13.1%, B200 FP4 42.6%); each GPU family then moves from "
-            "them by its own fit (servelab.perf.families; held-out accuracy: README, "
-            "benchmarks/validate.py --held-out)")
+            "(dense models, H100/A100/L40S; benchmarks/calibrate.py) plus one MoE grouped-GEMM "
+            "efficiency fitted on the MoE fit rows: offline-throughput MdAPE 7.4% on the 131, 9.6% on "
+            "the 242 validate rows of those tables (H200 v0.17 dense 5.7%, all H200 8.0%, Mixtral "
+            "8.7%, v1.0 12.5%, B200 FP4 34.9%); each GPU family then moves from them by its own fit "
+            "(servelab.perf.families; held-out accuracy: README, benchmarks/validate.py --held-out)")
 
 
 @dataclass(frozen=True, kw_only=True)
