@@ -143,3 +143,22 @@ def test_plan_headline_states_band_price_source_and_calibration():
     assert g["optimistic"] <= g["expected"] <= g["pessimistic"]
     assert "price:" in rec["headline"] and rec["price_source"] in rec["headline"]
     assert ("UNCALIBRATED" in rec["headline"]) == (not rec["calibrated"])
+
+
+def test_simulate_bands_rerun_at_the_band_edges():
+    import json
+    from typer.testing import CliRunner
+    from servelab.cli import app
+    r = CliRunner().invoke(app, ["simulate", "--duration", "20", "--rate", "1", "--bands", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    b, bands = d["band"], d["bands"]
+    assert b["lo_factor"] < 1.0 < b["hi_factor"]
+    tpot = bands["tpot_s"]["p50"]
+    # at 1 req/s the batch barely changes, so TPOT follows the step-time factor
+    assert tpot["hi"] == pytest.approx(tpot["value"] * b["hi_factor"], rel=0.05)
+    assert tpot["lo"] == pytest.approx(tpot["value"] * b["lo_factor"], rel=0.05)
+    for m in ("ttft_s", "e2e_s"):
+        x = bands[m]["p95"]
+        assert x["lo"] <= x["hi"] and x["calibrated"] == b["calibrated"]
+    assert bands["delivery"]["lo"] <= 1.0

@@ -221,3 +221,33 @@ def scale_efficiency(eff, factor: float):
 
 
 __all__ += ["CONFIDENCES", "confidence_factor", "scale_efficiency"]
+
+
+# Simulated quantities that get a band when the same run is repeated at the band's edges.
+SIM_TIME_METRICS = ("ttft_s", "tpot_s", "itl_s", "e2e_s", "queue_s")
+SIM_RATE_METRICS = ("request_throughput_rps", "throughput_tokens_per_s", "goodput_rps", "slo_attainment",
+                    "delivery")
+
+
+def edge_bands(value: Mapping, low: Mapping, high: Mapping, band: Mapping) -> dict:
+    """Bands of simulated quantities from three runs of one scenario — at the model's step
+    times (``value``) and at the time band's lower and upper edge (``low``, ``high``):
+    each quantity's interval spans the edge runs. ``band``: :func:`confidence_factor`'s dict."""
+    out: dict = {}
+    for m in SIM_TIME_METRICS:
+        if isinstance(value.get(m), Mapping):
+            out[m] = {}
+            for p in ("mean", "p50", "p90", "p95", "p99"):
+                v, a, b = value[m].get(p), low.get(m, {}).get(p), high.get(m, {}).get(p)
+                if None not in (v, a, b):
+                    out[m][p] = {"value": v, "lo": min(a, b), "hi": max(a, b),
+                                 "n_rows": band["n_rows"], "calibrated": band["calibrated"]}
+    for m in SIM_RATE_METRICS:
+        v, a, b = value.get(m), low.get(m), high.get(m)
+        if None not in (v, a, b):
+            out[m] = {"value": v, "lo": min(a, b), "hi": max(a, b), "n_rows": band["n_rows"],
+                      "calibrated": band["calibrated"]}
+    return out
+
+
+__all__ += ["SIM_TIME_METRICS", "SIM_RATE_METRICS", "edge_bands"]
