@@ -36,7 +36,15 @@ Engine memory semantics (how much KV cache the engine had):
 * Device capacity: what the engine sees (``GPU.reported_memory_bytes``, nvidia-smi's
   memory.total) — see ``calibrate.engine_gpu``.
 
-    python benchmarks/validate.py            # print per row + MdAPE, write benchmarks/results/validation.json
+    python benchmarks/validate.py --global-defaults   # print per row + MdAPE, write benchmarks/results/validation.json
+
+**Every held-out row** (the default, ``python benchmarks/validate.py``): every row whose
+``role`` is ``validate`` in every data file, each GPU with its family's shipped
+efficiencies (:mod:`servelab.perf.families`) under its engine; MdAPE overall and per
+category (AMD, Blackwell FP4, MoE, long context, vLLM/SGLang, family, source, metric),
+leave-one-out coverage of the 80 % error band; writes ``results/validation_all.json`` and
+``src/servelab/perf/data/bands.json``. ``--write-docs`` then rewrites the tables between
+the markers in README.md and docs/calibration.md.
 
 **Per engine** (``--per-engine``): every row predicted with the efficiency of the
 engine profile that ran it (:mod:`servelab.perf.engines`: vLLM rows with ``vllm``,
@@ -480,14 +488,19 @@ def main() -> None:
     ap.add_argument("--fit-vllm", action="store_true",
                     help="fit vLLM's per-step overhead on the designated rows; report held-out errors")
     ap.add_argument("--held-out", action="store_true",
-                    help="every held-out row of every data file with per-family efficiencies "
-                         "(writes results/validation_all.json and perf/data/bands.json)")
+                    help="(the default) every validate row of every data file with per-family "
+                         "efficiencies; writes results/validation_all.json and perf/data/bands.json")
+    ap.add_argument("--global-defaults", action="store_true",
+                    help="the 76 rows of validation_published.csv with the global defaults only "
+                         "(writes results/validation.json)")
     ap.add_argument("--write-docs", action="store_true",
                     help="rewrite the accuracy tables in README.md and docs/calibration.md "
                          "from results/validation_all.json")
     args = ap.parse_args()
     calibrate.set_device_memory(args.device_memory)
-    if args.held_out:
+    legacy = (args.global_defaults or args.efficiency or args.device_memory != calibrate.DEVICE_MEMORY
+              or args.quiet)
+    if args.held_out or not (legacy or args.write_docs or args.fit_vllm or args.per_engine):
         rep = all_report()
         for k, v in rep["mdape"].items():
             print(f"MdAPE {k:42s} {v['mdape_pct']:6.1f}%  (median signed {v['median_signed_error_pct']:+6.1f}%, "

@@ -1,7 +1,7 @@
 """Error bands: how far a prediction may be off, from validation residuals of its kind.
 
 For every published number held out of the fit (role ``validate``, see
-``benchmarks/data/README.md``), ``benchmarks/validate.py --bands`` stores the log
+``benchmarks/data/README.md``), ``benchmarks/validate.py`` stores the log
 residual ``r = ln(published / predicted)`` under its key
 
     (GPU family, metric kind, dense/MoE, engine profile)
@@ -21,7 +21,7 @@ shipped (``bands.json`` lists them) and than the worst family median error befor
 family fits (Blackwell FP4, +43 % median over the perf-overview rows).
 
 Coverage of the stated 80 % band is measured leave-one-out on the validation rows by
-``benchmarks/validate.py --bands`` (each row's band built without that row) and reported
+``benchmarks/validate.py`` (each row's band built without that row) and reported
 in docs/calibration.md.
 """
 
