@@ -23,16 +23,26 @@ family fits (Blackwell FP4, +43 % median over the perf-overview rows).
 Coverage of the stated 80 % band is measured leave-one-out on the validation rows by
 ``benchmarks/validate.py`` (each row's band built without that row) and reported
 in docs/calibration.md.
+
+Uses: :func:`estimate_bands` (every time and rate of ``servelab estimate``; decode
+tokens/s = batch / step time takes the inverted time band), :func:`calibration_status`
+(what a GPU × engine prediction rests on), :func:`confidence_factor` and
+:func:`scale_efficiency` (``plan --confidence``: step times at a band edge, exactly — every
+roofline term is work / (peak · efficiency)), :func:`edge_bands` (``simulate --bands``:
+the run repeated at both edges).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Mapping, Sequence
+
+from .families import family_fit
 
 __all__ = ["Band", "BandKey", "MIN_ROWS", "DEFAULT_FACTOR", "COVERAGE", "metric_kind",
            "quantile", "band_from_residuals", "band_for", "load_bands", "TIME_METRICS",
@@ -178,7 +188,6 @@ __all__ += ["key_for", "estimate_bands"]
 def calibration_status(gpu, engine: str, *, moe: bool) -> dict:
     """What a prediction for ``gpu`` under ``engine`` rests on: the family fit's rows and
     the rows behind its time and throughput bands; ``calibrated`` when all three exist."""
-    from .families import family_fit
     fit = family_fit(gpu)
     out = {"family": fit.family, "family_fit_rows": fit.fit_rows}
     for metric in ("time", "throughput"):
@@ -211,7 +220,6 @@ def scale_efficiency(eff, factor: float):
     """``eff`` with every step time multiplied by ``factor`` exactly: each roofline term is
     work / (peak · efficiency), so efficiencies are divided by ``factor``; the fixed times
     (per step, per sequence, per collective, per request) are multiplied by it."""
-    import dataclasses
     if factor <= 0:
         raise ValueError(f"step-time factor must be > 0, got {factor}")
     fr = ("compute", "memory", "attention_compute", "attention_memory", "comm")
