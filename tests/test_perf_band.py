@@ -143,6 +143,11 @@ def test_plan_headline_states_band_price_source_and_calibration():
     assert g["optimistic"] <= g["expected"] <= g["pessimistic"]
     assert "price:" in rec["headline"] and rec["price_source"] in rec["headline"]
     assert ("UNCALIBRATED" in rec["headline"]) == (not rec["calibrated"])
+    # the recommended fleet re-simulated at each edge: slower steps, longer p95 TPOT
+    e = rec["fleet_at_band_edges"]
+    assert set(e) == {"optimistic", "expected", "pessimistic"}
+    assert e["optimistic"]["tpot_p95_s"] < e["expected"]["tpot_p95_s"] < e["pessimistic"]["tpot_p95_s"]
+    assert e["pessimistic"]["tpot_p95_s"] == rec["tpot_p95_s"]       # sized at that edge
 
 
 def test_simulate_bands_rerun_at_the_band_edges():

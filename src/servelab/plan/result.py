@@ -55,6 +55,7 @@ class Recommendation:
     confidence: str = "expected"
     calibrated: bool = False
     gpus_by_confidence: dict[str, int] | None = None
+    fleet_at_band_edges: dict[str, Any] | None = None   # edge -> p95 TTFT/TPOT, SLO met (re-simulated)
     headline: str = ""
 
     def to_dict(self) -> dict[str, Any]:
