@@ -189,9 +189,20 @@ def _builtin() -> tuple[Offer, ...]:
     return parse_offers(text, "csv", "catalog/data/prices.csv")
 
 
+@lru_cache(maxsize=8)
+def _cached_file(path: str, mtime_ns: int) -> tuple[Offer, ...]:
+    return read_price_file(path)
+
+
 def load_price_book(path: str | Path | None = None) -> tuple[Offer, ...]:
-    """The built-in price book, or the offers of ``path``."""
-    return _builtin() if path is None else read_price_file(path)
+    """The built-in price book, or the offers of ``path`` (re-read when the file changes)."""
+    if path is None:
+        return _builtin()
+    try:
+        mtime = Path(path).stat().st_mtime_ns
+    except OSError:
+        return read_price_file(path)          # raises PriceFileError naming the file
+    return _cached_file(str(path), mtime)
 
 
 def offers_for(gpu: str, tier: str = "on_demand", offers: Iterable[Offer] | None = None) -> list[Offer]:
