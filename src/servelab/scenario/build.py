@@ -307,8 +307,8 @@ def fleet_cost(sc: Scenario, *, output_tokens_per_s: float, replicas: int | None
                        max_node_gpus=get_gpu(sc.gpu).gpus_per_node)
     src = price_source(sc)
     if sc.prices.gpu_hour_usd is None:
-        src = (f"{src} — per-GPU catalog price: no {sc.prices.tier} offer in the price book has "
-               f"{sc.tp} or more {sc.gpu} GPUs per instance")
+        src = (f"{src} — the catalog's per-GPU on-demand price: no {sc.prices.tier} offer in the price "
+               f"book has {sc.tp} or more {sc.gpu} GPUs per instance")
     return _fleet_cost(packing=pk, price_per_gpu_hour_usd=price_per_gpu_hour(sc),
                        output_tokens_per_s=output_tokens_per_s, price_source=src)
 
