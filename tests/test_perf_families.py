@@ -107,3 +107,14 @@ def test_engine_profiles_take_kernel_efficiencies_from_the_family():
     assert v.compute == t.compute == fam.compute and v.memory == fam.memory
     assert v.step_overhead_s == get_engine("vllm").efficiency.step_overhead_s   # vLLM's runtime
     assert t.step_overhead_s == fam.step_overhead_s
+
+
+def test_every_other_fit_reads_only_fit_rows(val):
+    """The global fit's training split and the vllm profile's step-overhead rows are all
+    rows whose role is fit, so no validate row reaches any fitted parameter."""
+    cal = val.calibrate
+    train = [r for r in cal.load_rows() if cal.is_training(r)]
+    assert len(train) == 131 and all(r["role"] == "fit" for r in train)
+    vllm_fit = [r for r in val.load_rows() if r["source"] == val.VLLM_FIT_SOURCE]
+    assert len(vllm_fit) == 3 and all(r["role"] == "fit" for r in vllm_fit)
+    assert all(r["role"] == "validate" for r in val.load_rows(val.VLLM_DATA))
