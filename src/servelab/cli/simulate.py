@@ -246,7 +246,9 @@ def simulate_cmd(
     if warnings:
         summary["warnings"] = warnings
     if out:
-        recordio.write_run(out, result.meta, result.records, summary, result.timeseries)
+        from ..sim.series import server_section_of
+        recordio.write_run(out, result.meta, result.records, summary,
+                           metrics.run_timeseries(result.records, server=server_section_of(result.timeseries)))
     if json_out:
         typer.echo(json.dumps(summary, indent=2, allow_nan=False))
         return

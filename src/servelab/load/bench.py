@@ -30,9 +30,9 @@ from ._loop import loop_name
 from ._loop import run as run_loop
 from .results import RecordSink, host_versions, now_iso, write_run_files
 from .runner import LoadResult, RunOptions, run_load
-from .scrape import key_series
+from .scrape import key_series, server_series
 
-__all__ = ["BenchSpec", "BenchOutcome", "make_prompts", "run_bench", "summarize_load"]
+__all__ = ["BenchSpec", "BenchOutcome", "make_prompts", "run_bench", "summarize_load", "run_timeseries_doc"]
 
 DATASET_FORMATS = ("random", "jsonl", "sharegpt")
 
@@ -222,8 +222,15 @@ def run_bench(
     if result.interrupted:
         meta.notes = "interrupted: dispatch stopped; in-flight requests past the drain timeout are 'cancelled'"
     summary = summarize_load(records, result, rate=rate, spec=spec, duration_s=result.duration_s)
+    timeseries = run_timeseries_doc(records, result.timeseries)
     out = None
     if out_dir:
-        out = write_run_files(out_dir, meta, records, summary, result.timeseries)
-    return BenchOutcome(meta=meta, records=records, summary=summary, timeseries=result.timeseries,
-                        out_dir=out)
+        out = write_run_files(out_dir, meta, records, summary, timeseries)
+    return BenchOutcome(meta=meta, records=records, summary=summary, timeseries=timeseries, out_dir=out)
+
+
+def run_timeseries_doc(records: list[RequestRecord], scraped: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's ``timeseries.json``: ``metrics.run_timeseries`` with the scraped
+    ``/metrics`` series as its ``server`` section, the raw samples kept beside it."""
+    from ..metrics import run_timeseries
+    return {**(scraped or {}), **run_timeseries(records, server=server_series(scraped))}
