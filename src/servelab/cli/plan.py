@@ -176,7 +176,7 @@ def _print_plan(res: dict[str, Any], con: Console) -> None:
 def plan_command(
     model: str = typer.Option(DEFAULT_MODEL, help="Model id or path to an HF config.json."),
     workload: str = typer.Option(DEFAULT_WORKLOAD, help="Workload preset."),
-    rate: float = typer.Option(DEFAULT_RATE_RPS, help="Mean arrival rate, requests/s."),
+    rate: float = typer.Option(DEFAULT_RATE_RPS, "--request-rate", "--rate", help="Mean arrival rate, requests/s."),
     slo: Optional[str] = typer.Option(None, help="SLO targets, e.g. ttft_p95=2s,tpot_p95=50ms (default: the workload's)."),
     gpus: Optional[str] = typer.Option(None, help="Comma-separated GPU ids (default: every GPU in the catalog)."),
     precisions: str = typer.Option("bf16,fp8", help="Weight dtypes to consider."),

@@ -107,7 +107,7 @@ def run_figures(records: Sequence[RequestRecord], *, timeseries: dict[str, Any] 
         title="Output token throughput over time", x_label="time since start (s)", y_label="tokens/s")
     add([Series(name="delivery", xs=t, ys=req.get("delivery", []), kind="step", color=GOOD)],
         "Fraction of the requests arriving in each bucket that finished ok.",
-        title="Delivery over time", x_label="arrival time (s)", y_label="ok / offered", y_range=(0.0, 1.0))
+        title="Delivery over time", x_label="arrival time (s)", y_label="ok / offered", y_range=(0.0, 1.05))
     add([Series(name="in system (records)", xs=t, ys=req.get("running", []), kind="step"),
          Series(name=f"running ({srv_label})", xs=st, ys=srv.get("running", []), color=PALETTE[2], dashed=True),
          Series(name=f"waiting ({srv_label})", xs=st, ys=srv.get("waiting", []), color=PALETTE[1], dashed=True)],
