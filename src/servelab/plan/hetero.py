@@ -17,7 +17,7 @@ import math
 from typing import Any, Callable
 
 from ..catalog import generate_requests
-from .cost import fleet_cost, pack_replicas
+from ..scenario.cost import fleet_cost, pack_replicas
 from .evaluate import CandidateTask, evaluate_candidate
 from .sizing import size_replicas
 

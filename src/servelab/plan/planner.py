@@ -32,7 +32,7 @@ from ..perf.quant import KV_DTYPES
 from .analytic import analyze
 from .candidates import enumerate_candidates, screen_candidate
 from .characterize import characterize
-from .cost import fleet_cost, pack_replicas
+from ..scenario.cost import fleet_cost, pack_replicas
 from .evaluate import CandidateTask, evaluate_candidate
 from .executor import TaskRunner
 from .fleet import with_rate

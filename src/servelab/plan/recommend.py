@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from .cost import fleet_cost, pack_replicas
+from ..scenario.cost import fleet_cost, pack_replicas
 from .evaluate import CandidateTask, evaluate_candidate
 from .fleet import FleetTask, run_fleet, scale_context
 from .pareto import pareto_front

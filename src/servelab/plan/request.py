@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cost import DEFAULT_NODE_SIZES
+from ..scenario.cost import DEFAULT_NODE_SIZES
 from .evaluate import SearchSettings
 from .sizing import DEFAULT_HEADROOM
 
