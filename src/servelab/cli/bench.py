@@ -1,6 +1,12 @@
 """`servelab bench`: measure an OpenAI-compatible endpoint (flags follow `vllm bench serve`).
 
 `servelab bench import vllm FILE` / `import guidellm FILE` convert other tools' results.
+
+vLLM spellings are accepted as aliases: ``--dataset-name`` (``--dataset-format``;
+``custom`` = jsonl), ``--dataset-path`` (``--dataset``), ``--goodput`` with several
+space-separated terms (``--goodput ttft:200 tpot:20``), ``--save-result``
+``--result-dir`` ``--result-filename`` (vLLM's result JSON, ``load.vllm_result``),
+``--save-detailed`` and ``--label``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -21,8 +28,36 @@ from ..errors import ConfigError
 
 _err = Console(stderr=True)
 
+_GOODPUT_TERM = ("ttft:", "tpot:", "itl:", "e2el:", "e2e:")
+
+
+def expand_multi_value_flags(args: list[str]) -> list[str]:
+    """``--goodput ttft:200 tpot:20`` (argparse ``nargs='+'``, as vLLM spells it) →
+    ``--goodput ttft:200 --goodput tpot:20``: the terms after ``--goodput`` that look
+    like ``metric:value`` are each given their own flag."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        out.append(a)
+        if a == "--goodput" and i + 1 < len(args):
+            out.append(args[i + 1])
+            i += 2
+            while i < len(args) and args[i].lower().startswith(_GOODPUT_TERM):
+                out += ["--goodput", args[i]]
+                i += 1
+            continue
+        i += 1
+    return out
+
+
+class _BenchGroup(typer.core.TyperGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_value_flags(list(args)))
+
+
 bench_app = typer.Typer(help="Measure an OpenAI-compatible endpoint under load; import other tools' results.",
-                        invoke_without_command=True, no_args_is_help=False)
+                        invoke_without_command=True, no_args_is_help=False, cls=_BenchGroup)
 
 
 def _parse_headers(items: list[str]) -> tuple[tuple[str, str], ...]:
@@ -94,12 +129,24 @@ def bench(
     random_prefix_len: int = typer.Option(0, help="Shared prefix length (words ≈ tokens)"),
     num_prefix_groups: int = typer.Option(1),
     workload: Optional[str] = typer.Option(None, help="Workload preset from the catalog"),
-    dataset: Optional[Path] = typer.Option(None, help="Prompts file (JSONL or ShareGPT JSON)"),
-    dataset_format: str = typer.Option("random", help="random | jsonl | sharegpt"),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", "--dataset-path",
+                                           help="Prompts file (JSONL or ShareGPT JSON)"),
+    dataset_format: str = typer.Option("random", "--dataset-format", "--dataset-name",
+                                       help="random | jsonl (vLLM: custom) | sharegpt"),
     trace: Optional[Path] = typer.Option(None, help="JSONL trace with timestamps to replay"),
     percentile_metrics: str = typer.Option("ttft,tpot,itl", help="Shown in the table: ttft,tpot,itl,e2el"),
     metric_percentiles: str = typer.Option("50,90,95,99"),
-    goodput: list[str] = typer.Option([], help="SLO per request, vLLM form: ttft:MS tpot:MS e2el:MS"),
+    goodput: list[str] = typer.Option([], help="SLO per request, vLLM form: --goodput ttft:MS tpot:MS e2el:MS"),
+    save_result: bool = typer.Option(False, "--save-result", help="Also write vLLM's result JSON "
+                                     "(`vllm bench serve --save-result` schema, per-request lists included)"),
+    save_detailed: bool = typer.Option(False, "--save-detailed", help="Accepted for vLLM compatibility: the "
+                                       "per-request lists are always written"),
+    result_dir: Optional[Path] = typer.Option(None, "--result-dir", help="Folder of the vLLM result JSON "
+                                              "(default: the run folder)"),
+    result_filename: Optional[str] = typer.Option(None, "--result-filename", help="Its file name (default: "
+                                                  "vLLM's LABEL-RATEqps-MODEL-DATE.json)"),
+    result_label: Optional[str] = typer.Option(None, "--label", help="Label in the vLLM result and its file name "
+                                        "(default: the endpoint type, openai or openai-chat)"),
     seed: int = typer.Option(0),
     scrape_interval: float = typer.Option(1.0, help="Seconds between /metrics scrapes (0: off)"),
     metrics_url: Optional[str] = typer.Option(None, help="Default: BASE_URL/metrics"),
@@ -144,7 +191,7 @@ def bench(
             workers=workers, drain_timeout_s=drain_timeout,
         )
     except (ConfigError, ValueError) as e:
-        _err.print(f"[red]error:[/red] {e}")
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     summaries = []
     for rate in rates:
@@ -155,7 +202,7 @@ def bench(
             from ..load.bench import make_prompts
             prompts = make_prompts(spec, rate)
         except (ConfigError, ValueError, NotImplementedError, OSError) as e:
-            _err.print(f"[red]error:[/red] {e}")
+            _err.print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(2)
         label = f"rate {'inf' if math.isinf(rate) else f'{rate:g}'} req/s"
         counts = {"ok": 0, "bad": 0}
@@ -172,15 +219,37 @@ def bench(
         s = outcome.summary
         summaries.append(s)
         if outcome.meta.notes:
-            _err.print(f"[yellow]{outcome.meta.notes}[/yellow]")
+            _err.print(f"[yellow]{escape(outcome.meta.notes)}[/yellow]")
         if not json_out:
             Console().print(_table(s, f"servelab bench — {label}", shown))
             if rate_dir is not None:
                 Console().print(f"run written to {rate_dir}")
+        if save_result:
+            written = _save_vllm_result(outcome, spec, rate, result_dir or rate_dir, result_filename, result_label,
+                                        many=len(rates) > 1)
+            _err.print(f"vLLM result written to {written}")
         if s.get("interrupted"):
             break
     if json_out:
         sys.stdout.write(json.dumps(summaries[0] if len(rates) == 1 else {"sweep": summaries}, indent=2) + "\n")
+
+
+def _save_vllm_result(outcome: Any, spec: Any, rate: float, folder: Path | None, filename: str | None,
+                      label: str | None, *, many: bool) -> Path:
+    """Write vLLM's result JSON of one rate (``load.vllm_result``)."""
+    from ..load.vllm_result import vllm_result, vllm_result_filename, write_vllm_result
+    ep = spec.endpoint
+    etype = "openai-chat" if ep.endpoint.rstrip("/").endswith("chat/completions") else "openai"
+    doc = vllm_result(outcome.records, outcome.summary, meta=outcome.meta, model=ep.model, request_rate=rate,
+                      burstiness=spec.burstiness, max_concurrency=spec.max_concurrency,
+                      num_prompts=spec.num_prompts, endpoint_type=etype, label=label)
+    name = filename or vllm_result_filename(label=label or etype, request_rate=rate, model=ep.model,
+                                            date=doc["date"], max_concurrency=spec.max_concurrency)
+    if filename and many:
+        stem, dot, ext = filename.rpartition(".")
+        tag = "inf" if math.isinf(rate) else f"{rate:g}"
+        name = f"{stem}-{tag}qps.{ext}" if dot else f"{filename}-{tag}qps"
+    return write_vllm_result(doc, Path(folder or ".") / name)
 
 
 def _discover_model(base_url: str, api_key: str | None) -> str:
@@ -214,7 +283,7 @@ def import_cmd(
     try:
         runs = import_result(tool, file)
     except (ConfigError, ValueError, KeyError) as e:
-        _err.print(f"[red]error:[/red] {e}")
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     pcts = tuple(float(x) for x in metric_percentiles.split(",") if x.strip())
     summaries = []

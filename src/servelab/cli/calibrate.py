@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -61,7 +62,7 @@ def _print_fit(d: dict[str, Any]) -> None:
     _out.print(f"records {counts['records']}, ok {counts['ok']}; excluded: "
                + (", ".join(f"{k} {v}" for k, v in excl.items()) or "none"))
     for note in d.get("notes") or []:
-        _out.print(f"[yellow]note:[/yellow] {note}")
+        _out.print(f"[yellow]note:[/yellow] {escape(str(note))}")
 
 
 def _print_bounds(kb: dict[str, Any]) -> None:
@@ -74,7 +75,7 @@ def _print_bounds(kb: dict[str, Any]) -> None:
                   f"{b['datasheet'] / scale:.1f} {unit}", b["source"])
     _out.print(t)
     for note in kb.get("notes") or []:
-        _out.print(f"[yellow]note:[/yellow] {note}")
+        _out.print(f"[yellow]note:[/yellow] {escape(str(note))}")
 
 
 def _deployment(model: str | None, gpu: str | None, tp: int | None, pp: int,

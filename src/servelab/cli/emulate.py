@@ -6,6 +6,7 @@ import asyncio
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 from ..errors import ConfigError
@@ -42,14 +43,14 @@ def emulate(
         from ..perf import get_engine
         get_engine(engine)                       # unknown name: exit 2 before serving
     except ConfigError as e:
-        _err.print(f"[red]error:[/red] {e}")
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
 
     async def main() -> None:
         try:
             emu = Emulator(cfg)
         except ConfigError as e:
-            _err.print(f"[red]error:[/red] {e}")
+            _err.print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(2)
         await emu.start(host, port)
         _err.print(f"servelab emulator: {model} on {gpu} (tp {tp}, engine {engine}, speedup {speedup:g}) at http://{host}:{emu.port}")

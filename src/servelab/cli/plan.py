@@ -7,6 +7,7 @@ import math
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -237,7 +238,7 @@ def plan_command(
             calibration_info={"path": cal.path, "sha256": cal.sha256, "deployment": cal.deployment,
                               "notices": notices} if cal is not None else None)
         for n in notices:
-            err.print(f"[yellow]note:[/] {n}")
+            err.print(f"[yellow]note:[/] {escape(str(n))}")
         if not req.weight_dtypes:
             raise ConfigError("--precisions is empty; e.g. bf16,fp8")
         with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
@@ -250,7 +251,7 @@ def plan_command(
                 prog.update(tasks[stage], completed=done, total=max(total, 1))
             res = plan(req, progress=tick)
     except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if report:
         from ._plan_report import write_plan_report

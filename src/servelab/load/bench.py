@@ -35,6 +35,7 @@ from .scrape import key_series, server_series
 __all__ = ["BenchSpec", "BenchOutcome", "make_prompts", "run_bench", "summarize_load", "run_timeseries_doc"]
 
 DATASET_FORMATS = ("random", "jsonl", "sharegpt")
+DATASET_ALIASES = {"custom": "jsonl"}      # vLLM's --dataset-name for a JSONL prompts file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,9 +106,10 @@ def make_prompts(spec: BenchSpec, rate: float) -> list[Prompt]:
         return prompts_from_specs(specs, seed=spec.seed)
     times = arrival_times(kind=kind, rate_rps=rate, num_requests=spec.num_prompts,
                           duration_s=spec.duration_s, burstiness=spec.burstiness, seed=spec.seed)
-    fmt = spec.dataset_format
+    fmt = DATASET_ALIASES.get(spec.dataset_format, spec.dataset_format)
     if fmt not in DATASET_FORMATS:
-        raise ConfigError(f"unknown dataset format {fmt!r}; known: {', '.join(DATASET_FORMATS)}")
+        raise ConfigError(f"unknown dataset format {fmt!r}; known: {', '.join(DATASET_FORMATS)} "
+                          f"(vLLM's 'custom' = jsonl)")
     if spec.dataset and fmt == "random":
         fmt = "sharegpt" if spec.dataset.endswith(".json") else "jsonl"
     if fmt == "jsonl":
