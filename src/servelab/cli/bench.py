@@ -145,6 +145,14 @@ def bench(
                                               "(default: the run folder)"),
     result_filename: Optional[str] = typer.Option(None, "--result-filename", help="Its file name (default: "
                                                   "vLLM's LABEL-RATEqps-MODEL-DATE.json)"),
+    sweep: bool = typer.Option(False, "--sweep", help="Find the highest rate meeting --slo: synchronous, "
+                               "throughput, then constant rates between them (guidellm's sweep), stopping "
+                               "where the SLO breaks, then bisecting; writes sweep.json and sweep.html"),
+    sweep_rates: int = typer.Option(8, "--sweep-rates", min=1, help="Constant rates between the sweep's ends"),
+    sweep_refine: int = typer.Option(2, "--sweep-refine", min=0,
+                                     help="Bisection steps between the last rate meeting the SLO and the first "
+                                          "breaking it"),
+    slo: Optional[str] = typer.Option(None, "--slo", help="SLO of the sweep, e.g. ttft_p95=2s,tpot_p95=50ms"),
     result_label: Optional[str] = typer.Option(None, "--label", help="Label in the vLLM result and its file name "
                                         "(default: the endpoint type, openai or openai-chat)"),
     seed: int = typer.Option(0),
@@ -193,6 +201,9 @@ def bench(
     except (ConfigError, ValueError) as e:
         _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
+    if sweep:
+        _sweep(spec, out=out, slo=slo, n_rates=sweep_rates, refine=sweep_refine, json_out=json_out, shown=shown)
+        return
     summaries = []
     for rate in rates:
         rate_dir = None
@@ -232,6 +243,91 @@ def bench(
             break
     if json_out:
         sys.stdout.write(json.dumps(summaries[0] if len(rates) == 1 else {"sweep": summaries}, indent=2) + "\n")
+
+
+SWEEP_SYNC_PROMPTS = 20   # the synchronous point only fixes the grid's lower end
+
+
+def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine: int, json_out: bool,
+           shown: list[str]) -> None:
+    """``bench --sweep`` (``load.sweep``): one run folder per point under OUT, then
+    sweep.json, sweep.html and a table."""
+    from dataclasses import replace
+
+    from ..catalog.slo import parse_slo
+    from ..load.bench import make_prompts, run_bench
+    from ..load.sweep import run_sweep
+    from ..metrics import summarize
+    from ..report import write_html
+    from ..report.sweep import SWEEP_COLUMNS, sweep_page, sweep_rows
+
+    try:
+        slo_obj = parse_slo(slo) if slo else None
+    except ConfigError as e:
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2)
+    out = out or _default_out("bench-sweep")
+    seq = iter(range(1, 10_000))
+
+    def run(kind: str, rate: float) -> dict[str, Any]:
+        if kind == "synchronous":
+            sp = replace(spec, request_rate=math.inf, max_concurrency=1,
+                         num_prompts=min(spec.num_prompts or SWEEP_SYNC_PROMPTS, SWEEP_SYNC_PROMPTS))
+        elif kind == "throughput":
+            sp = replace(spec, request_rate=math.inf, max_concurrency=None)
+        else:
+            sp = replace(spec, request_rate=rate, arrival="constant", burstiness=1.0)
+        tag = kind if math.isinf(rate) else f"{kind}-{rate:.4g}"
+        d = out / f"{next(seq):02d}-{tag}"
+        prompts = make_prompts(sp, sp.request_rate)
+        with Progress(TextColumn(f"[bold]sweep {tag}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=_err, transient=True, disable=not _err.is_terminal) as prog:
+            task = prog.add_task(tag, total=len(prompts))
+            o = run_bench(sp, rate=sp.request_rate, out_dir=d, prompts=prompts,
+                          on_record=lambda _r: prog.update(task, advance=1))
+        s = dict(o.summary)
+        s.update({k: v for k, v in summarize(o.records, duration_s=o.meta.duration_s, slo=slo_obj,
+                                             percentiles=spec.percentiles).items()
+                  if k in ("slo_met", "slo_thresholds_s")})
+        return s
+
+    def show(p: Any) -> None:
+        if not json_out:
+            verdict = "" if p.met is None else (" · SLO met" if p.met else " · [red]SLO not met[/red]")
+            _err.print(f"{p.kind}: {p.achieved_rps:.4g} req/s achieved{verdict}")
+
+    try:
+        res = run_sweep(run, n_rates=n_rates, refine=refine, on_point=show)
+    except (ConfigError, ValueError, OSError) as e:
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2)
+    doc = {"slo": slo, **res.to_dict()}
+    (out / "sweep.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    targets = {t.metric: t.threshold_s for t in slo_obj.targets} if slo_obj else {}
+    write_html(sweep_page(doc, title="servelab bench --sweep", slo=slo, ttft_slo_s=targets.get("ttft"),
+                          tpot_slo_s=targets.get("tpot")), out / "sweep.html")
+    if json_out:
+        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        return
+    t = Table(title="servelab bench --sweep" + (f" — SLO {slo}" if slo else ""))
+    for i, c in enumerate(SWEEP_COLUMNS):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    from ..report.html import fmt_cell
+    for row in sweep_rows(doc["points"]):
+        t.add_row(*[fmt_cell(v)[0] for v in row])
+    con = Console()
+    con.print(t)
+    if res.max_rate_met_rps is not None:
+        con.print(f"highest rate meeting the SLO: [bold]{res.max_rate_met_rps:.4g} req/s[/bold]"
+                  + (f" (broken at {res.first_rate_broken_rps:.4g} req/s)" if res.first_rate_broken_rps else ""))
+    con.print(f"sweep written to {out} (sweep.json, sweep.html, one run folder per point)")
+
+
+def _default_out(command: str) -> Path:
+    """``runs/<command>-<UTC time>`` under ``$SERVELAB_RUNS_DIR`` (default ``runs``)."""
+    from datetime import datetime, timezone
+    root = Path(os.environ.get("SERVELAB_RUNS_DIR") or "runs")
+    return root / f"{command}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')[:-3]}"
 
 
 def _save_vllm_result(outcome: Any, spec: Any, rate: float, folder: Path | None, filename: str | None,
