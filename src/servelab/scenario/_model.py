@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ServelabError
+from ..perf.quant import KV_DTYPES, WEIGHT_DTYPES
 
 __all__ = [
     "Scenario", "EngineSettings", "LoraSettings", "SpeculativeSettings", "KVTierSettings",
@@ -191,8 +192,9 @@ class Scenario(_Model):
     tp: int = Field(1, ge=1, le=64, description="Tensor-parallel degree.")
     pp: int = Field(1, ge=1, le=64, description="Pipeline-parallel degree.")
     ep: int = Field(1, ge=1, le=256, description="Expert-parallel degree (MoE).")
-    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4", "fp4"] = Field("bf16", description="Weight precision.")
-    kv_dtype: Literal["bf16", "fp16", "fp8"] = Field("bf16", description="KV cache precision.")
+    weight_dtype: str = Field("bf16", description="Weight precision.",
+                              json_schema_extra={"enum": list(WEIGHT_DTYPES)})
+    kv_dtype: str = Field("bf16", description="KV cache precision.", json_schema_extra={"enum": list(KV_DTYPES)})
     # engine
     engine: EngineSettings = Field(
         default_factory=EngineSettings,
@@ -241,8 +243,15 @@ class Scenario(_Model):
 
     @field_validator("weight_dtype", "kv_dtype", mode="before")
     @classmethod
-    def _lower(cls, v: Any) -> Any:
-        return v.strip().lower() if isinstance(v, str) else v
+    def _dtype(cls, v: Any, info: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        v = v.strip().lower()
+        valid = WEIGHT_DTYPES if info.field_name == "weight_dtype" else KV_DTYPES
+        if v not in valid:
+            kind = "weight" if info.field_name == "weight_dtype" else "KV"
+            raise ValueError(f"unknown {kind} dtype {v!r}; valid: {', '.join(valid)}")
+        return v
 
     @field_validator("slo")
     @classmethod

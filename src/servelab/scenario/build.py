@@ -38,10 +38,19 @@ from ._model import Scenario
 from .cost import FleetCost, fleet_cost as _fleet_cost, pack_replicas
 
 __all__ = [
-    "load_model", "calibration", "deployment", "replica_settings", "sim_config", "workload",
+    "derive", "load_model", "calibration", "deployment", "replica_settings", "sim_config", "workload",
     "requests", "slo", "rate_rps", "throughput_window_s", "price_per_gpu_hour", "price_source",
     "fleet_cost", "fleet_usd_per_hour", "warnings", "adapter_shares",
 ]
+
+
+def derive(sc: Scenario, **changes: Any) -> Scenario:
+    """``sc`` with top-level fields replaced, validated again (a bad value raises ConfigError)."""
+    from .io import resolve
+
+    data = sc.model_dump(mode="json", exclude_defaults=True)
+    data.update({k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v) for k, v in changes.items()})
+    return resolve(data, source="(derived scenario)", model=type(sc))
 
 
 def load_model(name: str) -> Any:

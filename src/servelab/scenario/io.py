@@ -38,22 +38,26 @@ __all__ = ["load_scenario_data", "resolve", "dump_scenario", "write_scenario", "
            "format_errors", "parse_set", "field_paths"]
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
+def _loc(loc: tuple[Any, ...], tags: Mapping[str, Any]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and part.startswith(("function-", "union[", "tagged-union[")):
-            continue
+        elif part in tags or part in ("float", "int", "str") or (
+                isinstance(part, str) and part.startswith(("function-", "union[", "tagged-union["))):
+            continue   # pydantic's union-branch tags, not field names
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
 
 
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...], tags: Mapping[str, Any]) -> str:
     """Valid field names at the location of an 'extra field' error."""
     cur: Any = model
     for part in loc[:-1]:
+        if part in tags:
+            cur = tags[part]
+            continue
         fields = getattr(cur, "model_fields", None)
         if not fields or part not in fields:
             continue
@@ -67,21 +71,23 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
 
 
 def format_errors(err: ValidationError, source: str, model: type[BaseModel] = Scenario,
-                  prefix: str = "invalid scenario") -> str:
-    """One line per bad field: its dotted path, what is wrong, what was given."""
+                  prefix: str = "invalid scenario", tags: Mapping[str, Any] | None = None) -> str:
+    """One line per bad field: its dotted path, what is wrong, what was given.
+    ``tags``: discriminator tags of tagged unions → the model each selects."""
+    tags = tags or {}
     lines = []
     for e in err.errors():
         loc = tuple(e["loc"])
         if e["type"] == "extra_forbidden":
-            lines.append(f"{_loc(loc)}: unknown field; valid fields: {_fields_at(model, loc)}")
+            lines.append(f"{_loc(loc, tags)}: unknown field; valid fields: {_fields_at(model, loc, tags)}")
             continue
         msg = e["msg"].removeprefix("Value error, ")
         got = e.get("input")
         if e["type"] in ("float_type", "float_parsing") and isinstance(got, dict):
-            continue
+            continue   # the number branch of 'number or mapping' unions
         if e["type"] != "missing" and not isinstance(got, (dict, list)):
             msg += f" (got {got!r})"
-        lines.append(f"{_loc(loc)}: {msg}")
+        lines.append(f"{_loc(loc, tags)}: {msg}")
     return f"{prefix} {source}:\n  " + "\n  ".join(dict.fromkeys(lines))
 
 
