@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import ConfigError
+from ._outputs import default_run_dir
 
 _err = Console(stderr=True)
 
@@ -162,7 +163,8 @@ def bench(
     timeout: float = typer.Option(600.0, help="Per-request timeout (s)"),
     http_client: str = typer.Option("raw", help="raw (lean asyncio transport) | aiohttp"),
     drain_timeout: float = typer.Option(5.0, help="After Ctrl-C, wait this long for in-flight requests"),
-    out: Optional[Path] = typer.Option(None, help="Run directory (records.jsonl, summary.json, ...)"),
+    out: Optional[Path] = typer.Option(None, help="Run directory (records.jsonl, summary.json, ...); "
+                                       "default runs/bench-<UTC time>"),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
 ) -> None:
     """Measure an endpoint: streamed requests on a schedule, one record per request."""
@@ -204,6 +206,7 @@ def bench(
     if sweep:
         _sweep(spec, out=out, slo=slo, n_rates=sweep_rates, refine=sweep_refine, json_out=json_out, shown=shown)
         return
+    out = out or default_run_dir("bench")
     summaries = []
     for rate in rates:
         rate_dir = None
@@ -266,7 +269,7 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
     except ConfigError as e:
         _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
-    out = out or _default_out("bench-sweep")
+    out = out or default_run_dir("bench-sweep")
     seq = iter(range(1, 10_000))
 
     def run(kind: str, rate: float) -> dict[str, Any]:
@@ -321,13 +324,6 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
         con.print(f"highest rate meeting the SLO: [bold]{res.max_rate_met_rps:.4g} req/s[/bold]"
                   + (f" (broken at {res.first_rate_broken_rps:.4g} req/s)" if res.first_rate_broken_rps else ""))
     con.print(f"sweep written to {out} (sweep.json, sweep.html, one run folder per point)")
-
-
-def _default_out(command: str) -> Path:
-    """``runs/<command>-<UTC time>`` under ``$SERVELAB_RUNS_DIR`` (default ``runs``)."""
-    from datetime import datetime, timezone
-    root = Path(os.environ.get("SERVELAB_RUNS_DIR") or "runs")
-    return root / f"{command}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')[:-3]}"
 
 
 def _save_vllm_result(outcome: Any, spec: Any, rate: float, folder: Path | None, filename: str | None,
