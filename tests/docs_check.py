@@ -133,8 +133,13 @@ def check_sources(path: Path) -> Iterator[Result]:
         yield Result(where, close(num, v, _tol(opts)), f"file says {v:.6g}")
 
 
+_BOX = str.maketrans("", "", "─━═│┃╭╮╰╯┏┓┗┛┡┩└┘┌┐")
+
+
 def skeleton(line: str) -> str:
-    return " ".join(NUM_RE.sub("#", line).split())
+    """The words of a line: numbers as '#', box-drawing characters and spacing dropped
+    (table and rule widths follow the terminal)."""
+    return " ".join(NUM_RE.sub("#", line).translate(_BOX).split())
 
 
 def compare_output(expected: str, actual: str, tol_rel: float = 0.0) -> list[str]:
@@ -144,13 +149,19 @@ def compare_output(expected: str, actual: str, tol_rel: float = 0.0) -> list[str
     for a in actual.splitlines():
         by_skel.setdefault(skeleton(a), []).append(NUM_RE.findall(a))
     bad = []
+    in_cmd = False
     for e in expected.splitlines():
-        if e.startswith("$ ") or e.rstrip().endswith("\\") and e.startswith("    "):
+        if e.startswith("$ ") or in_cmd:               # a command and its continuation lines
+            in_cmd = e.rstrip().endswith("\\")
             continue
         nums = NUM_RE.findall(e)
         if not nums:
             continue
-        cands = by_skel.get(skeleton(e), [])
+        sk = skeleton(e)
+        cands = by_skel.get(sk, [])
+        if not cands and sk.endswith("…"):            # a line the document cut short
+            cands = [nums_a[:len(nums)] for k, v in by_skel.items() if k.startswith(sk[:-1].rstrip(" ,"))
+                     for nums_a in v]
         if not any(len(c) == len(nums) and all(close(d, parse_number(a), tol_rel) for d, a in zip(nums, c))
                    for c in cands):
             near = f" (closest: {' '.join(cands[0])})" if cands else " (no line with these words)"
