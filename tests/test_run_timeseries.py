@@ -99,3 +99,26 @@ def test_legacy_run_folders_still_plot(tmp_path):
     lr = load_inputs(tmp_path / "r")[0]
     assert lr.timeseries["format"] == TIMESERIES_FORMAT
     assert lr.timeseries["server"]["series"]["waiting"] == [2, 0]
+
+
+def test_server_counters_are_the_runs_change_not_lifetime_totals(tmp_path):
+    """Two runs against one server: the second's counters in the summary are its own
+    tokens, though the server's counter holds both runs' (fake server: llama.cpp names)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from load_fixtures import fake_server
+    from servelab.cli import app
+    from servelab.load.fakeserver import FakeServerConfig
+    args = ["--model", "m", "--num-prompts", "6", "--random-input-len", "8", "--random-output-len", "5",
+            "--request-rate", "inf", "--scrape-interval", "0.05", "--json"]
+    with fake_server(FakeServerConfig(ttft_s=0.002, itl_s=0.001)) as srv:
+        runs = [json.loads(CliRunner().invoke(app, ["bench", "--base-url", srv.url, *args,
+                                                    "--out", str(tmp_path / f"r{i}")]).stdout)
+                for i in range(2)]
+    for s in runs:
+        assert s["server_metrics"]["change"]["generation_tokens_total"] == 6 * 5
+        assert "generation_tokens_total" not in s["server_metrics"]["max"]
+    raw = json.loads((tmp_path / "r1" / "timeseries.json").read_text())["samples"]
+    assert raw[0]["t_s"] <= 0 and raw[-1]["values"]["llamacpp:tokens_predicted_total"] == 60

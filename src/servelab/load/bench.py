@@ -7,7 +7,8 @@ streams records to ``records.jsonl``, summarizes with ``servelab.metrics.summari
 and writes the run directory. The summary adds to ``summarize``'s keys:
 ``request_rate``, ``token_count_source`` (how many records counted tokens from
 ``usage`` vs. chunks), ``not_offered``, ``interrupted`` and ``server_metrics`` (peaks
-of the scraped key series).
+of the scraped gauges, and the change of the server's counters over the run —
+:func:`server_metrics_summary`).
 """
 
 from __future__ import annotations
@@ -142,13 +143,30 @@ def summarize_load(records: list[RequestRecord], result: LoadResult | None, *, r
         s["interrupted"] = result.interrupted
         ts = result.timeseries
         if ts and ts.get("samples"):
-            peaks: dict[str, float] = {}
-            for sample in ts["samples"]:
-                for k, v in key_series(sample["values"]).items():
-                    peaks[k] = max(peaks.get(k, -math.inf), v)
-            s["server_metrics"] = {"samples": len(ts["samples"]), "max": peaks,
-                                   "scrape_errors": ts.get("errors", 0)}
+            s["server_metrics"] = server_metrics_summary(ts)
     return s
+
+
+def server_metrics_summary(scraped: dict[str, Any]) -> dict[str, Any]:
+    """The scraped series summed up for the run: ``max`` of the gauges (running,
+    waiting, KV usage) and ``change`` of the counters (prompt and generation tokens,
+    preemptions) between the first and the last sample — the run's own share, not the
+    server's totals since it started. A counter that went down (server restart) has
+    no change (None)."""
+    samples = scraped.get("samples") or []
+    keyed = [key_series(x["values"]) for x in samples]
+    peaks: dict[str, float] = {}
+    change: dict[str, float | None] = {}
+    for k in keyed:
+        for name, v in k.items():
+            if not name.endswith("_total"):
+                peaks[name] = max(peaks.get(name, -math.inf), v)
+    for name in sorted({n for k in keyed for n in k if n.endswith("_total")}):
+        vals = [k[name] for k in keyed if name in k]
+        ok = all(b >= a for a, b in zip(vals, vals[1:]))
+        change[name] = vals[-1] - vals[0] if ok and len(vals) > 1 else None
+    return {"samples": len(samples), "max": peaks, "change": change,
+            "scrape_errors": scraped.get("errors", 0)}
 
 
 def _scrape_url(spec: BenchSpec) -> str | None:
