@@ -285,6 +285,9 @@ def compare_cmd(
     if json_out:
         sys.stdout.write(json.dumps(cmp.to_dict(), indent=2, allow_nan=False) + "\n")
         return
+    for w in cmp.warnings:
+        _err.print(f"[yellow]warning:[/yellow] {escape(w)} — compare runs of the same requests "
+                   "(same workload, rate, seed and count) to read differences as model error", soft_wrap=True)
     con = Console()
     con.print(_compare_tables(cmp))
     flagged = [(m.metric, e.label) for m in cmp.metrics for e in m.runs if e.overlap is False]
