@@ -93,3 +93,19 @@ def test_run_report_screenshot(reports, name, tmp_path):
     if os.environ.get("SERVELAB_UPDATE_SCREENSHOTS"):
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, DOCS_IMG / shot.name)
+
+
+def test_bench_report_sets_client_beside_server_histograms(reports):
+    """The emulator's histograms and the client agree on ITL and E2E within the HTTP
+    path's cost; the table is on the page."""
+    import json
+    html = reports["bench"].read_text()
+    assert "Measured by the client vs the server" in html
+    summary = json.loads((reports["bench"].parent / "bench" / "summary.json").read_text())
+    server = summary["server_metrics"]["mean_s"]
+    assert set(server) >= {"ttft", "itl", "e2e"}
+    # client ITL (per chunk) and server ITL (per token) are the same gaps seen from two ends
+    assert summary["itl_s"]["mean"] == pytest.approx(server["itl"], rel=0.05)
+    # client latencies include the HTTP path: never less than the server's, a few ms more
+    assert server["ttft"] <= summary["ttft_s"]["mean"] <= server["ttft"] + 0.02
+    assert server["e2e"] <= summary["e2e_s"]["mean"] <= server["e2e"] + 0.02

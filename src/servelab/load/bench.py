@@ -152,7 +152,9 @@ def server_metrics_summary(scraped: dict[str, Any]) -> dict[str, Any]:
     waiting, KV usage) and ``change`` of the counters (prompt and generation tokens,
     preemptions) between the first and the last sample — the run's own share, not the
     server's totals since it started. A counter that went down (server restart) has
-    no change (None)."""
+    no change (None). ``mean_s``: the mean of the observations the server's latency
+    histograms received during the run (Δsum / Δcount), per latency base — the
+    server's own view of TTFT, ITL, E2E and queueing, to set beside the client's."""
     samples = scraped.get("samples") or []
     keyed = [key_series(x["values"]) for x in samples]
     peaks: dict[str, float] = {}
@@ -165,8 +167,26 @@ def server_metrics_summary(scraped: dict[str, Any]) -> dict[str, Any]:
         vals = [k[name] for k in keyed if name in k]
         ok = all(b >= a for a, b in zip(vals, vals[1:]))
         change[name] = vals[-1] - vals[0] if ok and len(vals) > 1 else None
-    return {"samples": len(samples), "max": peaks, "change": change,
+    means: dict[str, float] = {}
+    for key, bases in SERVER_HISTOGRAMS.items():
+        for base in bases:
+            pts = [(x["values"].get(f"{base}_sum"), x["values"].get(f"{base}_count")) for x in samples]
+            pts = [(a, b) for a, b in pts if a is not None and b is not None]
+            if len(pts) >= 2 and pts[-1][1] > pts[0][1] and pts[-1][0] >= pts[0][0]:
+                means[key] = (pts[-1][0] - pts[0][0]) / (pts[-1][1] - pts[0][1])
+                break
+    return {"samples": len(samples), "max": peaks, "change": change, "mean_s": means,
             "scrape_errors": scraped.get("errors", 0)}
+
+
+# The server's own latency histograms (vLLM names), by the summary's latency base.
+SERVER_HISTOGRAMS: dict[str, tuple[str, ...]] = {
+    "ttft": ("vllm:time_to_first_token_seconds",),
+    "itl": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+    "tpot": ("vllm:request_time_per_output_token_seconds", "vllm:time_per_output_token_seconds"),
+    "e2e": ("vllm:e2e_request_latency_seconds",),
+    "queue": ("vllm:request_queue_time_seconds",),
+}
 
 
 def _scrape_url(spec: BenchSpec) -> str | None:

@@ -35,7 +35,7 @@ from .charts import Series, line_chart
 from .html import Page
 from .tables import latency_rows, overview_rows
 
-__all__ = ["run_figures", "run_page", "cdf_series", "meta_rows"]
+__all__ = ["run_figures", "run_page", "cdf_series", "meta_rows", "client_server_rows"]
 
 _CDF_POINTS = 400     # points per CDF curve (evenly spaced in probability)
 
@@ -191,6 +191,19 @@ def meta_rows(meta: RunMeta) -> list[list[Any]]:
     return rows
 
 
+def client_server_rows(summary: dict[str, Any]) -> list[list[Any]]:
+    """Rows (latency, client mean ms, server mean ms, difference ms, relative) for the
+    bases whose server histogram was scraped (``server_metrics.mean_s``)."""
+    server = (summary.get("server_metrics") or {}).get("mean_s") or {}
+    rows = []
+    for base, label in (("ttft", "TTFT"), ("itl", "ITL"), ("tpot", "TPOT"), ("e2e", "E2E"), ("queue", "queue")):
+        c = (summary.get(f"{base}_s") or {}).get("mean")
+        sv = server.get(base)
+        if finite(c) and finite(sv):
+            rows.append([label, c / MS, sv / MS, (c - sv) / MS, f"{(c - sv) / sv:+.1%}" if sv else "–"])
+    return rows
+
+
 def run_page(title: str, summary: dict[str, Any], records: Sequence[RequestRecord] = (), *,
              meta: RunMeta | None = None, timeseries: dict[str, Any] | None = None,
              ttft_slo_s: float | None = None, tpot_slo_s: float | None = None) -> Page:
@@ -201,6 +214,14 @@ def run_page(title: str, summary: dict[str, Any], records: Sequence[RequestRecor
     cols, rows = latency_rows(summary)
     if rows:
         page.table(cols, rows, caption="Latency (ms)")
+    cs = client_server_rows(summary)
+    if cs:
+        page.table(["latency", "client mean (ms)", "server mean (ms)", "client − server (ms)", "relative"], cs,
+                   caption="Measured by the client vs the server's own histograms over the same run")
+        page.paragraph("The server's histograms count from when it received each request and to when it "
+                       "emitted each token; the client counts from the scheduled send time to when each "
+                       "chunk arrived. The difference is the client's dispatch lateness, the network and "
+                       "HTTP path, and (for queue) what the two call waiting.")
     if records or timeseries:
         page.heading("Over time and distributions")
         for svg, cap in run_figures(records, timeseries=timeseries, ttft_slo_s=ttft_slo_s,
