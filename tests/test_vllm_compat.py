@@ -125,3 +125,18 @@ def test_install_hints_keep_their_extras():
         assert r.exit_code != 0 and "servelab[gpu]" in " ".join(r.output.split()), r.output
     if importlib.util.find_spec("ray") and importlib.util.find_spec("torch") and importlib.util.find_spec("triton"):
         pytest.skip("ray, torch and triton are installed: no install hint to print")
+
+
+def test_sweep_saves_one_vllm_result_per_point(tmp_path):
+    with fake_server(FakeServerConfig(ttft_s=0.002, itl_s=0.001)) as srv:
+        r = CliRunner().invoke(app, ["bench", "--base-url", srv.url, "--model", "m", "--num-prompts", "8",
+                                     "--random-input-len", "8", "--random-output-len", "4", "--sweep",
+                                     "--sweep-rates", "2", "--scrape-interval", "0", "--save-result",
+                                     "--out", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    points = json.loads(r.stdout)["points"]
+    files = sorted(tmp_path.glob("*/openai-*qps*-m-*.json"))   # synchronous: -concurrency1
+    assert len(files) == len(points) == 4                     # synchronous, throughput, 2 rates (no SLO)
+    for f in files:
+        [(meta, recs)] = import_result("vllm", f)
+        assert len(recs) == json.loads(f.read_text())["num_prompts"]

@@ -204,7 +204,8 @@ def bench(
         _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     if sweep:
-        _sweep(spec, out=out, slo=slo, n_rates=sweep_rates, refine=sweep_refine, json_out=json_out, shown=shown)
+        _sweep(spec, out=out, slo=slo, n_rates=sweep_rates, refine=sweep_refine, json_out=json_out, shown=shown,
+               vllm_result=(result_dir, result_filename, result_label) if save_result else None)
         return
     out = out or default_run_dir("bench")
     summaries = []
@@ -252,9 +253,10 @@ SWEEP_SYNC_PROMPTS = 20   # the synchronous point only fixes the grid's lower en
 
 
 def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine: int, json_out: bool,
-           shown: list[str]) -> None:
+           shown: list[str], vllm_result: tuple[Path | None, str | None, str | None] | None = None) -> None:
     """``bench --sweep`` (``load.sweep``): one run folder per point under OUT, then
-    sweep.json, sweep.html and a table."""
+    sweep.json, sweep.html and a table; with ``--save-result`` a vLLM result file per
+    point (in its run folder, or ``--result-dir`` with the point's tag in the name)."""
     from dataclasses import replace
 
     from ..catalog.slo import parse_slo
@@ -288,6 +290,12 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
             task = prog.add_task(tag, total=len(prompts))
             o = run_bench(sp, rate=sp.request_rate, out_dir=d, prompts=prompts,
                           on_record=lambda _r: prog.update(task, advance=1))
+        if vllm_result is not None:
+            rdir, rname, rlabel = vllm_result
+            if rname:
+                stem, dot, ext = rname.rpartition(".")
+                rname = f"{stem}-{d.name}.{ext}" if dot else f"{rname}-{d.name}"
+            _save_vllm_result(o, sp, sp.request_rate, rdir or d, rname, rlabel, many=False)
         s = dict(o.summary)
         s.update({k: v for k, v in summarize(o.records, duration_s=o.meta.duration_s, slo=slo_obj,
                                              percentiles=spec.percentiles).items()
