@@ -106,6 +106,7 @@ def test_bench_report_sets_client_beside_server_histograms(reports):
     assert set(server) >= {"ttft", "itl", "e2e"}
     # client ITL (per chunk) and server ITL (per token) are the same gaps seen from two ends
     assert summary["itl_s"]["mean"] == pytest.approx(server["itl"], rel=0.05)
-    # client latencies include the HTTP path: never less than the server's, a few ms more
-    assert server["ttft"] <= summary["ttft_s"]["mean"] <= server["ttft"] + 0.02
-    assert server["e2e"] <= summary["e2e_s"]["mean"] <= server["e2e"] + 0.02
+    # client latencies include the HTTP path: never less than the server's; a few ms more (50 ms
+    # allows for a loaded 2-core host, where the in-process emulator wakes late)
+    assert server["ttft"] <= summary["ttft_s"]["mean"] <= server["ttft"] + 0.05
+    assert server["e2e"] <= summary["e2e_s"]["mean"] <= server["e2e"] + 0.05
