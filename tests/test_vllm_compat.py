@@ -140,3 +140,9 @@ def test_sweep_saves_one_vllm_result_per_point(tmp_path):
     for f in files:
         [(meta, recs)] = import_result("vllm", f)
         assert len(recs) == json.loads(f.read_text())["num_prompts"]
+
+
+def test_slo_without_sweep_is_refused():
+    r = CliRunner().invoke(app, ["bench", "--base-url", "http://127.0.0.1:9", "--model", "m",
+                                 "--slo", "ttft_p95=1s", "--num-prompts", "1"])
+    assert r.exit_code == 2 and "--slo sets the SLO of --sweep" in r.output

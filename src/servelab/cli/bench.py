@@ -203,6 +203,12 @@ def bench(
     except (ConfigError, ValueError) as e:
         _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
+    if slo and not sweep:
+        _err.print("[red]error:[/red] --slo sets the SLO of --sweep; for one run, give per-request targets "
+                   "with --goodput ttft:MS tpot:MS")
+        raise typer.Exit(2)
+    if sweep and request_rate != "inf":
+        _err.print("[yellow]note:[/yellow] --sweep chooses its own rates; --request-rate is ignored")
     if sweep:
         _sweep(spec, out=out, slo=slo, n_rates=sweep_rates, refine=sweep_refine, json_out=json_out, shown=shown,
                vllm_result=(result_dir, result_filename, result_label) if save_result else None)
