@@ -86,6 +86,9 @@ def write_render(files: dict[str, str], out: str | Path, *, overwrite: bool = Fa
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)     # mkdtemp makes it 0700; the result is an ordinary directory
     except OSError as exc:
         raise ConfigError(f"cannot write into {parent}: {exc.strerror or exc}") from None
     try:
