@@ -123,7 +123,7 @@ class WatchSettings:
 
 
 def _fmt_s(x: float) -> str:
-    return f"{x * 1e3:.0f} ms" if x < 1.0 else f"{x:.2f} s"
+    return f"{x * 1e3:.3g} ms" if x < 1.0 else f"{x:.3g} s"
 
 
 def _bucket_upper(buckets: tuple[tuple[float, float], ...], value: float, scale: float) -> float:
