@@ -150,7 +150,8 @@ def test_amd_gpus_get_the_rocm_resource_and_unknown_vendors_are_refused(tmp_path
     p.write_text("model: llama-3.1-8b\ngpu: mi300x\nreplicas: 2\n")
     objs, notes = manifests(load_target(p))
     dep = _by_kind(objs)["Deployment"]
-    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"amd.com/gpu": 1}
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert c["resources"]["limits"] == {"amd.com/gpu": 1} and c["image"].startswith("rocm/vllm")
     assert "NodePool" not in _by_kind(objs) and any("not offered on EC2" in n for n in notes)
     odd = dataclasses.replace(get_gpu("h100-sxm"), name="gaudi3", vendor="intel")
     with pytest.raises(ConfigError, match="'intel'.*known vendors: nvidia"):

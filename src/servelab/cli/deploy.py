@@ -26,7 +26,8 @@ def render_cmd(
     target: str = typer.Option(..., "--target", help="kubernetes, ray-serve, prometheus or grafana."),
     out: str = typer.Option(..., "--out", help="Directory to write (created; must be empty unless --overwrite)."),
     sets: List[str] = typer.Option([], "--set", help="Scenario override PATH=VALUE (e.g. autoscaler.max_replicas=8)."),
-    image: str = typer.Option("vllm/vllm-openai:latest", help="vLLM container image (pin a version)."),
+    image: Optional[str] = typer.Option(None, help="vLLM container image [default: vllm/vllm-openai:latest for "
+                                                     "NVIDIA, rocm/vllm:latest for AMD; pin a tag]."),
     namespace: str = typer.Option("default", help="Kubernetes namespace."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Hugging Face repository to serve "
                                                                     "(default: the catalog model's)."),
@@ -56,7 +57,7 @@ def render_cmd(
     _err.print(f"wrote {', '.join(sorted(files))} to {path}/")
 
 
-def _table(rep: Any, planned: float) -> Table:
+def _table(rep: Any, planned: float) -> Any:
     p = rep.point
     pr = rep.prediction
     style = {"idle": "dim", "ok": "green", "warn": "yellow", "alert": "bold red"}[rep.status]
@@ -76,11 +77,14 @@ def _table(rep: Any, planned: float) -> Table:
     tab.add_row("KV usage (max)", "-" if p.kv_usage is None else f"{p.kv_usage:.0%}", "")
     tab.add_row("preemptions/s", s(p.preemptions_per_s, ""), "")
     tab.add_row("output tokens/s", s(p.output_tokens_per_s, ""), "")
-    for f in rep.findings:
-        tab.add_row(f"[{'red' if f.level == 'alert' else 'yellow'}]{f.kind}[/]", f.message, "")
+    from rich.console import Group
+    from rich.text import Text
+
+    lines = [Text.from_markup(f"[{'bold red' if f.level == 'alert' else 'yellow'}]{f.level.upper():<5}[/] "
+                              f"{f.kind}: {f.message}") for f in rep.findings]
     if p.missing:
-        tab.add_row("[dim]not exposed[/]", ", ".join(p.missing), "")
-    return tab
+        lines.append(Text.from_markup(f"[dim]not exposed by the source: {', '.join(p.missing)}[/]"))
+    return Group(tab, *lines)
 
 
 def watch_cmd(

@@ -69,11 +69,15 @@ AUTOSCALER_QUERIES: dict[str, str] = {
 
 _PORT = 8000   # vllm serve default --port
 
+# Default container image per GPU vendor (vLLM docs, "Using Docker": vllm/vllm-openai is the
+# CUDA build; AMD publishes ROCm builds of vLLM as rocm/vllm). Pin a tag in production.
+IMAGES: dict[str, str] = {"nvidia": "vllm/vllm-openai:latest", "amd": "rocm/vllm:latest"}
+
 
 class RenderOptions:
     """Choices the scenario does not make: where the fleet runs and what it pulls."""
 
-    def __init__(self, *, image: str = "vllm/vllm-openai:latest", namespace: str = "default",
+    def __init__(self, *, image: str | None = None, namespace: str = "default",
                  model_id: str | None = None, prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090",
                  node_class: str = "default", spot: bool = False) -> None:
         self.image = image
@@ -198,6 +202,8 @@ def manifests(t: Target, opts: RenderOptions | None = None) -> tuple[list[dict[s
                           f"largest {gpu.name} node; multi-node replicas (LeaderWorkerSet, Ray) are not rendered")
     model_id = hf_model_id(sc, opts.model_id)
     args, notes = vllm_args(sc, model_id=model_id)
+    if opts.image is None:
+        notes.append(f"image {IMAGES[gpu.vendor]}: pin a release tag (--image) before deploying")
     auto = sc.autoscaler
     load_s = (auto.model_load_delay_s if auto else 0.0)
     # Start-up probe: 10 s period; allow twice the planned model-load delay, at least 10 min
@@ -212,7 +218,7 @@ def manifests(t: Target, opts: RenderOptions | None = None) -> tuple[list[dict[s
             node_selector["karpenter.k8s.aws/instance-gpu-memory"] = str(ec2[1])
     probe = {"httpGet": {"path": "/health", "port": _PORT}}
     container = {
-        "name": "vllm", "image": opts.image, "command": ["vllm", "serve"], "args": args,
+        "name": "vllm", "image": opts.image or IMAGES[gpu.vendor], "command": ["vllm", "serve"], "args": args,
         "ports": [{"name": "http", "containerPort": _PORT}],
         "env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token",
                                                                     "optional": True}}}],
