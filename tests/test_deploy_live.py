@@ -13,7 +13,7 @@ import pytest
 from servelab.catalog import parse_slo
 from servelab.deploy import load_target
 from servelab.deploy.live import Sample, SourceError, histogram_quantile, operating_point, parse_sample
-from servelab.deploy.watch import Prediction, WatchSettings, assess, watch
+from servelab.deploy.watch import Prediction, WatchSettings, assess, poisson_lower, watch
 
 
 def test_histogram_quantile_hand_anchors() -> None:
@@ -151,3 +151,40 @@ def test_watch_loop_on_an_injected_clock(tmp_path: Path) -> None:
     assert [r.status for r in reps] == ["ok", "ok", "alert", "alert"]
     assert "load 2.0× plan" in reps[2].to_dict()["reasons"][0]
     assert any("predicted p95 TTFT at this load" in m for m in reps[3].to_dict()["reasons"])
+
+
+def _exact_poisson_lower(n: int, alpha: float = 0.05) -> float:
+    """The exact bound by bisection: the mean L with P(X >= n | L) = alpha (naive sums)."""
+    def tail(lam: float) -> float:
+        term, cdf = math.exp(-lam), 0.0
+        for k in range(n):
+            cdf += term
+            term *= lam / (k + 1)
+        return 1.0 - cdf
+    lo, hi = 0.0, float(n)
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if tail(mid) < alpha else (lo, mid)
+    return lo
+
+
+@pytest.mark.parametrize("n", [3, 10, 30, 100, 400])
+def test_poisson_lower_bound_matches_the_exact_one(n: int) -> None:
+    assert poisson_lower(n) == pytest.approx(_exact_poisson_lower(n), rel=0.02)
+
+
+def test_poisson_lower_bound_is_conservative_for_one_event() -> None:
+    # Byar's approximation is poorest at n = 1 (0.0395 vs the exact 0.0513): lower, never higher
+    assert 0.75 * _exact_poisson_lower(1) < poisson_lower(1) < _exact_poisson_lower(1)
+
+
+def test_a_short_window_needs_evidence_for_a_load_finding() -> None:
+    a = Sample(t_s=0.0, counters={}, buckets={}, gauges={})
+    few = Sample(t_s=1.0, counters={"vllm:e2e_request_latency_seconds_count": 5.0}, buckets={}, gauges={})
+    many = Sample(t_s=60.0, counters={"vllm:e2e_request_latency_seconds_count": 300.0}, buckets={}, gauges={})
+    # 5 req/s vs planned 4 (1.25×): 5 arrivals bound the rate only above 1.97 req/s; 300 above 4.5
+    for b, expect in ((few, []), (many, ["load"])):
+        p = operating_point(a, b)
+        assert p.arrival_rate_rps == 5.0
+        rep = assess(p, planned_rps=4.0, slo=SLO, prediction=None, settings=WatchSettings())
+        assert [f.kind for f in rep.findings] == expect and rep.load_factor == 1.25

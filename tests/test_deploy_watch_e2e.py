@@ -5,9 +5,9 @@ at twice it, watched through its /metrics directly and through a real Prometheus
 What must hold: at the planned rate no report raises load or SLO findings and the exit
 code is 0; at twice the rate the reports alert, naming the load ("load 2.0× plan") and
 the predicted SLO miss at that load, and the exit code is 1. The scenario's capacity is
-≈7 req/s (4 sequences of 64 output tokens at ≈8.7 ms per step, servelab simulate), so
-4 req/s is comfortable and 8 req/s is over capacity: the simulator predicts p95 TTFT
-6.7 s against an SLO of 1 s.
+≈6.3 req/s (4 sequences of 72 output tokens at ≈8.7 ms per step): simulated p95 TTFT is
+0.02 s up to 6 req/s, 3.9 s at 6.8 req/s and 14.5 s at 8 req/s against an SLO of 1 s, so
+4 req/s is comfortable and 8 req/s alerts even if the client sends 15 % late.
 
 Timing: the watch samples every second of wall time for a bounded number of reports;
 nothing here asserts on durations. The emulator's steps overrun their modelled time by
@@ -43,7 +43,7 @@ engine: {{max_num_seqs: 4, max_num_batched_tokens: 2048}}
 replicas: 1
 workload: chat
 input_tokens: 256
-output_tokens: 64
+output_tokens: 72
 arrival: constant
 rate_rps: {PLANNED_RPS:g}
 duration_s: 60
@@ -69,7 +69,7 @@ def _bench(port: int, model_rps: float, wall_s: float) -> threading.Thread:
     spec = BenchSpec(endpoint=EndpointConfig(base_url=f"http://127.0.0.1:{port}", model="llama-3.1-8b",
                                              ignore_eos=True),
                      request_rate=rate, arrival="constant", num_prompts=int(rate * wall_s),
-                     random_input_len=256, random_output_len=64, scrape_interval_s=0.0, seed=1)
+                     random_input_len=256, random_output_len=72, scrape_interval_s=0.0, seed=1)
     th = threading.Thread(target=run_bench, args=(spec,), daemon=True)
     th.start()
     return th

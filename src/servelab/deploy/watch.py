@@ -5,7 +5,11 @@ taken over the last ``window_s`` (:func:`~servelab.deploy.live.operating_point`)
 judged (:func:`assess`):
 
 * **load** — arrival rate / planned rate above ``load_tolerance`` (default 1.1, the
-  planner's default headroom) → warning "load 1.9× plan (3.8 vs 2 req/s)";
+  planner's default headroom) → warning "load 1.9× plan (3.8 vs 2 req/s)". A short
+  window holds few arrivals, so the finding needs evidence: the one-sided 95 % lower
+  bound of the arrival count (Poisson, Byar's approximation
+  ``N·(1 − 1/(9N) − z/(3√N))³``, z = 1.645; Breslow & Day 1987, vol. 2, p. 69) must
+  exceed the tolerance;
 * **SLO risk** — the scenario simulated at the observed rate (:class:`Predictor`, same
   fleet, workload, seed and duration; cached on a grid of 5 % of the planned rate)
   predicts an SLO target missed → alert "predicted p95 TTFT at this load 3.1 s > SLO 2 s";
@@ -29,7 +33,7 @@ from typing import Any, Callable, Iterator
 from ._source import Target
 from .live import HIST, OperatingPoint, Sample, operating_point
 
-__all__ = ["Prediction", "Predictor", "Finding", "Report", "assess", "watch", "WatchSettings", "STATUS_ORDER"]
+__all__ = ["poisson_lower", "Prediction", "Predictor", "Finding", "Report", "assess", "watch", "WatchSettings", "STATUS_ORDER"]
 
 STATUS_ORDER = ("idle", "ok", "warn", "alert")
 
@@ -122,6 +126,14 @@ class WatchSettings:
     time_scale: float = 1.0          # emulator --speedup
 
 
+def poisson_lower(n: float, z: float = 1.645) -> float:
+    """One-sided lower confidence bound of a Poisson mean after observing ``n`` events
+    (Byar's approximation, module docstring); 0 for n = 0."""
+    if n <= 0:
+        return 0.0
+    return n * max(0.0, 1.0 - 1.0 / (9.0 * n) - z / (3.0 * math.sqrt(n))) ** 3
+
+
 def _fmt_s(x: float) -> str:
     return f"{x * 1e3:.3g} ms" if x < 1.0 else f"{x:.3g} s"
 
@@ -142,7 +154,9 @@ def assess(point: OperatingPoint, *, planned_rps: float, slo: Any, prediction: P
     load = point.arrival_rate_rps / planned_rps if planned_rps > 0 else math.inf
     if point.arrival_rate_rps <= 0 and point.completed <= 0 and point.running + point.waiting <= 0:
         return Report(point=point, status="idle", findings=(), load_factor=0.0, prediction=None)
-    if load > settings.load_tolerance:
+    arrivals = point.arrival_rate_rps * point.window_s
+    if load > settings.load_tolerance and \
+            poisson_lower(arrivals) / point.window_s > settings.load_tolerance * planned_rps:
         f.append(Finding("warn", "load", f"load {load:.1f}× plan ({point.arrival_rate_rps:.3g} vs "
                                           f"{planned_rps:.3g} req/s)"))
     for tg in slo.targets:
