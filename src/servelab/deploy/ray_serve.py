@@ -29,8 +29,10 @@ from .kubernetes import RenderOptions, hf_model_id, vllm_args
 
 __all__ = ["RAY_ACCELERATORS", "ray_serve_config"]
 
-# Catalog GPU -> Ray accelerator type (ray.util.accelerators constants, e.g. NVIDIA_H100 = "H100",
-# NVIDIA_A100_80G = "A100-80G", AMD_INSTINCT_MI300x = "AMD-Instinct-MI300X-OAM").
+# Catalog GPU -> Ray accelerator type: ray.util.accelerators constants (NVIDIA_TESLA_A10G "A10G",
+# NVIDIA_L4 "L4", NVIDIA_A100_40G/80G "A100-40G"/"A100-80G", NVIDIA_H100 "H100", NVIDIA_H200 "H200",
+# AMD_INSTINCT_MI300x "AMD-Instinct-MI300X-OAM"). "L40S" and "B200" are not among the constants
+# checked; they assume Ray's label is the detected product name — verify on your cluster.
 RAY_ACCELERATORS: dict[str, str] = {
     "a10g": "A10G", "l4": "L4", "l40s": "L40S", "a100-40g": "A100-40G", "a100-80g": "A100-80G",
     "h100-sxm": "H100", "h100-pcie": "H100", "h200": "H200", "b200": "B200",
