@@ -188,3 +188,32 @@ def test_a_short_window_needs_evidence_for_a_load_finding() -> None:
         assert p.arrival_rate_rps == 5.0
         rep = assess(p, planned_rps=4.0, slo=SLO, prediction=None, settings=WatchSettings())
         assert [f.kind for f in rep.findings] == expect and rep.load_factor == 1.25
+
+
+@pytest.mark.skipif(__import__("shutil").which("promtool") is None,
+                    reason="promtool not installed (Debian package 'prometheus'; .ci/run installs it)")
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.95, 0.99])
+def test_histogram_quantile_agrees_with_prometheus(q: float, tmp_path: Path) -> None:
+    """Prometheus's own histogram_quantile (evaluated by `promtool test rules`) is the reference.
+    promtool compares exactly, so the test asks for an impossible value and reads the value
+    Prometheus computed from its failure report ("got: {} 2.05E+00")."""
+    import re
+    import shutil
+    import subprocess
+
+    import yaml
+
+    per_min = {"0.1": 2, "0.5": 5, "1": 11, "2.5": 12, "+Inf": 13}      # cumulative increments per minute
+    buckets = tuple((math.inf if le == "+Inf" else float(le), 6.0 * n) for le, n in per_min.items())
+    want = histogram_quantile(q, buckets)
+    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": f'h_bucket{{le="{le}"}}', "values": f"0+{n}x10"} for le, n in per_min.items()],
+        "promql_expr_test": [{"expr": f"histogram_quantile({q}, sum by (le) (increase(h_bucket[5m])))",
+                              "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": -1}]}]}]}
+    f = tmp_path / "t.yaml"
+    f.write_text(yaml.safe_dump(test))
+    r = subprocess.run([shutil.which("promtool"), "test", "rules", str(f)], capture_output=True, text=True)
+    got = re.search(r"got: \{\} ([-+0-9.Ee]+)", r.stdout + r.stderr)
+    assert got, r.stdout + r.stderr
+    assert float(got.group(1)) == pytest.approx(want, rel=1e-9)
