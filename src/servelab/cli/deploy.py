@@ -26,8 +26,8 @@ def render_cmd(
     target: str = typer.Option(..., "--target", help="kubernetes, ray-serve, prometheus or grafana."),
     out: str = typer.Option(..., "--out", help="Directory to write (created; must be empty unless --overwrite)."),
     sets: List[str] = typer.Option([], "--set", help="Scenario override PATH=VALUE (e.g. autoscaler.max_replicas=8)."),
-    image: Optional[str] = typer.Option(None, help="vLLM container image [default: vllm/vllm-openai:latest for "
-                                                     "NVIDIA, rocm/vllm:latest for AMD; pin a tag]."),
+    image: Optional[str] = typer.Option(None, help="vLLM container image (default: vllm/vllm-openai:latest for "
+                                                     "NVIDIA GPUs, rocm/vllm:latest for AMD; pin a tag)."),
     namespace: str = typer.Option("default", help="Kubernetes namespace."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Hugging Face repository to serve "
                                                                     "(default: the catalog model's)."),
@@ -103,8 +103,8 @@ def watch_cmd(
 ) -> None:
     """Compare a live fleet's metrics with the scenario's prediction at the observed load.
 
-    Exit codes: 0 no report reached --fail-on; 1 one did; 2 bad input; 3 the metrics
-    source cannot be read or lacks vLLM's series."""
+    Exit codes: 0 no report reached --fail-on; 1 one did; 2 bad input;
+    3 the metrics source cannot be read or lacks vLLM's series."""
     from ..deploy import load_target
     from ..deploy.live import DirectSource, PrometheusSource, SourceError
     from ..deploy.watch import STATUS_ORDER, Predictor, WatchSettings, watch
