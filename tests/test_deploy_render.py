@@ -279,3 +279,44 @@ def test_drills_are_judged_by_decide(scen: Path, tmp_path: Path) -> None:
     res = json.loads(r.stdout[r.stdout.index("{"):])
     verdicts = res.get("verdicts") or res.get("claims")
     assert len(verdicts) == len(drills["claims"])
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("example,sets", [
+    ("default-plan.yaml", []),
+    ("h100-plan.yaml", ["--set", "autoscaler.max_replicas=6", "--set", "autoscaler.min_replicas=2"]),
+    ("llama70b-fp8-h100.yaml", ["--set", "autoscaler.max_replicas=6"]),
+    ("multi-lora-spec.yaml", []),
+])
+def test_example_plans_render_valid_manifests(example: str, sets: list[str], tmp_path: Path) -> None:
+    """The plans shown in docs/deploy.md (exported by `servelab plan --export-scenario`) and the
+    example scenarios: every object passes its schema."""
+    kv = pytest.importorskip("kubernetes_validate", reason="pip install 'servelab[deploy]'")
+    jsonschema = pytest.importorskip("jsonschema")
+    out = _render(tmp_path, ROOT / "examples" / "scenarios" / example, "kubernetes", *sets)
+    crd = {"ScaledObject": _crd_schema("keda.sh_scaledobjects.yaml", "v1alpha1"),
+           "NodePool": _crd_schema("karpenter.sh_nodepools.yaml", "v1")}
+    kinds = []
+    for d in _docs(out / "fleet.yaml"):
+        kinds.append(d["kind"])
+        if d["kind"] in crd:
+            jsonschema.validate(d, crd[d["kind"]])
+        else:
+            kv.validate(d, "1.30.0", strict=True)
+    assert kinds[:3] == ["Deployment", "Service", "PodDisruptionBudget"]
+    assert ("ScaledObject" in kinds) == bool(sets)
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package 'prometheus')")
+def test_every_dashboard_query_is_valid_promql(scen: Path, tmp_path: Path) -> None:
+    """promtool parses each panel's query (as a recording rule's expression)."""
+    dash = json.loads((_render(tmp_path, scen, "grafana") / "dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"q:{i}", "expr": e}
+                                                         for i, e in enumerate(exprs)]}]}
+    f = tmp_path / "dash_rules.yaml"
+    f.write_text(yaml.safe_dump(rules))
+    r = subprocess.run([PROMTOOL, "check", "rules", str(f)], capture_output=True, text=True)
+    assert r.returncode == 0 and f"{len(exprs)} rules found" in r.stdout, r.stdout + r.stderr
