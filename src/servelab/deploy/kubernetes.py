@@ -24,9 +24,11 @@ over ready replicas, clamped to [min, max], polled every ``poll_interval_s``, wi
 ``cooldown_s`` before scaling down again. A KEDA Prometheus trigger with
 ``metricType: AverageValue`` and ``threshold = target`` on ``sum(metric)`` gives the HPA
 the same ``ceil(sum / threshold)``; ``pollingInterval`` is the poll period; the HPA's
-scale-down stabilization window and KEDA's ``cooldownPeriod`` are ``cooldown_s``. One
-difference is stated in the manifest: the simulator also waits ``cooldown_s`` after a
-scale-up before scaling up again, the HPA does not.
+scale-down stabilization window and KEDA's ``cooldownPeriod`` are ``cooldown_s``. Two
+differences are stated in the manifest: the simulator also waits ``cooldown_s`` after a
+scale-up before scaling up again, the HPA does not; and the HPA skips a change when
+``sum / (target × replicas)`` is within its tolerance of 1 (kube-controller-manager
+``--horizontal-pod-autoscaler-tolerance``, default 0.1), the simulator has none.
 
 Karpenter (AWS provider): the NodePool selects instances by the well-known labels
 ``karpenter.k8s.aws/instance-gpu-name`` (lower-case GPU name, e.g. ``h100``, ``a10g``),
@@ -268,7 +270,8 @@ def manifests(t: Target, opts: RenderOptions | None = None) -> tuple[list[dict[s
             "metadata": {**_meta(t, opts), "annotations": {
                 "servelab.dev/source": t.source,
                 "servelab.dev/rule": "desired = ceil(sum(metric) / target), as the simulator's autoscaler",
-                "servelab.dev/difference": "the simulator also waits cooldown_s between scale-ups; the HPA does not"}},
+                "servelab.dev/difference": "the simulator also waits cooldown_s between scale-ups and has no "
+                                           "tolerance band; the HPA skips changes within 10% (default tolerance)"}},
             "spec": {
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": t.name},
                 "pollingInterval": poll, "cooldownPeriod": cool,
