@@ -23,10 +23,11 @@ from .config import (
 from .engine import ReplicaEngine
 from .request import SimRequest, StepOutcome
 from .fakes import AffineStepModel, ConstantStepModel
+from .tiering import TIER_POLICIES, KVPolicy
 
 __all__ = [
     "EngineConfig", "KVTier", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault", "SimConfig",
     "ROUTERS", "AUTOSCALER_METRICS",
     "simulate", "SimResult", "ReplicaEngine", "StepOutcome", "SimRequest",
-    "ConstantStepModel", "AffineStepModel",
+    "ConstantStepModel", "AffineStepModel", "KVPolicy", "TIER_POLICIES",
 ]

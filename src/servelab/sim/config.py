@@ -82,6 +82,7 @@ class EngineConfig:
                                             # host-to-device bytes/s (see cli/simulate.py)
     kv_tiers: tuple[KVTier, ...] = ()       # offload tiers below HBM, fastest first (after the
                                             # cpu_kv_blocks tier, which stays the first one, "dram")
+    kv_policy: Any = None                   # sim.tiering.KVPolicy (lru / priority / cost, prefetch); None = lru
     max_loras: int = 0                      # LoRA adapter slots on the GPU (vLLM --max-loras); 0 = not modelled
     lora_load_s: float = 0.0                # time to load a non-resident adapter (adapter bytes / host-to-device
                                             # bandwidth; measure it), added to the step that admits it

@@ -36,8 +36,11 @@ import heapq
 from collections import OrderedDict, deque
 
 from ..catalog.workloads import RequestSpec
+from ..errors import ConfigError
+from ..perf.deployment import StepBatch
 from .config import EngineConfig
 from .kv import BlockPool, chain_hashes
+from .tiering import PolicyBlockPool, best_restore, restore_s
 from .request import ABORTED, DECODE, DONE, PREFILL, WAITING, SimRequest
 
 __all__ = ["Scheduler"]
@@ -52,7 +55,19 @@ class Scheduler:
         self.cfg = engine
         self.bs = engine.block_size
         tiers = engine.offload_tiers()
-        self.pool = BlockPool(int(num_blocks), tiers=[t.blocks for t in tiers])
+        pol = engine.kv_policy
+        self.kv_policy = pol if pol is not None and pol.active else None
+        if self.kv_policy is None:
+            self.pool = BlockPool(int(num_blocks), tiers=[t.blocks for t in tiers])
+        else:
+            if pol.prefetch and len(tiers) < 2:
+                raise ConfigError(f"KV prefetch needs at least two offload tiers (it copies blocks up "
+                                  f"into the first); got {[t.name for t in tiers]}")
+            self.pool = PolicyBlockPool(int(num_blocks), [t.blocks for t in tiers], policy=pol)
+        self.pf_on = self.kv_policy is not None and pol.prefetch
+        self.pf_free = 0.0               # prefetch channel busy until
+        self.pf_landed = 0               # blocks that loaded at tier-0 rate thanks to a prefetch
+        self.recompute_s_per_block = 0.0
         self.tier_cost = [(t.load_s_per_block, t.latency_s) for t in tiers]
         self.tier_names = [t.name for t in tiers]
         self.record_times = record_token_times
@@ -110,6 +125,8 @@ class Scheduler:
         r.replica = self.name
         r.dispatch_s = now_s
         self._wpush(r, front=False)
+        if self.pf_on:
+            self._prefetch(r, now_s)
         return True
 
     def _next_seq(self) -> int:
@@ -202,7 +219,7 @@ class Scheduler:
             r.share_upto = r.computed // self.bs
             self._register(r)
         nblocks = -(-r.computed // self.bs)
-        self.pool.release(r.shared, nblocks - len(r.shared))
+        self.pool.release(r.shared, nblocks - len(r.shared), r.priority)
         r.shared = []
         r.registered = 0
         ad = r.spec.adapter
@@ -289,7 +306,7 @@ class Scheduler:
         if self.B:
             need = self.cnt[(-self.S) % bs]
             if need:
-                while need > pool.free_uncached + len(pool.evictable):
+                while need > pool.num_free():
                     v = self._victim()
                     if v is None:
                         break
@@ -347,7 +364,7 @@ class Scheduler:
             if load and len(lora) >= max_loras and 0 not in lora.values():
                 break                     # every adapter slot is in use by running requests
             L = r.prompt_len
-            hits = 0
+            hits = landed = 0
             loaded: list[int] = []
             where: list[int] = []
             if caching:
@@ -364,6 +381,8 @@ class Scheduler:
                         if where:
                             loaded = chain[hits:hits + len(where)]
                             pool.take_tiers(loaded, where)
+                            if self.kv_policy is not None:
+                                where, loaded, landed = self._policy_restore(r, hits, where, loaded, L)
                     r.share_upto = (L // bs if (r.recompute or s.conversation >= 0)
                                     else s.prefix_tokens // bs)
                     r.registered = hits + len(loaded)
@@ -382,7 +401,11 @@ class Scheduler:
             if loaded:
                 pool.load_tiers(loaded, where, bs)
                 r.shared.extend(loaded)
-                self.p_extra_s += self._load_s(where)
+                if landed:
+                    self.p_extra_s += restore_s(where, self.tier_cost, None, landed)
+                    self.pf_landed += landed
+                else:
+                    self.p_extra_s += self._load_s(where)
             if ad is not None:
                 if load:
                     if len(lora) >= max_loras:
@@ -398,6 +421,8 @@ class Scheduler:
             r.state = PREFILL
             r.computed = done
             r.admit_seq = self._next_seq()
+            if r.pf is not None:
+                r.pf = None
             if r.start_s is None:
                 r.cached_tokens = done
                 r.start_s = self.p_t
@@ -413,6 +438,65 @@ class Scheduler:
         for i in where:
             counts[i] += 1
         return sum(lat + n * per for (per, lat), n in zip(cost, counts) if n)
+
+    # ------------------------------------------------------------------ tier policies
+    def init_policy(self, model) -> None:
+        """Write side of the ``cost`` policy: a tier takes blocks only if loading one beats
+        recomputing one (marginal prefill of a block in a ``ref_chunk`` prefill, empty batch)."""
+        pol = self.kv_policy
+        if pol is None or pol.policy != "cost":
+            return
+        n = pol.ref_chunk
+        st = model.step_time_s
+        d = st(StepBatch(((n, 0),), 0, 0)) - st(StepBatch(((n // 2, 0),), 0, 0))
+        self.recompute_s_per_block = d / (n // 2) * self.bs
+        self.pool.keep = [per < self.recompute_s_per_block for per, _lat in self.tier_cost]
+
+    def _prefetch(self, r: SimRequest, now_s: float) -> None:
+        """Start copying the part of ``r``'s prefix held below the first tier up into it."""
+        s = r.spec
+        if not self.cfg.enable_prefix_caching or not (r.recompute or s.conversation >= 0
+                                                      or s.prefix_group >= 0):
+            return
+        look = (r.prompt_len - 1) // self.bs
+        chain = self._chain(r, look)
+        pool = self.pool
+        where = pool.match_tiers(chain, pool.match(chain, look), look)
+        n = sum(1 for i in where if i > 0)
+        if not n:
+            return
+        per, lat = self.tier_cost[max(where)]
+        dl = self.kv_policy.prefetch_deadline_s
+        stop = r.arrival_s + dl if dl is not None else float("inf")
+        t_data = max(now_s, self.pf_free) + lat
+        if t_data >= stop:
+            return
+        self.pf_free = min(t_data + n * per, stop)
+        r.pf = (t_data, per, n, stop)
+
+    def _policy_restore(self, r: SimRequest, hits: int, where: list[int], loaded: list[int],
+                        L: int) -> tuple[list[int], list[int], int]:
+        """Prefetched blocks and the ``cost`` read side: which tier blocks to load."""
+        landed = 0
+        if r.pf is not None:
+            t_data, per, n, stop = r.pf
+            t = min(self.p_t, stop)
+            if t > t_data:
+                landed = min(n, int((t - t_data) / per) if per > 0 else n)
+        if self.kv_policy.policy == "cost":
+            bs, B, C = self.bs, self.B, self.C
+            st = self.model.step_time_s                 # type: ignore[attr-defined]
+            base = st(StepBatch(((L - hits * bs, hits * bs),), B, C))
+
+            def rec(j: int) -> float:
+                return base - st(StepBatch(((L - (hits + j) * bs, (hits + j) * bs),), B, C))
+
+            j = best_restore(where, self.tier_cost, landed, rec)
+            if j < len(where):
+                self.pool.untake_tiers(loaded[j:], where[j:])
+                where, loaded = where[:j], loaded[:j]
+        landed = min(landed, sum(1 for i in where if i > 0))
+        return where, loaded, landed
 
     def _undo_hits(self, r: SimRequest, loaded: list[int], where: list[int]) -> None:
         if loaded:
