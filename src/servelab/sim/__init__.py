@@ -24,10 +24,12 @@ from .engine import ReplicaEngine
 from .request import SimRequest, StepOutcome
 from .fakes import AffineStepModel, ConstantStepModel
 from .tiering import TIER_POLICIES, KVPolicy
+from .disagg import LINKS, DisaggConfig, KVLink, link_for, transfer_s
 
 __all__ = [
     "EngineConfig", "KVTier", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault", "SimConfig",
     "ROUTERS", "AUTOSCALER_METRICS",
     "simulate", "SimResult", "ReplicaEngine", "StepOutcome", "SimRequest",
     "ConstantStepModel", "AffineStepModel", "KVPolicy", "TIER_POLICIES",
+    "DisaggConfig", "KVLink", "LINKS", "link_for", "transfer_s",
 ]

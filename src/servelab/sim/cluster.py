@@ -333,6 +333,7 @@ class _Sim:
         self.router.forget(target.name)
         self.events.append((now, "killed", target.name))
         victims = [r for r in target.engine.all_requests() if not r.status]
+        victims += self._extra_victims(target, now)
         if self.transit:
             lost = [i for i, (x, _t) in self.transit.items() if x is target]
             for i in lost:
@@ -347,6 +348,13 @@ class _Sim:
                 self.dispatch(r, now)
             else:
                 self._end(r, "failed", f"replica {target.name} killed", now, counted=True)
+
+    def _extra_victims(self, target: _Replica, now: float) -> list[SimRequest]:
+        """Requests lost with ``target`` outside its engine (P/D transfers; none here)."""
+        return []
+
+    def on_xfer(self, r: SimRequest, token: int, now: float) -> None:
+        """A KV transfer ended (disaggregated fleets only, :mod:`.pd_fleet`)."""
 
     def on_ready(self, rep: _Replica, now: float) -> None:
         self.provisioning -= 1
@@ -456,6 +464,8 @@ class _Sim:
                     self.on_fault(ev[4], now)
                 elif kind == "ready":
                     self.on_ready(ev[4], now)
+                elif kind == "xfer":
+                    self.on_xfer(ev[4], ev[5], now)
             count += 1
             if progress is not None and count & 4095 == 0 and horizon > 0:
                 progress(min(1.0, now / horizon))
@@ -514,7 +524,11 @@ def simulate(
     window instead would overstate the throughput of an overloaded fleet.
     """
     started = datetime.now(timezone.utc)
-    sim = _Sim(config, requests)
+    if getattr(config, "disagg", None) is not None:
+        from .pd_fleet import PDSim
+        sim: _Sim = PDSim(config, requests)
+    else:
+        sim = _Sim(config, requests)
     last_event_s = sim.run(progress)
     for r in sim.all:
         if not r.status:

@@ -246,6 +246,7 @@ class SimConfig:
     seed: int = 0                           # recorded in meta; the request list carries the randomness
     record_token_times: bool = False
     timeseries_interval_s: float = 1.0
+    disagg: Any = None                      # sim.disagg.DisaggConfig: prefill and decode pools
 
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:

@@ -281,6 +281,7 @@ class Scheduler:
         else:
             self.prefilling.remove(r)
         r.recompute = True
+        r.remote = False                 # P/D: its KV is gone; recompute the prompt here
         self._release(r, keep_own=True)
         r.computed = 0
         r.prompt_len = r.input + r.outputs
@@ -367,7 +368,7 @@ class Scheduler:
             hits = landed = 0
             loaded: list[int] = []
             where: list[int] = []
-            if caching:
+            if caching and not r.remote:
                 s = r.spec
                 if r.recompute or s.conversation >= 0 or s.prefix_group >= 0:
                     look = (L - 1) // bs
@@ -386,7 +387,7 @@ class Scheduler:
                     r.share_upto = (L // bs if (r.recompute or s.conversation >= 0)
                                     else s.prefix_tokens // bs)
                     r.registered = hits + len(loaded)
-            done = (hits + len(loaded)) * bs
+            done = (hits + len(loaded)) * bs if not r.remote else L - 1
             n = L - done
             if n > budget:
                 if not cfg.enable_chunked_prefill:
@@ -415,7 +416,7 @@ class Scheduler:
                     self.p_extra_s += cfg.lora_load_s
                 lora[ad] += 1
                 lora.move_to_end(ad)
-            if caching:
+            if caching and not r.remote:
                 pool.query_tokens += L
                 pool.hit_tokens += hits * bs
             r.state = PREFILL
