@@ -168,3 +168,40 @@ def test_disagg_config_errors() -> None:
         simulate(SimConfig(replicas=(P, P, P), disagg=DisaggConfig(kv_bytes_per_token=1.0)), [])
     with pytest.raises(ConfigError, match="kv_bytes_per_token is needed"):
         simulate(SimConfig(replicas=(P, P), disagg=DisaggConfig()), [])
+
+
+def _fixed(inp: int, out: int, duration_s: float = 60.0):
+    def at(rate: float) -> list[RequestSpec]:
+        rng = random.Random(0)
+        t, reqs = 0.0, []
+        for i in range(int(rate * duration_s)):
+            t += rng.expovariate(rate)
+            reqs.append(RequestSpec(id=f"r{i}", arrival_s=t, input_tokens=inp, output_tokens=out))
+        return reqs
+    return at
+
+
+def _goodputs(inp: int, tpot_s: float) -> tuple[float, float]:
+    from servelab.plan.pd import per_gpu_goodput
+    gpu = get_gpu("h100-sxm")
+    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=gpu)
+    agg = SimConfig(replicas=(ReplicaSpec(deployment=dep, count=2),), router="least_outstanding")
+    pd = SimConfig(replicas=(ReplicaSpec(deployment=dep, name="p"), ReplicaSpec(deployment=dep, name="d")),
+                   router="least_outstanding", disagg=DisaggConfig(link=link_for("nvlink", gpu), max_transfers=4))
+    g = [per_gpu_goodput(c, _fixed(inp, 256), ttft_s=2.0, tpot_s=tpot_s, start_rps=10.0) for c in (agg, pd)]
+    assert g[0].gpus == g[1].gpus == 2
+    return g[0].per_gpu_rps, g[1].per_gpu_rps
+
+
+def test_distserve_case_disaggregation_raises_per_gpu_goodput_with_long_prompts_tight_tpot() -> None:
+    # DistServe (OSDI 2024) / Splitwise (ISCA 2024): with long prompts and a tight TPOT,
+    # 1 prefill + 1 decode GPU beat 2 aggregated GPUs in goodput per GPU, because every
+    # prefill chunk stalls the aggregated replica's decodes (docs/sim.md, crossover).
+    agg, pd = _goodputs(4096, 0.015)
+    assert pd > 1.2 * agg
+
+
+def test_short_prompts_disaggregation_lowers_per_gpu_goodput() -> None:
+    # 128-token prompts: prefill stalls are short, the prefill GPU idles; aggregated wins.
+    agg, pd = _goodputs(128, 0.015)
+    assert agg > 1.2 * pd
