@@ -52,7 +52,7 @@ def test_unknown_field_lists_valid_fields():
     assert "scenarios.a.max_queue: unknown field" in msg and "engine" in msg and "rate_rps" in msg
     data = base()
     data["scenarios"]["a"]["engine"] = {"max_queu": 8}
-    assert "scenarios.a.engine.max_queu: unknown field; valid fields: max_num_seqs" in err(data)
+    assert "scenarios.a.engine.max_queu: unknown field; valid fields: profile, max_num_seqs" in err(data)
 
 
 def test_bounds_and_types():

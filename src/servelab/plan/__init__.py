@@ -10,7 +10,7 @@ from __future__ import annotations
 from .candidates import Candidate, enumerate_candidates, screen_candidate
 from .capacity import CapacitySearch, search_capacity
 from .characterize import WorkloadProfile, characterize, peak_rate
-from .cost import PRICE_TIERS, FleetCost, Packing, fleet_cost, pack_replicas
+from ..scenario.cost import PRICE_TIERS, FleetCost, Packing, fleet_cost, pack_replicas
 from .evaluate import SearchSettings
 from .executor import EXECUTORS, TaskRunner
 from .pareto import pareto_front

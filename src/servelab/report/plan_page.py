@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..report import Page, Series, bar_chart, interval_chart, line_chart, scatter_chart, write_html
+from . import Page, Series, bar_chart, interval_chart, line_chart, scatter_chart, write_html
 
 __all__ = ["plan_page", "write_plan_report"]
 
