@@ -198,7 +198,7 @@ def test_public_api_is_all() -> None:
     assert all(hasattr(sim, name) for name in sim.__all__)
     public = {n for n in dir(sim) if not n.startswith("_")} - {
         "cluster", "config", "engine", "fakes", "kv", "router", "request", "scheduler", "annotations",
-        "tiering", "disagg", "pd_fleet"}
+        "tiering", "disagg", "pd_fleet", "summary"}
     assert public == set(sim.__all__)
 
 
