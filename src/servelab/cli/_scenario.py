@@ -19,7 +19,7 @@ import typer
 
 from ..errors import ConfigError
 
-__all__ = ["Flag", "FLAGS", "ScenarioArgs", "scenario_options", "flag_paths", "parse_kv_tiers",
+__all__ = ["Flag", "FLAGS", "PD_FLAGS", "ScenarioArgs", "scenario_options", "flag_paths", "parse_kv_tiers",
            "NVME_READ_GB_S", "NVME_LATENCY_MS"]
 
 # Samsung 990 PRO (PCIe Gen4 x4 NVMe): sequential read up to 7,450 MB/s (Samsung launch
@@ -34,6 +34,10 @@ P_HW, P_ENGINE, P_FEAT, P_FLEET, P_AUTO, P_LOAD, P_FILE = (
     "Scenario: model and hardware", "Scenario: engine", "Scenario: LoRA, speculative decoding, KV tiers",
     "Scenario: fleet", "Scenario: autoscaler and faults", "Scenario: workload, SLO, prices",
     "Scenario file")
+P_PD = "Scenario: disaggregated prefill/decode"
+# Flags of the disaggregated fleet (commands that cannot run one exclude them).
+PD_FLAGS = ("prefill_replicas", "decode_replicas", "prefill_gpu", "decode_gpu", "prefill_tp", "decode_tp",
+            "kv_link", "kv_link_gb_s", "kv_link_latency_ms", "max_kv_transfers")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,21 @@ FLAGS: tuple[Flag, ...] = (
     _f("nvme_read_gb_s", "--nvme-read-gbps", "", float, f"NVMe sequential read per replica, GB/s. [default: {NVME_READ_GB_S} (Samsung 990 PRO)]", P_FEAT),
     _f("nvme_latency_ms", "--nvme-latency-ms", "", float, f"Fixed cost of one NVMe load, ms (assumption). [default: {NVME_LATENCY_MS}]", P_FEAT),
     _f("kv_tiers", "--kv-tiers", "", str, "More KV tiers below DRAM/NVMe: name:GiB[:GB/s[:latency_ms]],…", P_FEAT),
+    _f("kv_policy", "--kv-policy", "kv_policy.policy", str, "KV tier policy: lru | priority | cost. [default: lru]", P_FEAT),
+    _f("kv_pin_priority", "--kv-pin-priority", "kv_policy.pin_priority", int, "priority policy: requests with priority <= this are pinned. [default: 0]", P_FEAT),
+    _f("kv_pin_fraction", "--kv-pin-fraction", "kv_policy.pin_fraction", float, "priority policy: share of KV blocks high-priority prefixes may pin. [default: 0]", P_FEAT),
+    _f("kv_prefetch", "--kv-prefetch/--no-kv-prefetch", "kv_policy.prefetch", bool, "Prefetch queued requests' prefixes from lower KV tiers into the first. [default: off]", P_FEAT),
+    _f("kv_prefetch_deadline", "--kv-prefetch-deadline", "kv_policy.prefetch_deadline_s", float, "A prefetch stops this many seconds after arrival. [default: at admission]", P_FEAT),
+    _f("prefill_replicas", "--prefill-replicas", "disagg.prefill.replicas", int, "Disaggregated serving: prefill replicas (with --decode-replicas).", P_PD),
+    _f("decode_replicas", "--decode-replicas", "disagg.decode.replicas", int, "Disaggregated serving: decode replicas (with --prefill-replicas).", P_PD),
+    _f("prefill_gpu", "--prefill-gpu", "disagg.prefill.gpu", str, "Prefill pool GPU. [default: --gpu]", P_PD),
+    _f("decode_gpu", "--decode-gpu", "disagg.decode.gpu", str, "Decode pool GPU. [default: --gpu]", P_PD),
+    _f("prefill_tp", "--prefill-tp", "disagg.prefill.tp", int, "Prefill pool TP. [default: --tp]", P_PD),
+    _f("decode_tp", "--decode-tp", "disagg.decode.tp", int, "Decode pool TP. [default: --tp]", P_PD),
+    _f("kv_link", "--kv-link", "disagg.link", str, "KV link: nvlink | ib-ndr | ib-hdr | roce-400 | roce-200 | pcie. [default: ib-ndr]", P_PD),
+    _f("kv_link_gb_s", "--kv-link-gbps", "disagg.link_gb_s", float, "KV link rate per GPU, GB/s. [default: the link's]", P_PD),
+    _f("kv_link_latency_ms", "--kv-link-latency-ms", "disagg.link_latency_ms", float, "Fixed cost per KV transfer, ms. [default: the link's]", P_PD),
+    _f("max_kv_transfers", "--max-kv-transfers", "disagg.max_transfers", int, "Concurrent KV transfers per prefill replica. [default: 1]", P_PD),
     _f("replicas", "--replicas", "replicas", int, "Replicas at start (0 needs --autoscale-min 0). [default: 1]", P_FLEET),
     _f("router", "--router", "router", str, "round-robin | least-outstanding | least-kv | prefix-aware (underscores accepted). [default: round-robin]", P_FLEET),
     _f("max_queue", "--max-queue", "admission.max_queue", int, "Fleet waiting-queue bound (503 when full). [default: unbounded]", P_FLEET),

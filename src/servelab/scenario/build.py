@@ -35,6 +35,7 @@ from typing import Any, Sequence
 from ..errors import ConfigError
 from ..units import GB, GiB
 from ._model import Scenario
+from ._disagg import disagg_sim_config, disagg_usd_per_hour, kv_policy
 from .cost import FleetCost, fleet_cost as _fleet_cost, pack_replicas
 
 __all__ = [
@@ -130,7 +131,7 @@ def replica_settings(sc: Scenario, dep: Any) -> Any:
         max_num_seqs=e.max_num_seqs, max_num_batched_tokens=e.max_num_batched_tokens,
         block_size=e.block_size, enable_prefix_caching=e.enable_prefix_caching,
         enable_chunked_prefill=e.enable_chunked_prefill, max_waiting=e.max_queue,
-        scheduling_policy=e.scheduling_policy, kv_tiers=_kv_tiers(sc, dep),
+        scheduling_policy=e.scheduling_policy, kv_tiers=_kv_tiers(sc, dep), kv_policy=kv_policy(sc, dep),
         max_loras=sc.lora.max_loras if sc.lora else 0, lora_load_s=sc.lora.load_s if sc.lora else 0.0,
         num_speculative_tokens=spec.num_tokens if spec else 0,
         spec_acceptance_rate=spec.acceptance_rate if spec else 0.0,
@@ -139,7 +140,8 @@ def replica_settings(sc: Scenario, dep: Any) -> Any:
 
 def sim_config(sc: Scenario, *, exact: bool = False, record_token_times: bool = False,
                dep: Any = None) -> Any:
-    """The simulated fleet of ``sc`` (one pool of identical replicas)."""
+    """The simulated fleet of ``sc`` (one pool of identical replicas, or with ``disagg`` a
+    prefill pool and a decode pool, :mod:`._disagg`)."""
     from ..sim import AdmissionConfig, AutoscalerConfig, Fault, ReplicaSpec, SimConfig
 
     dep = deployment(sc) if dep is None else dep
@@ -154,10 +156,11 @@ def sim_config(sc: Scenario, *, exact: bool = False, record_token_times: bool = 
                                 model_load_delay_s=s.model_load_delay_s, cooldown_s=s.cooldown_s,
                                 min_replicas=s.min_replicas, max_replicas=s.max_replicas)
     faults = tuple(Fault(at_s=f.at_s, replica=f.replica, in_flight=f.in_flight) for f in sc.faults)
-    return SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=replica_settings(sc, dep),
-                                           count=sc.replicas),),
-                     router=sc.sim_router, admission=admission, autoscaler=auto, faults=faults,
-                     exact=exact, seed=sc.seed, record_token_times=record_token_times)
+    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=replica_settings(sc, dep),
+                                          count=sc.replicas),),
+                    router=sc.sim_router, admission=admission, autoscaler=auto, faults=faults,
+                    exact=exact, seed=sc.seed, record_token_times=record_token_times)
+    return cfg if sc.disagg is None else disagg_sim_config(sc, cfg)
 
 
 def adapter_shares(lora: Any) -> tuple[tuple[str, float], ...]:
@@ -273,5 +276,7 @@ def fleet_cost(sc: Scenario, *, output_tokens_per_s: float, replicas: int | None
 
 
 def fleet_usd_per_hour(sc: Scenario, *, replicas: int | None = None) -> float:
-    """$/hour of the scenario's packed fleet (:func:`fleet_cost`)."""
+    """$/hour of the scenario's packed fleet (:func:`fleet_cost`; both pools with ``disagg``)."""
+    if sc.disagg is not None and replicas is None:
+        return disagg_usd_per_hour(sc)
     return fleet_cost(sc, output_tokens_per_s=0.0, replicas=replicas).cost_per_hour_usd
