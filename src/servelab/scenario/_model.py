@@ -225,6 +225,11 @@ class Scenario(_Model):
     input_tokens: int | None = Field(None, ge=1, le=1 << 21, description="Override: fixed input length.")
     output_tokens: int | None = Field(None, ge=1, le=1 << 20, description="Override: fixed output length.")
     prefix: PrefixOverride | None = Field(None, description="Override: shared-prefix groups.")
+    priorities: dict[int, float] | None = Field(
+        None, description="Override: priority classes (lower = more important; tenants) and their shares, e.g. {0: 0.2, 1: 0.8}.")
+    priority_by_prefix: bool = Field(
+        False, description="Tenants own their prefixes: a request with a shared prefix takes its group's priority "
+                           "class (groups split among classes by share, most important first).")
     arrival: Literal["constant", "poisson", "gamma"] | None = Field(None, description="Override: arrival process.")
     burstiness: float | None = Field(None, gt=0.0, le=1000.0, description="Override: gamma shape (vLLM --burstiness).")
     burst: BurstSpec | None = Field(None, description="A window where the rate is multiplied.")

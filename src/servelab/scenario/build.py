@@ -189,6 +189,11 @@ def workload(sc: Scenario) -> Any:
                                        fraction=sc.prefix.fraction)
     if sc.lora is not None:
         changes["adapters"] = adapter_shares(sc.lora)
+    if sc.priorities is not None:
+        total = sum(sc.priorities.values())
+        if total <= 0 or min(sc.priorities.values()) < 0:
+            raise ConfigError(f"priorities shares must be >= 0 and sum to > 0, got {sc.priorities}")
+        changes["priorities"] = tuple((int(k), v / total) for k, v in sorted(sc.priorities.items()))
     arrival = wl.arrival
     kind = sc.arrival or ("gamma" if sc.burstiness is not None else arrival.kind)
     changes["arrival"] = ArrivalSpec(kind=kind, rate_rps=rate_rps(sc),
@@ -219,7 +224,22 @@ def requests(sc: Scenario) -> list[Any]:
             reqs += [dataclasses.replace(r, id=f"burst-{r.id}", arrival_s=r.arrival_s + b.start_s)
                      for r in extra]
             reqs.sort(key=lambda r: (r.arrival_s, r.id))
+    if sc.priority_by_prefix and wl.priorities and wl.prefix is not None:
+        reqs = [dataclasses.replace(r, priority=_group_class(r.prefix_group, wl)) if r.prefix_group >= 0 else r
+                for r in reqs]
     return reqs
+
+
+def _group_class(group: int, wl: Any) -> int:
+    """Priority class owning prefix group ``group``: groups 0… go to the classes in order of
+    importance, each class taking its share of the groups (tenants own their prefixes)."""
+    n = wl.prefix.num_groups
+    acc = 0.0
+    for cls, share in sorted(wl.priorities):
+        acc += share * n
+        if group < acc - 1e-9:
+            return cls
+    return sorted(wl.priorities)[-1][0]
 
 
 def slo(sc: Scenario) -> Any:
