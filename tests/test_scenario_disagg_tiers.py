@@ -1,0 +1,99 @@
+"""Scenario fields `kv_policy`, `disagg`, `priorities`/`priority_by_prefix`: what the
+builder makes of them, their costs, and the command-line flags."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from servelab.catalog import get_gpu
+from servelab.cli import app
+from servelab.errors import ConfigError
+from servelab.perf import memory_budget
+from servelab.scenario import build, resolve
+
+runner = CliRunner()
+
+
+def _sc(**kw):
+    return resolve({"duration_s": 20, "rate_rps": 5, **kw}, source="test")
+
+
+def test_disagg_scenario_builds_two_pools_with_their_own_deployments() -> None:
+    sc = _sc(tp=1, disagg={"prefill": {"replicas": 2, "tp": 2}, "decode": {"replicas": 3, "gpu": "h200", "kv_dtype": "fp8"},
+                           "link": "nvlink", "max_transfers": 2})
+    cfg = build.sim_config(sc)
+    p, d = cfg.replicas
+    assert (p.name, p.count, p.deployment.tp, p.deployment.gpu.name) == ("prefill", 2, 2, get_gpu("h100-sxm").name)
+    assert (d.name, d.count, d.deployment.tp, d.deployment.kv_dtype) == ("decode", 3, 1, "fp8")
+    assert d.deployment.gpu.name == get_gpu("h200").name
+    assert cfg.disagg.link.bytes_per_s == get_gpu("h100-sxm").interconnect_bytes_per_s   # the prefill GPU's NVLink
+    assert cfg.disagg.max_transfers == 2
+    # cost: both pools at their catalog prices (2 x TP2 H100 + 3 x H200), packed into nodes
+    usd = build.fleet_usd_per_hour(sc)
+    assert usd == pytest.approx(4 * get_gpu("h100-sxm").price_per_hour_usd + 3 * get_gpu("h200").price_per_hour_usd)
+
+
+def test_disagg_link_overrides_and_autoscaler_refused() -> None:
+    sc = _sc(disagg={"prefill": {"replicas": 1}, "decode": {"replicas": 1}, "link": "roce-200",
+                     "link_gb_s": 12.5, "link_latency_ms": 2.0})
+    link = build.sim_config(sc).disagg.link
+    assert (link.bytes_per_s, link.latency_s) == (12.5e9, 2e-3)
+    with pytest.raises(ConfigError, match="disagg and autoscaler cannot be combined"):
+        _sc(disagg={"prefill": {"replicas": 1}, "decode": {"replicas": 1}}, autoscaler={"max_replicas": 2})
+    with pytest.raises(ConfigError, match="link"):
+        _sc(disagg={"prefill": {"replicas": 1}, "decode": {"replicas": 1}, "link": "wifi"})
+
+
+def test_kv_policy_pin_fraction_and_prefetch_need() -> None:
+    sc = _sc(kv_tiers=[{"name": "dram", "gib": 10}], kv_policy={"policy": "priority", "pin_fraction": 0.25})
+    dep = build.deployment(sc)
+    pol = build.replica_settings(sc, dep).kv_policy
+    assert pol.policy == "priority" and pol.pin_blocks == int(0.25 * memory_budget(dep).kv_blocks)
+    assert build.replica_settings(_sc(kv_policy={"policy": "lru"}), dep).kv_policy is None
+    with pytest.raises(ConfigError, match="prefetch needs at least two kv_tiers"):
+        bad = _sc(kv_tiers=[{"name": "dram", "gib": 10}], kv_policy={"prefetch": True})
+        build.replica_settings(bad, build.deployment(bad))
+
+
+def test_priority_by_prefix_gives_each_group_its_tenants_class() -> None:
+    # 10 groups, shares 0.2 / 0.8: groups 0-1 belong to class 0, groups 2-9 to class 1.
+    sc = _sc(workload="agentic", prefix={"num_groups": 10, "prefix_tokens": 64, "fraction": 0.5},
+             priorities={0: 1, 1: 4}, priority_by_prefix=True, duration_s=60)
+    reqs = build.requests(sc)
+    grouped = [r for r in reqs if r.prefix_group >= 0]
+    assert grouped and len(grouped) < len(reqs)
+    for r in grouped:
+        assert r.priority == (0 if r.prefix_group < 2 else 1)
+    assert {r.priority for r in reqs if r.prefix_group < 0} <= {0, 1}
+
+
+def test_cli_simulate_disaggregated_and_tier_policy_flags() -> None:
+    res = runner.invoke(app, ["simulate", "--duration", "10", "--rate", "5", "--prefill-replicas", "1",
+                              "--decode-replicas", "2", "--kv-link", "ib-ndr", "--json"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output)
+    assert s["completed"] == s["offered"] > 20
+    assert set(s["sim"]["replicas"]) == {"prefill-0", "decode-0", "decode-1"}
+    res = runner.invoke(app, ["simulate", "--duration", "10", "--rate", "2", "--workload", "rag",
+                              "--cpu-kv-gib", "8", "--nvme-kv-gib", "64", "--kv-policy", "cost",
+                              "--kv-prefetch", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "kv_prefetched_blocks" in json.loads(res.output)["sim"]["replicas"]["replica-0"]
+    res = runner.invoke(app, ["simulate", "--duration", "5", "--kv-policy", "fifo", "--json"])
+    assert res.exit_code == 2 and "lru" in res.output and "cost" in res.output
+    res = runner.invoke(app, ["simulate", "--duration", "5", "--decode-replicas", "2", "--json"])
+    assert res.exit_code == 2 and "disagg.prefill" in res.output
+
+
+def test_plan_and_estimate_refuse_disaggregated_scenarios(tmp_path) -> None:
+    f = tmp_path / "pd.yaml"
+    f.write_text("disagg: {prefill: {replicas: 1}, decode: {replicas: 1}}\n")
+    res = runner.invoke(app, ["estimate", "--scenario", str(f)])
+    assert res.exit_code == 2 and "simulate" in res.output
+    res = runner.invoke(app, ["plan", "--scenario", str(f), "--gpus", "h100-sxm", "--json"])
+    assert res.exit_code == 2 and "disaggregated" in res.output
+    res = runner.invoke(app, ["estimate", "--prefill-replicas", "1"])
+    assert res.exit_code == 2                            # not an estimate flag
