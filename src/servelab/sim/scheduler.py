@@ -307,7 +307,8 @@ class Scheduler:
         if self.B:
             need = self.cnt[(-self.S) % bs]
             if need:
-                while need > pool.num_free():
+                while need > (pool.free_uncached + len(pool.evictable) if self.kv_policy is None
+                               else pool.num_free()):
                     v = self._victim()
                     if v is None:
                         break
