@@ -61,7 +61,7 @@ def test_bounds_and_types():
     data["scenarios"]["a"]["kv_dtype"] = "fp4"
     msg = err(data)
     assert "scenarios.a.tp: Input should be greater than or equal to 1 (got 0)" in msg
-    assert "scenarios.a.kv_dtype: Input should be 'bf16', 'fp16' or 'fp8' (got 'fp4')" in msg
+    assert "scenarios.a.kv_dtype: unknown KV dtype 'fp4'; valid: bf16, fp16, fp8" in msg
 
 
 def test_unknown_catalog_names():

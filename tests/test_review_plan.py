@@ -40,11 +40,11 @@ def test_replicas_added_by_fleet_validation_are_active_not_spare(monkeypatch):
                            engines={chosen["key"]: None}, rows=[chosen], runner=None,
                            tick=lambda *a: None, rate=8.0, out_tokens_per_s=1000.0, gpus={})
     rec = out["recommendation"]
-    assert rec["replicas"] == 6
-    assert rec["active_replicas"] == 5
-    assert rec["spare_replicas"] == 1
-    assert rec["utilization"] == pytest.approx(0.8)
-    assert rec["gpus_total"] == 6 and rec["cost_per_hour"] == pytest.approx(12.0)
+    assert rec.replicas == 6
+    assert rec.active_replicas == 5
+    assert rec.spare_replicas == 1
+    assert rec.utilization == pytest.approx(0.8)
+    assert rec.gpus_total == 6 and rec.cost_per_hour == pytest.approx(12.0)
 
 
 def test_kv_dtypes_default_skips_weight_only_precisions():

@@ -122,12 +122,12 @@ def plan_command(
                     tasks[stage] = prog.add_task(stage, total=max(total, 1))
                 prog.update(tasks[stage], completed=done, total=max(total, 1))
             res = plan(req, progress=tick)
-        if export_scenario and res["recommendation"] is not None:
+        rec = res.recommendation
+        if export_scenario and rec is not None:
             from ..scenario import resolve, write_scenario
-            path = write_scenario(resolve(res["recommendation"]["scenario"]), export_scenario,
-                                  comment=f"servelab plan: recommended fleet {res['recommendation']['replicas']} x "
-                                          f"{res['recommendation']['key']}\nre-run: servelab simulate --scenario "
-                                          f"{export_scenario}")
+            path = write_scenario(resolve(rec.scenario), export_scenario,
+                                  comment=f"servelab plan: recommended fleet {rec.replicas} x {rec.key}\n"
+                                          f"re-run: servelab simulate --scenario {export_scenario}")
             err.print(f"scenario written to {path}")
     except ConfigError as exc:
         err.print(f"[red]error:[/] {exc}")
@@ -137,13 +137,13 @@ def plan_command(
         path = write_plan_report(res, report)
         err.print(f"report written to {path}")
     if as_json:
-        typer.echo(json.dumps(clean_json(res), indent=1))
+        typer.echo(json.dumps(clean_json(res.to_dict()), indent=1))
     else:
         out = Console()
         if not out.is_terminal:
             out = Console(width=160)
         print_plan(res, out)
-    if res["recommendation"] is None:
+    if res.recommendation is None:
         if export_scenario:
             err.print("[yellow]no scenario written: no configuration meets the SLO[/]")
         raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""The fleet planner: the 13 steps in order, returning one JSON-able plan.
+"""The fleet planner: the 13 steps in order, returning a typed :class:`~.result.PlanResult`.
 
 Steps (docs/plan.md has the equations and sources):
 
@@ -12,7 +12,7 @@ Steps (docs/plan.md has the equations and sources):
 9. simulated per-replica SLO capacity (:mod:`.evaluate`) in fixed-size waves ordered by
    a cost lower bound; a candidate whose lower bound exceeds ``prune_factor`` × the best
    cost found is not simulated (branch and bound; deterministic for any ``jobs``);
-10. replicas with headroom and N+1 (:mod:`.sizing`); 11. cost (:mod:`.cost`);
+10. replicas with headroom and N+1 (:mod:`.sizing`); 11. cost (:mod:`servelab.scenario.cost`);
 12. heterogeneous pools (:mod:`.hetero`); 13. Pareto front, chosen plan validated by a
    fleet simulation, sensitivity and claims (:mod:`.recommend`).
 """
@@ -27,7 +27,7 @@ from typing import Any, Callable
 from ..catalog import generate_requests, get_gpu, get_workload, list_gpus
 from ..errors import ConfigError
 from ..perf import Deployment, get_engine
-from ..scenario import build
+from ..scenario import build, dump_scenario
 from ..perf.memory import kv_bytes_per_token, weight_bytes_total
 from ..perf.quant import KV_DTYPES
 from .analytic import analyze
@@ -39,6 +39,7 @@ from .executor import TaskRunner
 from .hetero import plan_heterogeneous
 from .recommend import recommend
 from .request import PlanRequest, base_scenario
+from .result import PlanResult, PlanSteps
 from .sizing import size_replicas
 
 __all__ = ["plan", "Progress", "default_kv_dtypes"]
@@ -123,11 +124,10 @@ def _step_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if "sizing" in r:
             sizing[r["key"]] = r["sizing"]
             cost[r["key"]] = r["cost"]
-    return {"5_memory": mem, "6_roofline": roof, "8_operating_point": op,
-            "10_replicas": sizing, "11_cost": cost}
+    return {"memory": mem, "roofline": roof, "operating_point": op, "replicas": sizing, "cost": cost}
 
 
-def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any]:
+def plan(req: PlanRequest, *, progress: Progress | None = None) -> PlanResult:
     """Run the 13 steps for ``req``; see the module docstring."""
     t_start = time.perf_counter()
     tick = progress or (lambda stage, done, total: None)
@@ -311,37 +311,39 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
-    return {
-        "inputs": {"model": model.name, "workload": workload.name, "rate_rps": rate,
-                   "engine": engine.name, "engine_profile": engine.to_dict(),
-                   "calibration": None if req.calibration is None else {
-                       **(req.calibration_info or {}), "gpu": req.calibration_gpu,
-                       "rule": (f"calibrated efficiency applied to candidates on "
-                                f"{req.calibration_gpu} only; candidates on other GPUs use the "
-                                f"{engine.name} engine profile"),
-                       "applied_to": calibrated},
-                   "slo": slo.as_text() if hasattr(slo, "as_text") else str(slo),
-                   "gpus": [g.name for g in gpus], "weight_dtypes": list(req.weight_dtypes),
-                   "kv_dtypes": list(kv_dtypes), "tps": list(req.tps), "pps": list(pps),
-                   "headroom": req.headroom, "spares": req.spares, "node_sizes": list(base.prices.node_sizes),
-                   "seed": st.seed, "search": dataclasses.asdict(st), "prune_factor": req.prune_factor,
-                   "ub_slack": req.ub_slack, "ub_slack_final": slack},
-        "recommendation": rec["recommendation"],
-        "candidates": rows,
-        "steps": {
-            "1_characterize": prof.to_dict(),
-            "2_weights": {w: {"weight_bytes": b} for w, b in weights.items()},
-            "3_kv_cache": {k: {"kv_bytes_per_token": b} for k, b in kv.items()},
-            "4_candidates": {"total": len(rows), "by_verdict_before_simulation": {
+    steps_tables = _step_tables(rows)
+    return PlanResult(
+        inputs={"model": model.name, "workload": workload.name, "rate_rps": rate,
+                "engine": engine.name, "engine_profile": engine.to_dict(),
+                "calibration": None if req.calibration is None else {
+                    **(req.calibration_info or {}), "gpu": req.calibration_gpu,
+                    "rule": (f"calibrated efficiency applied to candidates on "
+                             f"{req.calibration_gpu} only; candidates on other GPUs use the "
+                             f"{engine.name} engine profile"),
+                    "applied_to": calibrated},
+                "slo": slo.as_text() if hasattr(slo, "as_text") else str(slo),
+                "gpus": [g.name for g in gpus], "weight_dtypes": list(req.weight_dtypes),
+                "kv_dtypes": list(kv_dtypes), "tps": list(req.tps), "pps": list(pps),
+                "headroom": req.headroom, "spares": req.spares, "node_sizes": list(base.prices.node_sizes),
+                "seed": st.seed, "search": dataclasses.asdict(st), "prune_factor": req.prune_factor,
+                "ub_slack": req.ub_slack, "ub_slack_final": slack,
+                "scenario": dump_scenario(base)},
+        recommendation=rec["recommendation"],
+        candidates=rows,
+        steps=PlanSteps(
+            characterize=prof.to_dict(),
+            weights={w: {"weight_bytes": b} for w, b in weights.items()},
+            kv_cache={k: {"kv_bytes_per_token": b} for k, b in kv.items()},
+            candidates={"total": len(rows), "by_verdict_before_simulation": {
                 "infeasible": sum(r["verdict"] == "infeasible" for r in rows),
                 "hopeless": sum(r["verdict"] == "hopeless" for r in rows),
                 "viable": len(viable)}},
-            **_step_tables(rows),
-            "7_quantization": _quantization(rows),
-            "9_search": {"simulated_candidates": sum("simulation" in r for r in rows),
-                         "simulations": n_sims, "verdicts": counts},
-            "12_heterogeneous": hetero,
-            "13_recommendation": {k: v for k, v in rec.items() if k != "recommendation"},
-        },
-        "timing": {"wall_s": time.perf_counter() - t_start},
-    }
+            memory=steps_tables["memory"], roofline=steps_tables["roofline"],
+            quantization=_quantization(rows), operating_point=steps_tables["operating_point"],
+            search={"simulated_candidates": sum("simulation" in r for r in rows),
+                    "simulations": n_sims, "verdicts": counts},
+            replicas=steps_tables["replicas"], cost=steps_tables["cost"],
+            heterogeneous=hetero,
+            recommendation={k: v for k, v in rec.items() if k != "recommendation"}),
+        wall_s=time.perf_counter() - t_start,
+    )

@@ -23,6 +23,7 @@ from ..scenario import build, dump_scenario
 from .evaluate import CandidateTask, evaluate_candidate
 from .fleet import FleetTask, run_fleet, scale_context
 from .pareto import pareto_front
+from .result import Recommendation
 from .sizing import size_replicas
 
 __all__ = ["recommend", "run_task", "MAX_EXTRA"]
@@ -117,7 +118,7 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
     # the spare count stays the sizing policy's; utilization follows the active count.
     active = chosen["sizing"]["active_replicas"] + len(adjustments)
     util = chosen["sizing"]["utilization"] * chosen["sizing"]["active_replicas"] / active
-    rec = {
+    rec = Recommendation(**{
         "key": chosen["key"], "gpu": chosen["gpu"], "tp": chosen["tp"], "pp": chosen["pp"],
         "ep": chosen["ep"], "weight_dtype": chosen["weight_dtype"], "kv_dtype": chosen["kv_dtype"],
         "replicas": replicas, "active_replicas": active,
@@ -134,7 +135,7 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
         "notes": chosen["notes"],
         # The validated fleet as a scenario: `servelab simulate --scenario` re-runs it exactly.
         "scenario": dump_scenario(fleet_sc),
-    }
+    })
     return {"recommendation": rec, "pareto": front, "fleet_validation": fleet.to_dict(),
             "sensitivity": sensitivity, "claims": _claims(rec, fleet, sensitivity, slo, rate),
             "_simulations": sims}
@@ -156,10 +157,10 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else (f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s")
 
 
-def _claims(rec: dict[str, Any], fleet: Any, sens: list[dict[str, Any]], slo: Any,
+def _claims(rec: Recommendation, fleet: Any, sens: list[dict[str, Any]], slo: Any,
             rate: float) -> list[dict[str, Any]]:
     slo_text = slo.as_text() if hasattr(slo, "as_text") else str(slo)
-    fleet_name = f"{rec['replicas']} x {rec['key']}"
+    fleet_name = f"{rec.replicas} x {rec.key}"
     claims = [{
         "claim": f"{fleet_name} meets {slo_text} at {rate:g} req/s",
         "status": "supported (simulation)" if fleet.slo_met else "rejected (simulation)",
@@ -173,14 +174,14 @@ def _claims(rec: dict[str, Any], fleet: Any, sens: list[dict[str, Any]], slo: An
             "evidence": f"p95 TTFT {_fmt(s['ttft_p95_s'])}, p95 TPOT {_fmt(s['tpot_p95_s'])}, "
                         f"delivery {s['delivery']}; replicas needed: {s['replicas_needed']}",
         })
-    if rec["weight_dtype"] not in ("bf16", "fp16") or rec["kv_dtype"] not in ("bf16", "fp16"):
+    if rec.weight_dtype not in ("bf16", "fp16") or rec.kv_dtype not in ("bf16", "fp16"):
         claims.append({
-            "claim": f"{rec['weight_dtype']} weights / {rec['kv_dtype']} KV cache keep the model's quality",
+            "claim": f"{rec.weight_dtype} weights / {rec.kv_dtype} KV cache keep the model's quality",
             "status": "pending (needs measurement: quality evaluation of the quantized model)",
             "evidence": "none in servelab: the simulation models speed and memory only",
         })
     claims.append({
-        "claim": f"the perf model's step times hold for {rec['gpu']} TP{rec['tp']}",
+        "claim": f"the perf model's step times hold for {rec.gpu} TP{rec.tp}",
         "status": "pending (needs measurement: servelab bench against a real server on this GPU)",
         "evidence": "the roofline model's calibration error is stated in docs/perf.md",
     })

@@ -36,7 +36,9 @@ def _money(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"${x:,.2f}"
 
 
-def print_plan(res: dict[str, Any], con: Console) -> None:
+def print_plan(result: Any, con: Console) -> None:
+    """Print the plan (a ``plan.PlanResult``, or its ``to_dict()`` form) as terminal tables."""
+    res = result.to_dict() if hasattr(result, "to_dict") else result
     steps = res["steps"]
     p = steps["1_characterize"]
     inp = res["inputs"]

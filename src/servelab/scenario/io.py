@@ -165,9 +165,20 @@ def resolve(base: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] 
         raise ConfigError(format_errors(exc, source, model)) from None
 
 
+# Fields a written scenario always states, default or not: what runs where, under what load.
+CORE_FIELDS = ("model", "gpu", "tp", "pp", "ep", "weight_dtype", "kv_dtype", "engine", "replicas",
+               "router", "workload", "rate_rps", "duration_s", "seed", "slo")
+
+
 def dump_scenario(sc: BaseModel, *, full: bool = False) -> dict[str, Any]:
-    """Plain data of a scenario: the fields that differ from the defaults (``full``: all)."""
-    return sc.model_dump(mode="json", exclude_defaults=not full, by_alias=True)
+    """Plain data of a scenario: the core fields and every other field that differs from
+    its default (``full``: every field)."""
+    everything = sc.model_dump(mode="json", by_alias=True)
+    if full:
+        return everything
+    changed = sc.model_dump(mode="json", exclude_defaults=True, by_alias=True)
+    return {k: v for k, v in everything.items()
+            if k in changed or (k in CORE_FIELDS and v is not None)}
 
 
 def write_scenario(sc: BaseModel, path: str | Path, *, comment: str = "") -> Path:
