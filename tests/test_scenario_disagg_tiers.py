@@ -97,3 +97,29 @@ def test_plan_and_estimate_refuse_disaggregated_scenarios(tmp_path) -> None:
     assert res.exit_code == 2 and "disaggregated" in res.output
     res = runner.invoke(app, ["estimate", "--prefill-replicas", "1"])
     assert res.exit_code == 2                            # not an estimate flag
+
+
+def test_plan_disagg_lists_both_kinds_and_picks_the_cheapest_for_the_rate() -> None:
+    res = runner.invoke(app, ["plan", "--gpus", "h100-sxm", "--precisions", "bf16", "--tp", "1", "--workload", "chat",
+                              "--input-tokens", "4096", "--output-tokens", "256", "--slo", "ttft_p90=2s,tpot_p90=20ms",
+                              "--rate", "20", "--no-hetero", "--no-sensitivity", "--disagg", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)["disagg"]
+    names = [c["name"] for c in d["candidates"]]
+    assert {"aggregated x2", "1P+1D", "1P+2D", "2P+1D", "1P+3D"} <= set(names)
+    price = get_gpu("h100-sxm").price_per_hour_usd
+    for c in d["candidates"]:
+        gpus = c["replicas"] or (c["prefill"] + c["decode"])
+        assert c["gpus"] == gpus and c["usd_per_hour"] == pytest.approx(gpus * price)
+        if c["goodput_rps"] > 0:
+            assert c["copies"] * c["goodput_rps"] >= 20 - 1e-9 > (c["copies"] - 1) * c["goodput_rps"]
+    costs = {c["name"]: c["usd_per_hour_for_target"] for c in d["candidates"] if c["copies"]}
+    assert costs[d["best"]] == min(costs.values())
+    # long prompts, 20 ms TPOT: a split wins (docs/sim.md crossover) and the reason says why
+    assert "P+" in d["best"] and "decode step" in d["reason"]
+
+
+def test_compare_pd_needs_ttft_and_tpot_targets() -> None:
+    from servelab.plan.pd import compare_pd
+    with pytest.raises(ConfigError, match="needs a TTFT and a TPOT target"):
+        compare_pd(_sc(slo="ttft_p95=2s"))
