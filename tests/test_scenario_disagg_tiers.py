@@ -95,8 +95,18 @@ def test_plan_and_estimate_refuse_disaggregated_scenarios(tmp_path) -> None:
     assert res.exit_code == 2 and "simulate" in res.output
     res = runner.invoke(app, ["plan", "--scenario", str(f), "--gpus", "h100-sxm", "--json"])
     assert res.exit_code == 2 and "disaggregated" in res.output
-    res = runner.invoke(app, ["estimate", "--prefill-replicas", "1"])
-    assert res.exit_code == 2                            # not an estimate flag
+    res = runner.invoke(app, ["estimate", "--prefill-replicas", "1", "--decode-replicas", "1"])
+    assert res.exit_code == 2 and "aggregated replica" in res.output
+    res = runner.invoke(app, ["plan", "--prefill-replicas", "1", "--decode-replicas", "1", "--json"])
+    assert res.exit_code == 2 and "disaggregated" in res.output
+
+
+def test_priorities_flag() -> None:
+    res = runner.invoke(app, ["simulate", "--duration", "10", "--rate", "5", "--workload", "agentic",
+                              "--priorities", "0:1,1:3", "--priority-by-prefix", "--json"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["simulate", "--duration", "5", "--priorities", "high", "--json"])
+    assert res.exit_code == 2 and "CLASS:SHARE" in res.output
 
 
 def test_plan_disagg_lists_both_kinds_and_picks_the_cheapest_for_the_rate() -> None:

@@ -19,7 +19,7 @@ import typer
 
 from ..errors import ConfigError
 
-__all__ = ["Flag", "FLAGS", "PD_FLAGS", "ScenarioArgs", "scenario_options", "flag_paths", "parse_kv_tiers",
+__all__ = ["Flag", "FLAGS", "ScenarioArgs", "scenario_options", "flag_paths", "parse_kv_tiers",
            "NVME_READ_GB_S", "NVME_LATENCY_MS"]
 
 # Samsung 990 PRO (PCIe Gen4 x4 NVMe): sequential read up to 7,450 MB/s (Samsung launch
@@ -34,10 +34,7 @@ P_HW, P_ENGINE, P_FEAT, P_FLEET, P_AUTO, P_LOAD, P_FILE = (
     "Scenario: model and hardware", "Scenario: engine", "Scenario: LoRA, speculative decoding, KV tiers",
     "Scenario: fleet", "Scenario: autoscaler and faults", "Scenario: workload, SLO, prices",
     "Scenario file")
-P_PD = "Scenario: disaggregated prefill/decode"
-# Flags of the disaggregated fleet (commands that cannot run one exclude them).
-PD_FLAGS = ("prefill_replicas", "decode_replicas", "prefill_gpu", "decode_gpu", "prefill_tp", "decode_tp",
-            "kv_link", "kv_link_gb_s", "kv_link_latency_ms", "max_kv_transfers")
+P_PD = "Scenario: disaggregated prefill/decode (simulate, decide; estimate and plan refuse it)"
 
 
 @dataclass(frozen=True)
@@ -124,6 +121,9 @@ FLAGS: tuple[Flag, ...] = (
     _f("seed", "--seed", "seed", int, "Seed of the request list. [default: 0]", P_LOAD),
     _f("input_tokens", "--input-tokens --input", "input_tokens", int, "Fixed prompt length, tokens. [default: the workload's]", P_LOAD),
     _f("output_tokens", "--output-tokens --output", "output_tokens", int, "Fixed output length, tokens. [default: the workload's]", P_LOAD),
+    _f("priorities", "--priorities", "priorities", str, "Priority classes (tenants) and shares, lower = more important: 0:0.2,1:0.8.", P_LOAD),
+    _f("priority_by_prefix", "--priority-by-prefix/--no-priority-by-prefix", "priority_by_prefix", bool,
+       "Tenants own their prefixes: a request with a shared prefix takes its group's class. [default: off]", P_LOAD),
     _f("arrival", "--arrival", "arrival", str, "constant | poisson | gamma. [default: the workload's]", P_LOAD),
     _f("burstiness", "--burstiness", "burstiness", float, "Gamma shape of arrivals (vLLM --burstiness).", P_LOAD),
     _f("prefix_groups", "--prefix-groups", "prefix.num_groups", int, "Distinct shared prefixes (overrides the workload's).", P_LOAD),
@@ -170,6 +170,24 @@ def parse_kv_tiers(spec: str) -> list[dict[str, Any]]:
     return out
 
 
+def _shares(text: str) -> dict[int, float]:
+    """``0:0.2,1:0.8`` → ``{0: 0.2, 1: 0.8}`` (``--priorities``)."""
+    out: dict[int, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        k, sep, v = part.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            out[int(k)] = float(v)
+        except ValueError:
+            raise ConfigError(f"bad --priorities entry {part!r}; expected CLASS:SHARE, e.g. 0:0.2,1:0.8") from None
+    if not out:
+        raise ConfigError("--priorities needs at least one CLASS:SHARE")
+    return out
+
+
 def _ints(text: str, flag: str) -> list[int]:
     try:
         vals = [int(x) for x in text.split(",") if x.strip()]
@@ -205,7 +223,8 @@ class ScenarioArgs:
         for f in FLAGS:
             if f.path and f.param in fl:
                 v = fl[f.param]
-                out[f.path] = _ints(v, "--node-sizes") if f.param == "node_sizes" else v
+                out[f.path] = (_ints(v, "--node-sizes") if f.param == "node_sizes"
+                               else _shares(v) if f.param == "priorities" else v)
         tiers = []
         if fl.get("cpu_kv_gib"):
             tiers.append({"name": "dram", "gib": fl["cpu_kv_gib"]})

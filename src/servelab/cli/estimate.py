@@ -14,7 +14,7 @@ from ..perf.deployment import FIT_NOTE
 from ..perf.engines import get_engine
 from ..perf.estimate import deployment_warnings, estimate_report
 from ..units import fmt_bytes, fmt_seconds
-from ._scenario import PD_FLAGS, ScenarioArgs, scenario_options
+from ._scenario import ScenarioArgs, scenario_options
 
 __all__ = ["register", "estimate"]
 
@@ -86,7 +86,7 @@ DEFAULT_INPUT_TOKENS = 2048
 DEFAULT_OUTPUT_TOKENS = 256
 
 
-@scenario_options(exclude=PD_FLAGS)
+@scenario_options()
 def estimate(
     scn: ScenarioArgs,
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import ConfigError
 from ..plan import DEFAULT_RATE_RPS, EXECUTORS, PlanRequest, SearchSettings, plan
 from ..report.plan_text import clean_json, print_plan
-from ._scenario import PD_FLAGS, ScenarioArgs, scenario_options
+from ._scenario import ScenarioArgs, scenario_options
 
 __all__ = ["register", "plan_command"]
 
@@ -35,7 +35,7 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 # (--gpus, --tp, --pp, --precisions, --kv-precisions) list the values; ep and the
 # replica count are chosen by the search. A scenario file's value restricts the search.
 SEARCHED = ("gpu", "tp", "pp", "ep", "weight_dtype", "kv_dtype", "replicas")
-_EXCLUDED_FLAGS = ("gpu", "tp", "pp", "ep", "dtype", "kv_dtype", "replicas") + PD_FLAGS
+_EXCLUDED_FLAGS = ("gpu", "tp", "pp", "ep", "dtype", "kv_dtype", "replicas")
 
 
 @scenario_options(exclude=_EXCLUDED_FLAGS)
