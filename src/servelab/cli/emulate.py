@@ -21,7 +21,7 @@ def _one_replica(sc) -> object:
 
     if sc.replicas != 1:
         raise ConfigError(f"emulate serves one replica; the scenario has replicas={sc.replicas} (valid: 1)")
-    for name in ("autoscaler", "faults"):
+    for name in ("autoscaler", "faults", "disagg"):
         if getattr(sc, name):
             raise ConfigError(f"emulate serves one replica without {name}; remove '{name}' from the scenario")
     if sc.admission.rate_limit_rps is not None or sc.admission.timeout_s is not None:
