@@ -32,9 +32,10 @@ queued or running there and those whose KV it is sending; on a decode replica, t
 queued or running there and those being sent to it. A retried request starts again at
 a prefill replica. A client timeout during a transfer cancels it.
 
-Approximations: the prefill replica frees the request's KV blocks when its prefill ends
-(the real one holds them until the decode side has read them; optimistic for prefill
-KV memory); the decode side's receiving capacity is not a limit; a request that gets
+The prefill replica keeps the request's KV blocks until the transfer has ended (or is
+cancelled): they count against its memory meanwhile, as NIXL reads them from there.
+
+Approximations: the decode side's receiving capacity is not a limit; a request that gets
 preempted on the decode side recomputes its whole prompt there (vLLM's behaviour).
 
 Link rates per GPU, one direction (``LINKS``; latency: fixed cost per transfer):

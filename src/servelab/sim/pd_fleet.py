@@ -38,6 +38,8 @@ class PDSim(_Sim):
         self.dspec = config.replicas[d.decode]
         self.dec: list[_Replica] = [x for x in self.ready if x.spec is self.dspec]
         self.ready = [x for x in self.ready if x.spec is self.pspec]
+        for x in self.ready:
+            x.engine.hold_kv = True             # prefill KV stays until the decode side has it
         tp_p = int(getattr(self.pspec.deployment, "tp", 1) or 1)
         tp_d = int(getattr(self.dspec.deployment, "tp", 1) or 1)
         self.x_lat = d.link.latency_s
@@ -66,18 +68,27 @@ class PDSim(_Sim):
         for r in rep.engine.commit():
             if not r.status:
                 self._send(r, rep, now)
+            else:                               # timed out during its last prefill step
+                rep.engine.release_kv(r)
         self._start(rep, now)
 
     # ------------------------------------------------------------------ transfer
+    def _free_source(self, r: SimRequest, src: _Replica, now: float) -> None:
+        """The prefill replica lets go of ``r``'s KV; an idle one may now admit more."""
+        if src.state != "dead" and src.engine.release_kv(r) and not src.busy:
+            self._start(src, now)
+
     def _send(self, r: SimRequest, src: _Replica, now: float) -> None:
         live = [x for x in self.dec if x.state == "ready"]
         if not live:
+            self._free_source(r, src, now)
             self._end(r, "failed", "503 no ready decode replica", now, counted=True)
             return
         dst = min(live, key=lambda x: (x.engine.outstanding() + self.x_to.get(x.name, 0), x.index))
         r.target = max(1, r.spec.output_tokens)
         why = dst.engine.fits(r.spec)
         if why:
+            self._free_source(r, src, now)
             self._end(r, "failed", why, now, counted=True)
             return
         r.state = WAITING                       # in flight between replicas
@@ -112,6 +123,7 @@ class PDSim(_Sim):
             return
         src, dst, token = ent
         self.x_to[dst.name] -= 1
+        self._free_source(r, src, now)
         if token and src.state != "dead":
             self._next_transfer(src, now)
 
@@ -122,6 +134,7 @@ class PDSim(_Sim):
         src, dst, _t = ent
         del self.xfer[r.idx]
         self.x_to[dst.name] -= 1
+        self._free_source(r, src, now)
         if src.state != "dead":
             self._next_transfer(src, now)
         # the decode replica takes the request with the prompt's KV present

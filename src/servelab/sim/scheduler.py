@@ -68,6 +68,10 @@ class Scheduler:
         self.pf_free = 0.0               # prefetch channel busy until
         self.pf_landed = 0               # blocks that loaded at tier-0 rate thanks to a prefetch
         self.recompute_s_per_block = 0.0
+        # P/D prefill side: finished requests keep their KV blocks until release_kv (the
+        # decode side has read them); set by the disaggregated fleet
+        self.hold_kv = False
+        self.held_kv: dict[int, SimRequest] = {}
         self.tier_cost = [(t.load_s_per_block, t.latency_s) for t in tiers]
         self.tier_names = [t.name for t in tiers]
         self.record_times = record_token_times
@@ -530,7 +534,17 @@ class Scheduler:
         if r.spec.conversation >= 0 and self.cfg.enable_prefix_caching:
             r.share_upto = r.computed // self.bs
             self._register(r)
+        if self.hold_kv:
+            self.held_kv[r.idx] = r
+            return
         self._release(r, keep_own=False)
+
+    def release_kv(self, r: SimRequest) -> bool:
+        """Free the blocks of a finished request held for a KV transfer (``hold_kv``)."""
+        if self.held_kv.pop(r.idx, None) is None:
+            return False
+        self._release(r, keep_own=False)
+        return True
 
     # ------------------------------------------------------------------ aborts
     def request_abort(self, r: SimRequest) -> None:
