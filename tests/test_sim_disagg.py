@@ -205,3 +205,22 @@ def test_short_prompts_disaggregation_lowers_per_gpu_goodput() -> None:
     # 128-token prompts: prefill stalls are short, the prefill GPU idles; aggregated wins.
     agg, pd = _goodputs(128, 0.015)
     assert agg > 1.2 * pd
+
+
+def test_prefill_replica_holds_kv_until_the_transfer_ends() -> None:
+    # Prefill replica with 10 blocks (160 tokens); two 150-token prompts (10 blocks each)
+    # at t = 0. The first prefills in [0, 0.01] and its KV leaves over 1 ms + 150 · 1e6 B /
+    # 1e9 B/s = 0.151 s; only then are its blocks free, so the second prefills in
+    # [0.161, 0.171] and lands at 0.322. Decode steps take 0.02 s: first tokens at 0.181
+    # and 0.342 s.
+    P = ReplicaSpec(engine=EngineConfig(num_kv_blocks=10), step_model=ConstantStepModel(step_s=0.01), name="p")
+    D = ReplicaSpec(engine=EngineConfig(num_kv_blocks=1000), step_model=ConstantStepModel(step_s=0.02), name="d")
+    reqs = [RequestSpec(id=f"r{i}", arrival_s=0.0, input_tokens=150, output_tokens=1) for i in range(2)]
+    d = DisaggConfig(link=KVLink(name="x", bytes_per_s=1e9, latency_s=0.001), kv_bytes_per_token=1e6)
+    for exact in (False, True):
+        res = simulate(SimConfig(replicas=(P, D), disagg=d, exact=exact), reqs)
+        by = {r.id: r for r in res.records}
+        assert by["r0"].first_token_s == pytest.approx(0.181, rel=1e-9)
+        assert by["r1"].start_s == pytest.approx(0.161, rel=1e-9)
+        assert by["r1"].first_token_s == pytest.approx(0.342, rel=1e-9)
+        assert res.replica_stats["p-0"]["kv_usage_perc"] == 0.0
