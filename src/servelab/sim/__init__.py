@@ -3,7 +3,10 @@
 Replicas run a vLLM-like continuous-batching scheduler over a paged KV cache with
 prefix caching (:mod:`.engine`, :mod:`.kv`); the fleet adds routing, admission
 control, an autoscaler and faults (:mod:`.cluster`, :mod:`.router`). Between events
-that change a batch the engine jumps over whole stretches of decode steps.
+that change a batch the engine jumps over whole stretches of decode steps. KV offload
+tiers take a policy (lru, priority, cost) and prefetch (:mod:`.tiering`); a fleet may be
+split into prefill and decode pools with KV transfers between them (:mod:`.disagg`,
+:mod:`.pd_fleet`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..catalog.workloads import RequestSpec
 from ..errors import ConfigError
@@ -168,6 +168,3 @@ class PDSim(_Sim):
             self._drop_transfer(r, now)
             return
         super().on_timeout(r, now)
-
-    def stats(self) -> dict[str, Any]:
-        return {"transfers": self.num_transfers}
