@@ -51,7 +51,6 @@ class PDSim(_Sim):
         self.x_active: dict[str, int] = {}
         self.x_queue: dict[str, deque[SimRequest]] = {}
         self.x_to: dict[str, int] = {}          # transfers heading to each decode replica
-        self.num_transfers = 0
 
     # ------------------------------------------------------------------ prefill side
     def dispatch(self, r: SimRequest, now: float) -> bool:
@@ -103,7 +102,6 @@ class PDSim(_Sim):
         self.x_active[src.name] = self.x_active.get(src.name, 0) + 1
         self.seq += 1
         self.xfer[r.idx] = (src, dst, self.seq)
-        self.num_transfers += 1
         end = now + self.x_lat + self.x_s_per_token * r.input
         heapq.heappush(self.heap, (end, _ARRIVAL, self.seq, "xfer", r, self.seq))
 
