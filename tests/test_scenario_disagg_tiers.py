@@ -116,10 +116,10 @@ def test_plan_disagg_lists_both_kinds_and_picks_the_cheapest_for_the_rate() -> N
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)["disagg"]
     names = [c["name"] for c in d["candidates"]]
-    assert {"aggregated x2", "1P+1D", "1P+2D", "2P+1D", "1P+3D"} <= set(names)
+    assert {"aggregated x2", "1P+1D", "1P+2D", "2P+1D", "1P+3D", "1P+1D (decode TP2)"} <= set(names)
     price = get_gpu("h100-sxm").price_per_hour_usd
     for c in d["candidates"]:
-        gpus = c["replicas"] or (c["prefill"] + c["decode"])
+        gpus = c["replicas"] * c["tp"] or (c["prefill"] * c["tp"] + c["decode"] * c["decode_tp"])
         assert c["gpus"] == gpus and c["usd_per_hour"] == pytest.approx(gpus * price)
         if c["goodput_rps"] > 0:
             assert c["copies"] * c["goodput_rps"] >= 20 - 1e-9 > (c["copies"] - 1) * c["goodput_rps"]

@@ -59,8 +59,8 @@ def plan_command(
         None, "--export-scenario", help="Write the recommended fleet as a scenario file (YAML, or JSON for .json); "
                                         "`servelab simulate --scenario FILE` re-runs its fleet simulation exactly."),
     disagg: bool = typer.Option(False, "--disagg/--no-disagg", help="Also compare the recommended configuration aggregated "
-                                "against prefill/decode splits (1P+1D, 1P+2D, 2P+1D, 1P+3D, KV over NVLink) by DistServe "
-                                "per-GPU goodput at the SLO; needs TTFT and TPOT targets."),
+                                "against prefill/decode splits (1P+1D, 1P+2D, 2P+1D, 1P+3D; decode at its TP and at twice it; "
+                                "KV over NVLink) by DistServe per-GPU goodput at the SLO; needs TTFT and TPOT targets."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON on stdout."),
 ) -> None:
     """Plan a serving fleet: candidates, simulated SLO capacity, replicas, cost, recommendation."""
@@ -136,7 +136,10 @@ def plan_command(
         if disagg and rec is not None:
             from ..plan.pd import compare_pd
             from ..scenario import resolve as _resolve
-            pd_cmp = compare_pd(_resolve(rec.scenario))
+            rsc = _resolve(rec.scenario)
+            from ..catalog import get_gpu
+            twice = rsc.tp * 2
+            pd_cmp = compare_pd(rsc, decode_tps=(twice,) if twice * rsc.pp <= get_gpu(rsc.gpu).gpus_per_node else ())
     except ConfigError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

@@ -90,6 +90,8 @@ class PDCandidate:
     goodput_rps: float
     usd_per_hour: float
     target_rps: float = 0.0                  # the scenario's rate, for the sizing below
+    tp: int = 1                              # TP of aggregated and prefill replicas
+    decode_tp: int = 1                       # TP of decode replicas
 
     @property
     def copies(self) -> int | None:
@@ -109,6 +111,7 @@ class PDCandidate:
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "prefill": self.prefill, "decode": self.decode, "replicas": self.replicas,
+                "tp": self.tp, "decode_tp": self.decode_tp,
                 "gpus": self.gpus, "goodput_rps": self.goodput_rps, "per_gpu_rps": self.per_gpu_rps,
                 "usd_per_hour": self.usd_per_hour, "usd_per_hour_per_rps": self.usd_per_hour_per_rps,
                 "target_rps": self.target_rps, "copies": self.copies,
@@ -151,13 +154,14 @@ def slo_targets(slo: object) -> tuple[float, float, float]:
 
 
 def compare_pd(sc: object, *, ratios: Sequence[tuple[int, int]] = ((1, 1), (1, 2), (2, 1), (1, 3)),
-               link: str = "nvlink", max_transfers: int = 4, duration_s: float = 60.0,
-               start_rps: float = 10.0) -> PDComparison:
+               decode_tps: Sequence[int] = (), link: str = "nvlink", max_transfers: int = 4,
+               duration_s: float = 60.0, start_rps: float = 10.0) -> PDComparison:
     """Aggregated fleets against xPyD splits of the same scenario (model, GPU, TP, dtypes,
     engine, workload) by DistServe per-GPU goodput at the scenario's SLO.
 
     ``ratios``: (prefill, decode) replica counts; each is compared with an aggregated
-    fleet of as many replicas. A candidate serves the scenario's rate with
+    fleet of as many replicas. ``decode_tps``: further TP degrees for the decode pool
+    (the prefill pool keeps the scenario's), each tried with every ratio. A candidate serves the scenario's rate with
     ``ceil(rate / goodput)`` copies (no headroom, no spares); the copies that cost least
     per hour win (ties: fewer GPUs, then more goodput per dollar)."""
     from ..perf import StepBatch, StepModel
@@ -179,13 +183,19 @@ def compare_pd(sc: object, *, ratios: Sequence[tuple[int, int]] = ((1, 1), (1, 2
         s = derive(base, replicas=n)
         cands.append(PDCandidate(name=f"aggregated x{n}", prefill=0, decode=0, replicas=n,
                                  gpus=fleet_gpus(build.sim_config(s)), goodput_rps=run(s),
-                                 usd_per_hour=build.fleet_usd_per_hour(s), target_rps=target))
-    for p, d in ratios:
-        s = derive(base, disagg={"prefill": {"replicas": p}, "decode": {"replicas": d}, "link": link,
-                                 "max_transfers": max_transfers})
-        cands.append(PDCandidate(name=f"{p}P+{d}D", prefill=p, decode=d, replicas=0,
-                                 gpus=fleet_gpus(build.sim_config(s)), goodput_rps=run(s),
-                                 usd_per_hour=build.fleet_usd_per_hour(s), target_rps=target))
+                                 usd_per_hour=build.fleet_usd_per_hour(s), target_rps=target,
+                                 tp=int(base.tp), decode_tp=int(base.tp)))  # type: ignore[attr-defined]
+    tp0 = int(base.tp)  # type: ignore[attr-defined]
+    for dtp in [tp0] + [t for t in decode_tps if t != tp0]:
+        for p, d in ratios:
+            s = derive(base, disagg={"prefill": {"replicas": p}, "decode": {"replicas": d, "tp": dtp},
+                                     "link": link, "max_transfers": max_transfers})
+            name = f"{p}P+{d}D" if dtp == tp0 else f"{p}P+{d}D (decode TP{dtp})"
+            cands.append(PDCandidate(name=name, prefill=p, decode=d, replicas=0,
+                                     gpus=fleet_gpus(build.sim_config(s)), goodput_rps=run(s),
+                                     usd_per_hour=build.fleet_usd_per_hour(s), target_rps=target,
+                                     tp=tp0, decode_tp=dtp))
+
     def for_target(c: PDCandidate) -> tuple[float, int, float]:
         k = c.copies or 0
         return (k * c.usd_per_hour, k * c.gpus, c.usd_per_hour_per_rps or math.inf)
