@@ -77,10 +77,10 @@ def test_mdc_little_law_and_utilisation() -> None:
 
 
 def _kv_policy(name: str | None, two_tiers: int) -> KVPolicy | None:
-    if name is None or (name == "prefetch" and not two_tiers):
+    if name is None or (name.startswith("prefetch") and not two_tiers):
         return None
-    if name == "prefetch":
-        return KVPolicy(prefetch=True, prefetch_deadline_s=0.5)
+    if name.startswith("prefetch"):
+        return KVPolicy(prefetch=True, prefetch_deadline_s=0.5, prefetch_wait=name == "prefetch-wait")
     return KVPolicy(policy=name, pin_priority=0, pin_blocks=20)
 
 
@@ -104,7 +104,7 @@ def _kv_policy(name: str | None, two_tiers: int) -> KVPolicy | None:
     cpu_blocks=st.sampled_from([0, 50]),
     nvme_blocks=st.sampled_from([0, 40]),
     to_zero=st.booleans(),
-    kv_policy=st.sampled_from([None, "priority", "cost", "prefetch"]),
+    kv_policy=st.sampled_from([None, "priority", "cost", "prefetch", "prefetch-wait"]),
 )
 def test_conservation_every_request_ends_exactly_once(n, seed, blocks, max_seqs, replicas, router,
                                                        max_queue, rate_limit, timeout, fault,

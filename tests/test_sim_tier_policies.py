@@ -187,7 +187,8 @@ def test_recompute_reference_is_the_step_models_marginal_prefill() -> None:
 
 
 @pytest.mark.parametrize("policy", [KVPolicy(policy="priority", pin_priority=0, pin_blocks=300),
-                                    KVPolicy(policy="cost", prefetch=True, prefetch_deadline_s=1.0)])
+                                    KVPolicy(policy="cost", prefetch=True, prefetch_deadline_s=1.0),
+                                    KVPolicy(prefetch=True, prefetch_wait=True, prefetch_deadline_s=0.3)])
 def test_skip_vs_exact_agree_with_tier_policies(policy: KVPolicy) -> None:
     import random
 
@@ -217,3 +218,31 @@ def test_skip_vs_exact_agree_with_tier_policies(policy: KVPolicy) -> None:
     assert out[False][0]["completed"] == out[True][0]["completed"] == len(reqs)
     assert sum(out[False][1]["kv_tier_hit_tokens"].values()) > 0      # the tiers were used
     assert out[False][1]["kv_tier_hit_tokens"] == out[True][1]["kv_tier_hit_tokens"]
+
+
+def test_prefetch_wait_holds_a_request_until_its_prefetch_ends_through_the_fleet_loop() -> None:
+    # Same tiers as above. An idle replica; the 64-token prefix's blocks: b0 in DRAM,
+    # b3, b2, b1 on NVMe. The repeat arrives at t: best effort admits it at once and
+    # loads DRAM 0.001 + NVMe 0.005 + 3 · 0.01 = 0.036 s in its step: first token at
+    # t + 0.036 + 0.01. With prefetch_wait it waits until its prefetch ends at
+    # t + 0.005 + 0.03 = t + 0.035 (a wake-up event), then loads 4 blocks at the DRAM rate
+    # (0.004 s): first token at t + 0.035 + 0.004 + 0.01 = t + 0.049. With a 0.02 s
+    # deadline it waits until t + 0.02: 1 NVMe block has landed by then (0.015 s of data at
+    # 0.01 s a block) and the other 2 load from NVMe: 2 · 0.001 + 0.005 + 2 · 0.01 = 0.027,
+    # first token at t + 0.02 + 0.027 + 0.01 = t + 0.057.
+    from servelab.sim import ReplicaSpec, SimConfig, simulate
+    dram = KVTier(name="dram", blocks=1, block_bytes=1.0, read_bytes_per_s=1000.0)
+    nvme = KVTier(name="nvme", blocks=50, block_bytes=1.0, read_bytes_per_s=100.0, latency_s=0.005)
+    t = 1.0
+    reqs = [RequestSpec(id="a", arrival_s=0.0, input_tokens=64, output_tokens=1, prefix_group=1, prefix_tokens=64),
+            RequestSpec(id="f", arrival_s=0.5, input_tokens=190, output_tokens=1),
+            RequestSpec(id="b", arrival_s=t, input_tokens=80, output_tokens=1, prefix_group=1, prefix_tokens=64)]
+    for pol, ttft in ((KVPolicy(prefetch=True), 0.046), (KVPolicy(prefetch=True, prefetch_wait=True), 0.049),
+                      (KVPolicy(prefetch=True, prefetch_wait=True, prefetch_deadline_s=0.02), 0.057)):
+        spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol),
+                           step_model=ConstantStepModel(step_s=0.01))
+        for exact in (False, True):
+            res = simulate(SimConfig(replicas=(spec,), exact=exact), reqs)
+            b = next(r for r in res.records if r.id == "b")
+            assert b.first_token_s - t == pytest.approx(ttft, rel=1e-9), (pol, exact)
+            assert res.replica_stats["replica-0"]["waiting"] == 0

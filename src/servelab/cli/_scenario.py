@@ -87,6 +87,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("kv_pin_fraction", "--kv-pin-fraction", "kv_policy.pin_fraction", float, "priority policy: share of KV blocks high-priority prefixes may pin. [default: 0]", P_FEAT),
     _f("kv_prefetch", "--kv-prefetch/--no-kv-prefetch", "kv_policy.prefetch", bool, "Prefetch queued requests' prefixes from lower KV tiers into the first. [default: off]", P_FEAT),
     _f("kv_prefetch_deadline", "--kv-prefetch-deadline", "kv_policy.prefetch_deadline_s", float, "A prefetch stops this many seconds after arrival. [default: at admission]", P_FEAT),
+    _f("kv_prefetch_wait", "--kv-prefetch-wait/--no-kv-prefetch-wait", "kv_policy.prefetch_wait", bool, "Hold a request until its prefetch ends or its deadline (HiCache timeout). [default: off]", P_FEAT),
     _f("prefill_replicas", "--prefill-replicas", "disagg.prefill.replicas", int, "Disaggregated serving: prefill replicas (with --decode-replicas).", P_PD),
     _f("decode_replicas", "--decode-replicas", "disagg.decode.replicas", int, "Disaggregated serving: decode replicas (with --prefill-replicas).", P_PD),
     _f("prefill_gpu", "--prefill-gpu", "disagg.prefill.gpu", str, "Prefill pool GPU. [default: --gpu]", P_PD),

@@ -3,7 +3,8 @@
 ``kv_policy`` (per replica, :mod:`servelab.sim.tiering`): ``policy`` lru | priority |
 cost; ``pin_priority`` and ``pin_fraction`` (the share of the replica's KV blocks that
 high-priority prefixes may pin, priority policy); ``prefetch`` of queued requests'
-prefixes from the tiers below the first, stopped ``prefetch_deadline_s`` after arrival.
+prefixes from the tiers below the first, stopped ``prefetch_deadline_s`` after arrival;
+``prefetch_wait`` holds a request until then.
 
 ``disagg`` (:mod:`servelab.sim.disagg`): a prefill pool and a decode pool, each with
 its replica count and optional GPU, TP and dtype overriding the scenario's; the KV link
@@ -37,6 +38,9 @@ class KVPolicySettings(_Model):
     prefetch: bool = Field(False, description="Copy queued requests' prefixes from lower tiers into the first tier while they wait.")
     prefetch_deadline_s: float | None = Field(
         None, gt=0.0, le=86400.0, description="A prefetch stops this long after arrival (SLO-aware, like HiCache's timeout); None: at admission.")
+    prefetch_wait: bool = Field(
+        False, description="Hold a request until its prefetch ends or its deadline passes (HiCache timeout / wait_complete); "
+                           "otherwise it is admitted when its turn comes (best_effort).")
 
 
 class PoolSettings(_Model):
@@ -70,7 +74,8 @@ def kv_policy(sc: Any, dep: Any) -> Any:
                           f"first), got {[t.name for t in sc.kv_tiers]}")
     pin_blocks = int(p.pin_fraction * memory_budget(dep).kv_blocks) if p.pin_fraction else 0
     return KVPolicy(policy=p.policy, pin_priority=p.pin_priority, pin_blocks=pin_blocks,
-                    prefetch=p.prefetch, prefetch_deadline_s=p.prefetch_deadline_s)
+                    prefetch=p.prefetch, prefetch_deadline_s=p.prefetch_deadline_s,
+                    prefetch_wait=p.prefetch_wait)
 
 
 def pool_scenarios(sc: Any) -> tuple[Any, Any]:

@@ -147,6 +147,8 @@ class _Sim:
 
     def _start(self, rep: _Replica, now: float) -> None:
         end = rep.engine.begin(now, self.max_steps)
+        if rep.engine.wake_s is not None:
+            self._wake_at(rep)
         if end is None:
             rep.busy = False
             if rep.state == "draining":
@@ -156,6 +158,23 @@ class _Sim:
         rep.version += 1
         self.seq += 1
         heapq.heappush(self.heap, (end, _STEP, self.seq, "step", rep, rep.version))
+
+    def _wake_at(self, rep: _Replica) -> None:
+        """Schedule a wake-up when a request held for its KV prefetch may join the queue
+        (``KVPolicy.prefetch_wait``): the replica starts, or its stretch is cut there."""
+        eng = rep.engine
+        if eng.wake_s != eng.wake_pushed:
+            eng.wake_pushed = eng.wake_s
+            self.push(eng.wake_s, _ARRIVAL, "wake", rep)
+
+    def on_wake(self, rep: _Replica, now: float) -> None:
+        rep.engine.wake_pushed = None
+        if rep.state == "dead":
+            return
+        if rep.busy:
+            self._truncate(rep, now)
+        else:
+            self._start(rep, now)
 
     def _retire(self, rep: _Replica, now: float) -> None:
         rep.state = "dead"
@@ -256,6 +275,8 @@ class _Sim:
         if not eng.enqueue(r, now, checked=True):
             self._end(r, "rejected", "503 queue full", now, counted=counted)
             return False
+        if eng.wake_s is not None:
+            self._wake_at(rep)
         if not counted:
             self.in_flight += 1
         if not rep.busy:
@@ -466,6 +487,8 @@ class _Sim:
                     self.on_ready(ev[4], now)
                 elif kind == "xfer":
                     self.on_xfer(ev[4], ev[5], now)
+                elif kind == "wake":
+                    self.on_wake(ev[4], now)
             count += 1
             if progress is not None and count & 4095 == 0 and horizon > 0:
                 progress(min(1.0, now / horizon))

@@ -66,6 +66,10 @@ class Scheduler:
             self.pool = PolicyBlockPool(int(num_blocks), [t.blocks for t in tiers], policy=pol)
         self.pf_on = self.kv_policy is not None and pol.prefetch
         self.pf_free = 0.0               # prefetch channel busy until
+        self.pf_wait = self.pf_on and pol.prefetch_wait
+        self.pf_hold: list[SimRequest] = []  # waiting for their prefetch (pf_wait)
+        self.wake_s: float | None = None     # earliest end of a held prefetch
+        self.wake_pushed: float | None = None  # the wake-up the fleet loop has scheduled
         self.pf_landed = 0               # blocks that loaded at tier-0 rate thanks to a prefetch
         self.recompute_s_per_block = 0.0
         # P/D prefill side: finished requests keep their KV blocks until release_kv (the
@@ -128,9 +132,17 @@ class Scheduler:
         r.state = WAITING
         r.replica = self.name
         r.dispatch_s = now_s
-        self._wpush(r, front=False)
         if self.pf_on:
             self._prefetch(r, now_s)
+            if self.pf_wait and r.pf is not None:
+                self.pf_hold.append(r)            # waits outside the queue for its prefetch
+                self.num_waiting += 1
+                t_data, per, n, stop = r.pf
+                ready = min(t_data + n * per, stop)
+                if self.wake_s is None or ready < self.wake_s:
+                    self.wake_s = ready
+                return True
+        self._wpush(r, front=False)
         return True
 
     def _next_seq(self) -> int:
@@ -175,6 +187,7 @@ class Scheduler:
         """Every request waiting or running here (for faults)."""
         out = [r for r in self.waiting_q if r.state == WAITING]
         out += [e[3] for e in self.waiting_h if e[3].state == WAITING]
+        out += [r for r in self.pf_hold if r.state == WAITING]
         return out + self.prefilling + list(self.decoding.values())
 
     # ------------------------------------------------------------------ KV helpers
@@ -346,6 +359,8 @@ class Scheduler:
             budget -= n
             i += 1
         # 3. waiting
+        if self.pf_hold:
+            self._pf_release(self.p_t)
         if not preempted and self.num_waiting:
             self._admit(chunks, budget)
         self.p_preempted = preempted
@@ -479,6 +494,33 @@ class Scheduler:
             return
         self.pf_free = min(t_data + n * per, stop)
         r.pf = (t_data, per, n, stop)
+
+    def _pf_release(self, now_s: float) -> None:
+        """Requests whose prefetch has ended (or hit its deadline) join the queue in
+        arrival order; ``wake_s`` is the next such time among those still held."""
+        keep: list[SimRequest] = []
+        wake = None
+        for r in self.pf_hold:
+            if r.state != WAITING:
+                continue                              # aborted while held
+            t_data, per, n, stop = r.pf               # type: ignore[misc]
+            ready = min(t_data + n * per, stop)
+            if ready <= now_s:
+                self.num_waiting -= 1                 # _wpush counts it again
+                if self.priority:
+                    self._wpush(r, front=False)
+                else:
+                    q = self.waiting_q
+                    i = 0
+                    while i < len(q) and q[i].arrival_s <= r.arrival_s:
+                        i += 1
+                    q.insert(i, r)
+                    self.num_waiting += 1
+            else:
+                keep.append(r)
+                wake = ready if wake is None or ready < wake else wake
+        self.pf_hold = keep
+        self.wake_s = wake
 
     def _policy_restore(self, r: SimRequest, hits: int, where: list[int], loaded: list[int],
                         L: int) -> tuple[list[int], list[int], int]:

@@ -38,7 +38,11 @@ load at the first tier's rate; the rest load from where they are (or are recompu
 under ``cost``). The deadline is ``arrival + prefetch_deadline_s`` (SLO-aware, like
 HiCache's ``timeout`` policy, ``prefetch_timeout_base + per_ki_token · n/1024``): a
 prefetch stops there even if the request still waits; ``None`` = until admission
-(HiCache ``best_effort``). The scheduler never waits for a prefetch.
+(HiCache ``best_effort``). With ``prefetch_wait`` a request whose prefetch is running
+stays out of the waiting queue until the prefetch ends or its deadline passes (HiCache's
+``timeout`` policy; with no deadline, ``wait_complete``), then joins the queue at its
+arrival-order place; the fleet loop wakes the replica at that time. Requests behind it
+are not blocked (SGLang skips a request whose prefetch is in progress).
 
 Sources: HiCache prefetch policies (SGLang PR #8692 "Simple prefetch policy":
 best_effort / timeout / wait_complete; PR #10512: timeout = base + per_ki_token · n/1024).
@@ -67,6 +71,7 @@ class KVPolicy:
     pin_blocks: int = 0                     # HBM blocks high-priority prefixes may pin
     prefetch: bool = False                  # copy queued requests' prefixes up a tier
     prefetch_deadline_s: float | None = None  # after arrival; None = until admission
+    prefetch_wait: bool = False             # hold a request until its prefetch ends or its deadline
     ref_chunk: int = 2048                   # prefill tokens of the write-side recompute reference
 
     def __post_init__(self) -> None:
