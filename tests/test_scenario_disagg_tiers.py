@@ -133,3 +133,10 @@ def test_compare_pd_needs_ttft_and_tpot_targets() -> None:
     from servelab.plan.pd import compare_pd
     with pytest.raises(ConfigError, match="needs a TTFT and a TPOT target"):
         compare_pd(_sc(slo="ttft_p95=2s"))
+
+
+def test_deploy_refuses_a_disaggregated_scenario(tmp_path) -> None:
+    f = tmp_path / "pd.yaml"
+    f.write_text("disagg: {prefill: {replicas: 1}, decode: {replicas: 2}}\n")
+    res = runner.invoke(app, ["deploy", "render", str(f), "--target", "kubernetes", "--out", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "disagg" in res.output
