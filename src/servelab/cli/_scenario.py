@@ -34,7 +34,7 @@ P_HW, P_ENGINE, P_FEAT, P_FLEET, P_AUTO, P_LOAD, P_FILE = (
     "Scenario: model and hardware", "Scenario: engine", "Scenario: LoRA, speculative decoding, KV tiers",
     "Scenario: fleet", "Scenario: autoscaler and faults", "Scenario: workload, SLO, prices",
     "Scenario file")
-P_PD = "Scenario: disaggregated prefill/decode (simulate, decide; estimate and plan refuse it)"
+P_PD = "Scenario: prefill/decode pools (simulate, decide)"
 
 
 @dataclass(frozen=True)
