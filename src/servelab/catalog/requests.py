@@ -74,13 +74,16 @@ def _choose(rng: np.random.Generator, shares: tuple[tuple[object, float], ...], 
     return [labels[i] for i in idx]
 
 
-def _draw(w: Workload, seed: int, n_c: int, conv_rate: float) -> dict[str, Any]:
-    """All random draws for ``n_c`` conversations, one independent stream per aspect."""
+def _draw(w: Workload, seed: int, n_c: int, conv_rate: float,
+          starts: np.ndarray | None = None) -> dict[str, Any]:
+    """All random draws for ``n_c`` conversations, one independent stream per aspect
+    (``starts``: given conversation start times instead of drawn gaps)."""
     rng_arr, rng_in, rng_out, rng_pre, rng_pri, rng_ada, rng_think = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7))
     turns = w.turns
-    gaps = interarrival_times(w.arrival, rng_arr, n_c, conv_rate)
-    starts = np.concatenate(([0.0], np.cumsum(gaps[:-1])))
+    if starts is None:
+        gaps = interarrival_times(w.arrival, rng_arr, n_c, conv_rate)
+        starts = np.concatenate(([0.0], np.cumsum(gaps[:-1])))
     if turns > 1 and w.think_time_s > 0:
         think = rng_think.exponential(w.think_time_s, size=(n_c, turns - 1))
     else:
@@ -110,9 +113,15 @@ def generate_requests(
     duration_s: float | None = None,
     num_requests: int | None = None,
     seed: int = 0,
+    starts_s: np.ndarray | None = None,
 ) -> list[RequestSpec]:
-    """Deterministic request list for a seed: arrivals until ``duration_s`` or ``num_requests``."""
+    """Deterministic request list for a seed: arrivals until ``duration_s`` or ``num_requests``.
+
+    ``starts_s``: sorted conversation start times (e.g. from a rate curve,
+    :mod:`.ratecurve`) instead of gaps drawn from the workload's arrival process."""
     w = workload
+    if starts_s is not None:
+        return _from_starts(w, np.asarray(starts_s, dtype=np.float64), duration_s, seed)
     rate = w.arrival.rate_rps if rate_rps is None else float(rate_rps)
     if not rate > 0:
         raise ConfigError(f"rate_rps must be > 0 (or inf for offline), got {rate!r}")
@@ -150,6 +159,21 @@ def generate_requests(
             break
         n_conv *= 2
 
+    return _rows(w, draw, n_conv, duration_s, num_requests)
+
+
+def _from_starts(w: Workload, starts: np.ndarray, duration_s: float | None, seed: int) -> list[RequestSpec]:
+    if starts.size and not (np.diff(starts) >= 0).all():
+        raise ConfigError("conversation start times must be sorted")
+    if starts.size == 0:
+        return []
+    return _rows(w, _draw(w, seed, int(starts.size), 1.0, starts=starts), int(starts.size), duration_s, None)
+
+
+def _rows(w: Workload, draw: dict[str, Any], n_conv: int, duration_s: float | None,
+          num_requests: int | None) -> list[RequestSpec]:
+    turns = w.turns
+    times = draw["times"]
     n_c = n_conv
     new_in, out, groups = draw["new_in"], draw["out"], draw["groups"]
     prios, adapters = draw["prios"], draw["adapters"]
