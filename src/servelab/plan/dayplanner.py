@@ -63,6 +63,21 @@ def _start_rps(sc: Any, dep: Any, workload: Any, slo: Any) -> float:
     return a.saturation_rps
 
 
+def _curve_end_s(sc: Any) -> float:
+    """Length of the scenario's whole rate curve (before its run window), s."""
+    from ..catalog import ratecurve as rc
+
+    c = sc.rate_curve
+    if c.kind == "diurnal":
+        return c.days * rc.DAY_S
+    if c.kind == "table":
+        return len(c.rates_rps) * c.step_s
+    if c.kind == "points":
+        return max(t for t, _ in c.points)
+    counts, step = rc.read_counts_csv(c.file or "")
+    return len(counts) * step
+
+
 def _mean_e2e_s(dep: Any, workload: Any, engine: Any, rate: float, settings: SearchSettings) -> float:
     n = min(settings.max_requests, max(settings.min_requests, math.ceil(rate * settings.probe_duration_s)))
     base = base_requests(workload, num_requests=n, seed=settings.seed)
@@ -140,6 +155,10 @@ def plan_day(fleet: Any, scenarios: Sequence[Any], *, settings: SearchSettings |
                           f"got {sim_hours} and {sim_start_h}")
     prep = []
     for pool, sc in zip(fleet.pools, scenarios):
+        whole = _curve_end_s(sc)
+        if whole < sc.rate_curve.start_s + HOURS * 3600.0 - 1e-6:
+            raise ConfigError(f"pool {pool.name!r}: its rate curve covers {whole:g} s from curve time "
+                              f"{sc.rate_curve.start_s:g} s; a day plan needs {HOURS * 3600:g} s")
         day = build.derive(sc, duration_s=HOURS * 3600.0)
         curve = build.rate_curve(day)
         dep = build.deployment(sc)
