@@ -172,39 +172,41 @@ def _from_starts(w: Workload, starts: np.ndarray, duration_s: float | None, seed
 
 def _rows(w: Workload, draw: dict[str, Any], n_conv: int, duration_s: float | None,
           num_requests: int | None) -> list[RequestSpec]:
+    """Requests in arrival order (ties: conversation, then turn), ids ``r0, r1, …``; each
+    RequestSpec is built once, from plain Python numbers."""
     turns = w.turns
     times = draw["times"]
-    n_c = n_conv
     new_in, out, groups = draw["new_in"], draw["out"], draw["groups"]
     prios, adapters = draw["prios"], draw["adapters"]
-    p = w.prefix
-    rows: list[tuple[float, int, int, RequestSpec]] = []
-    for c in range(n_c):
-        g = int(groups[c])
-        pre = p.prefix_tokens if g >= 0 else 0
+    pre_tok = w.prefix.prefix_tokens
+    if turns == 1:
+        # starts are sorted, so conversation order is arrival order (ties keep conversation order)
+        t = times[:, 0]
+        n = int(np.searchsorted(t, duration_s, side="left")) if duration_s is not None else n_conv
+        if num_requests is not None:
+            n = min(n, num_requests)
+        ts, ins, outs, gs = t[:n].tolist(), new_in[:n, 0].tolist(), out[:n, 0].tolist(), groups[:n].tolist()
+        return [RequestSpec(id=f"r{c}", arrival_s=ts[c], input_tokens=(pre_tok if gs[c] >= 0 else 0) + ins[c],
+                            output_tokens=outs[c], prefix_group=gs[c], prefix_tokens=pre_tok if gs[c] >= 0 else 0,
+                            conversation=-1, turn=0,
+                            priority=int(prios[c]) if prios else 0,  # type: ignore[call-overload]
+                            adapter=str(adapters[c]) if adapters else None, history_tokens=0)
+                for c in range(n)]
+    rows: list[tuple[float, int, int, int, int, int]] = []   # (t, conversation, turn, input, output, history)
+    for c in range(n_conv):
+        pre = pre_tok if groups[c] >= 0 else 0
         history = 0
         for j in range(turns):
-            t = float(times[c, j])
-            if duration_s is not None and t >= duration_s:
+            t_cj = float(times[c, j])
+            if duration_s is not None and t_cj >= duration_s:
                 break
-            rows.append((t, c, j, RequestSpec(
-                id="", arrival_s=t, input_tokens=pre + history + int(new_in[c, j]),
-                output_tokens=int(out[c, j]), prefix_group=g, prefix_tokens=pre,
-                conversation=c if turns > 1 else -1, turn=j,
-                priority=int(prios[c]) if prios else 0,  # type: ignore[call-overload]
-                adapter=str(adapters[c]) if adapters else None,
-                history_tokens=history,
-            )))
+            rows.append((t_cj, c, j, pre + history + int(new_in[c, j]), int(out[c, j]), history))
             history += int(new_in[c, j]) + int(out[c, j])
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     if num_requests is not None:
         rows = rows[:num_requests]
-    return [_with_id(spec, f"r{i}") for i, (_, _, _, spec) in enumerate(rows)]
-
-
-def _with_id(spec: RequestSpec, rid: str) -> RequestSpec:
-    return RequestSpec(id=rid, arrival_s=spec.arrival_s, input_tokens=spec.input_tokens,
-                       output_tokens=spec.output_tokens, prefix_group=spec.prefix_group,
-                       prefix_tokens=spec.prefix_tokens, conversation=spec.conversation,
-                       turn=spec.turn, priority=spec.priority, adapter=spec.adapter,
-                       history_tokens=spec.history_tokens)
+    return [RequestSpec(id=f"r{i}", arrival_s=t_cj, input_tokens=inp, output_tokens=o, prefix_group=int(groups[c]),
+                        prefix_tokens=pre_tok if groups[c] >= 0 else 0, conversation=c, turn=j,
+                        priority=int(prios[c]) if prios else 0,  # type: ignore[call-overload]
+                        adapter=str(adapters[c]) if adapters else None, history_tokens=hist)
+            for i, (t_cj, c, j, inp, o, hist) in enumerate(rows)]
