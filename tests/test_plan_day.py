@@ -219,10 +219,12 @@ def test_plan_day_costs_and_hourly_simulation(tmp_path):
     assert p.autoscaler["max_replicas"] == max(n)
     # Little's law target: c_t · W with W > 0
     assert 0 < p.autoscaler["target"]
-    h = p.hourly_sim[0]
-    assert h["hour"] == 5
-    # 05:00–05:15 at 40 req/s: Λ = 36,000; Poisson sd 190
-    assert abs(h["requests"] - 36_000) < 4 * 190
+    for mode in ("autoscaler", "schedule"):
+        h = p.hourly_sim[mode][0]
+        assert h["hour"] == 5
+        # 05:00–05:15 at 40 req/s: Λ = 36,000; Poisson sd 190
+        assert abs(h["requests"] - 36_000) < 4 * 190, mode
+    assert p.hourly_sim["schedule"][0]["replicas"] == n[5]
 
 
 def test_plan_day_command_json_and_markdown(tmp_path):

@@ -28,6 +28,8 @@ def plan_day_cmd(
     fleet_file: str = typer.Argument(..., help="Fleet-day file (YAML/JSON): prices, autoscaler, pools of scenarios."),
     sim_hours: float = typer.Option(0.0, "--sim-hours", help="Hours of the day to simulate for hourly SLO attainment (0: none)."),
     sim_from: int = typer.Option(0, "--sim-from", help="First simulated hour of the day (0-23)."),
+    sim_mode: str = typer.Option("both", "--sim-mode", help="schedule (fixed fleet of the planned replicas per hour) "
+                                 "| autoscaler (the planned HPA settings) | both."),
     executor: str = typer.Option("local", "--executor", help="local (processes) | ray (the dist extra)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="Workers. [default: the CPUs]"),
     out: Optional[str] = typer.Option(None, "--out", help="Write the Markdown report here (and .json next to it)."),
@@ -43,15 +45,16 @@ def plan_day_cmd(
         fleet, scenarios = load_fleet_day(fleet_file)
         bar = None if json_out else _bar("planning")
         if bar is None:
-            res = plan_day(fleet, scenarios, sim_hours=sim_hours, sim_start_h=sim_from, executor=executor, jobs=jobs)
+            res = plan_day(fleet, scenarios, sim_hours=sim_hours, sim_start_h=sim_from, sim_mode=sim_mode,
+                           executor=executor, jobs=jobs)
         else:
             with bar:
                 task = bar.add_task("", total=1)
 
                 def tick(stage: str, done: int, total: int) -> None:
                     bar.update(task, description=stage, completed=done, total=max(1, total))
-                res = plan_day(fleet, scenarios, sim_hours=sim_hours, sim_start_h=sim_from, executor=executor,
-                               jobs=jobs, progress=tick)
+                res = plan_day(fleet, scenarios, sim_hours=sim_hours, sim_start_h=sim_from, sim_mode=sim_mode,
+                               executor=executor, jobs=jobs, progress=tick)
     except (ConfigError, InfeasibleError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -165,7 +165,7 @@ class PoolPlan:
     autoscaler: dict[str, Any]
     gpu_hours_idle: float                # provisioned beyond λ̄_h / c
     ramp: dict[str, Any] | None
-    hourly_sim: list[dict[str, Any]] = field(default_factory=list)
+    hourly_sim: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # mode -> hours
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -2,8 +2,13 @@
 
 Steps per pool: simulated replica capacity (the planner's search, pools in parallel),
 Little's-law autoscaler target from one more simulation, hourly replicas, capacity mix,
-then (optionally) a simulation of ``sim_hours`` of the day with those autoscaler
-settings (:mod:`.dayrun`, sharded by pool) for hourly SLO attainment.
+then (optionally) simulations of ``sim_hours`` of the day for hourly SLO attainment
+(:mod:`.dayrun`, sharded by pool and, for the schedule, by hour):
+
+* ``schedule``: each hour as a fixed fleet of the plan's replicas for that hour (what a
+  scheduled scaler that acts a lead time ahead runs), from a 300 s warm-up on the curve;
+* ``autoscaler``: the hours in one run with the plan's HPA settings, after a warm-up of
+  lead time + cooldown + 300 s (a simulation starts empty).
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from .evaluate import CandidateTask, SearchSettings, base_requests, evaluate_can
 __all__ = ["DayPlanResult", "plan_day", "day_scenario", "hourly_slo"]
 
 Progress = Callable[[str, int, int], None]
+SIM_MODES = ("both", "schedule", "autoscaler")
+# A fixed fleet's hour starts 300 s earlier on the curve so its queues are in steady
+# state when the hour begins (several request lifetimes of every shipped workload).
+SCHEDULE_WARMUP_S = 300.0
 
 
 @dataclass(kw_only=True)
@@ -134,7 +143,7 @@ def hourly_slo(records: Sequence[Any], slo: Any, hours: float, start_h: int = 0,
 
 
 def plan_day(fleet: Any, scenarios: Sequence[Any], *, settings: SearchSettings | None = None,
-             sim_hours: float = 0.0, sim_start_h: int = 0, executor: str = "local", jobs: int | None = None,
+             sim_hours: float = 0.0, sim_start_h: int = 0, sim_mode: str = "both", executor: str = "local", jobs: int | None = None,
              progress: Progress | None = None) -> DayPlanResult:
     """The fleet-day plan (module docstrings of :mod:`.dayplan` and this module)."""
     from ..catalog import get_gpu
@@ -150,6 +159,8 @@ def plan_day(fleet: Any, scenarios: Sequence[Any], *, settings: SearchSettings |
     pr = fleet.prices
     lead = lead_time_s(auto)
     warmup = lead + auto.cooldown_s + 300.0     # the fleet settles before the reported hours
+    if sim_mode not in SIM_MODES:
+        raise ConfigError(f"unknown simulation mode {sim_mode!r}; valid: {', '.join(SIM_MODES)}")
     if not 0 <= sim_hours <= HOURS or not 0 <= sim_start_h < HOURS:
         raise ConfigError(f"sim_hours must be in [0, {HOURS}] and sim_start_h in [0, {HOURS}), "
                           f"got {sim_hours} and {sim_start_h}")
@@ -233,17 +244,34 @@ def plan_day(fleet: Any, scenarios: Sequence[Any], *, settings: SearchSettings |
                         "flex_gpu_hours": sum(max(0, billed(k) - billed(r_star)) for k in n),
                         "concurrent_reclaims": concurrent_reclaims},
             autoscaler=autoscaler, gpu_hours_idle=idle, ramp=ramp_d, notes=notes))
-        if sim_hours > 0:
+        if sim_hours > 0 and sim_mode in ("autoscaler", "both"):
             sim_pools.append((pool.name, day_scenario(sc, start_h=sim_start_h, hours=sim_hours,
                                                       replicas=n[sim_start_h - 1], autoscaler=autoscaler,
                                                       warmup_s=warmup)))
+        if sim_hours > 0 and sim_mode in ("schedule", "both"):
+            for h in range(sim_start_h, sim_start_h + math.ceil(sim_hours - 1e-9)):
+                sim_pools.append((f"{pool.name}@{h % HOURS:02d}", day_scenario(
+                    sc, start_h=h, hours=min(1.0, sim_start_h + sim_hours - h), replicas=n[h % HOURS],
+                    autoscaler=None, warmup_s=SCHEDULE_WARMUP_S)))
     if sim_pools:
         tick("simulate the day", 0, len(sim_pools))
         run = simulate_day(sim_pools, executor=executor, jobs=jobs,
                            on_done=lambda i, total: tick("simulate the day", i + 1, total))
+        by_pool: dict[str, list[Any]] = {}
+        for r in run.records:
+            by_pool.setdefault(r.extra["pool"], []).append(r)
         for p, (_pool, sc, *_rest) in zip(plans, prep):
-            recs = [r for r in run.records if r.extra.get("pool") == p.name]
-            p.hourly_sim = hourly_slo(recs, build.slo(sc), sim_hours, sim_start_h, warmup)
+            slo_p = build.slo(sc)
+            if sim_mode in ("autoscaler", "both"):
+                p.hourly_sim["autoscaler"] = hourly_slo(by_pool.get(p.name, []), slo_p, sim_hours, sim_start_h,
+                                                        warmup)
+            if sim_mode in ("schedule", "both"):
+                rows = []
+                for h in range(sim_start_h, sim_start_h + math.ceil(sim_hours - 1e-9)):
+                    key = f"{p.name}@{h % HOURS:02d}"
+                    row = hourly_slo(by_pool.get(key, []), slo_p, 1.0, h % HOURS, SCHEDULE_WARMUP_S)[0]
+                    rows.append({**row, "replicas": p.replicas_per_hour[h % HOURS]})
+                p.hourly_sim["schedule"] = rows
     totals = {k: sum(p.costs_per_day_usd[k] for p in plans) for k in ("reserved_only", "on_demand_only", "mix")}
     tokens = sum(p.output_tokens_per_day for p in plans)
     totals.update({"output_tokens_per_day": tokens, "requests_per_day": sum(p.requests_per_day for p in plans),

@@ -63,17 +63,21 @@ def day_plan_markdown(d: dict[str, Any]) -> str:
                 "|---|" + "---|" * 24,
                 "| req/s | " + " | ".join(f"{x:.0f}" if x >= 10 else f"{x:.1f}" for x in p["mean_rps"]) + " |",
                 "| replicas | " + " | ".join(str(x) for x in p["replicas_per_hour"]) + " |", ""]
-        if p["hourly_sim"]:
-            out += ["Simulated hours (autoscaler above, after a warm-up of "
-                    f"{d.get('warmup_s', 0):g} s):", "",
-                    "| hour | requests | delivery | p95 TTFT | p95 TPOT | SLO met |", "|---|---|---|---|---|---|"]
-            for h in p["hourly_sim"]:
+        titles = {"schedule": "Simulated hours, fixed fleet of the planned replicas (scheduled scaling)",
+                  "autoscaler": "Simulated hours, the autoscaler above (after a warm-up of "
+                                f"{d.get('warmup_s', 0):g} s)"}
+        for mode, hours in p["hourly_sim"].items():
+            out += [f"{titles[mode]}:", "",
+                    "| hour | replicas | requests | delivery | p95 TTFT | p95 TPOT | SLO met |",
+                    "|---|---|---|---|---|---|---|"]
+            for h in hours:
+                reps = h.get("replicas", "")
                 if not h["requests"]:
-                    out.append(f"| {h['hour']:02d} | 0 | | | | |")
+                    out.append(f"| {h['hour']:02d} | {reps} | 0 | | | | |")
                     continue
                 miss = [k for k, v in (h.get("targets") or {}).items() if v is False]
                 ok = "yes" if h["slo_met"] else "**no**" + (f" ({', '.join(miss)})" if miss else "")
-                out.append(f"| {h['hour']:02d} | {h['requests']:,} | {h['delivery']:.3f} | "
+                out.append(f"| {h['hour']:02d} | {reps} | {h['requests']:,} | {h['delivery']:.3f} | "
                            f"{_ms(h['ttft_p95_s'])} | {_ms(h['tpot_p95_s'])} | {ok} |")
             out.append("")
     if d["sharing"]:
