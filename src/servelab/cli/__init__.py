@@ -19,11 +19,11 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from . import (bench, calibrate, catalog_cmd, decide, emulate, estimate, kernels, plan, plan_day, report_cmd,
-                   simulate)
+    from . import (bench, calibrate, catalog_cmd, decide, deploy, emulate, estimate, kernels, plan, plan_day,
+                   report_cmd, simulate)
 
     for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, plan_day, kernels, decide, report_cmd,
-                   calibrate):
+                   calibrate, deploy):
         module.register(app)
 
 
