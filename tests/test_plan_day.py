@@ -255,3 +255,23 @@ def test_simulate_day_command_writes_one_run(tmp_path):
     assert len(run.records) == s["offered"] == s["pools"]["chat"]["offered"]
     assert all(rec.id.startswith("chat/") for rec in run.records)
     assert math.isclose(s["pools"]["chat"]["offered"], 4 * 72, rel_tol=0.5)
+
+
+def test_pool_search_lets_the_planner_choose_the_configuration(tmp_path):
+    from servelab.plan.dayplanner import plan_day
+    from servelab.plan.evaluate import SearchSettings
+
+    fast = SearchSettings(max_requests=600, min_requests=200, max_evals=8)
+    extra = "    search: {gpus: [h100-sxm, l40s], tps: [1, 2], weight_dtypes: [bf16]}\n"
+    fleet, scs = load_fleet_day(_write(tmp_path, rates="day", extra=extra))
+    res = plan_day(fleet, scs, settings=fast, jobs=1)
+    p = res.pools[0]
+    assert p.gpu in ("h100-sxm", "l40s") and p.shape.split()[0] in ("TP1", "TP2")
+    assert any("chosen by the planner at the peak 120 req/s" in n for n in p.notes)
+    # the day plan with that configuration written into the scenario is the same plan
+    fixed = (tmp_path / "fixed")
+    fixed.mkdir()
+    fleet2, scs2 = load_fleet_day(_write(fixed, rates="day"))
+    scs2 = [build.derive(scs2[0], gpu=p.gpu, tp=p.gpus_per_replica)]
+    q = plan_day(fleet2, scs2, settings=fast, jobs=1).pools[0]
+    assert (q.capacity_rps, q.replicas_per_hour) == (p.capacity_rps, p.replicas_per_hour)

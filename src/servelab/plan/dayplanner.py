@@ -72,6 +72,30 @@ def _start_rps(sc: Any, dep: Any, workload: Any, slo: Any) -> float:
     return a.saturation_rps
 
 
+def _choose_configuration(pool: Any, sc: Any, st: SearchSettings, *, executor: str,
+                          jobs: int | None) -> tuple[Any, str]:
+    """The planner's recommended GPU/TP/precisions for the pool at its curve's peak rate."""
+    from ..scenario import build
+    from .planner import plan
+    from .request import PlanRequest
+
+    peak = build.rate_curve(build.derive(sc, duration_s=HOURS * 3600.0)).peak_rps()
+    flat = build.derive(sc, rate_curve=None, rate_rps=peak)
+    s = pool.search
+    res = plan(PlanRequest(scenario=flat, gpus=s.gpus, tps=s.tps, weight_dtypes=s.weight_dtypes, search=st,
+                           heterogeneous=False, sensitivity=False, executor=executor, jobs=jobs,
+                           fleet_duration_s=60.0))
+    rec = res.recommendation
+    if rec is None:
+        raise ConfigError(f"pool {pool.name!r}: no configuration among GPUs {list(s.gpus)}, TP {list(s.tps)}, "
+                          f"weights {list(s.weight_dtypes)} meets the SLO at the peak {peak:.3g} req/s")
+    n = sum(r.get("verdict") in ("meets-slo", "recommended") for r in res.candidates)
+    note = (f"configuration chosen by the planner at the peak {peak:.3g} req/s: {rec.key} "
+            f"(cheapest of {n} candidates meeting the SLO)")
+    return build.derive(sc, gpu=rec.gpu, tp=rec.tp, pp=rec.pp, ep=rec.ep, weight_dtype=rec.weight_dtype,
+                        kv_dtype=rec.kv_dtype), note
+
+
 def _curve_end_s(sc: Any) -> float:
     """Length of the scenario's whole rate curve (before its run window), s."""
     from ..catalog import ratecurve as rc
@@ -165,7 +189,11 @@ def plan_day(fleet: Any, scenarios: Sequence[Any], *, settings: SearchSettings |
         raise ConfigError(f"sim_hours must be in [0, {HOURS}] and sim_start_h in [0, {HOURS}), "
                           f"got {sim_hours} and {sim_start_h}")
     prep = []
+    chosen: dict[str, str] = {}
     for pool, sc in zip(fleet.pools, scenarios):
+        if pool.search is not None:
+            tick(f"choose a configuration for {pool.name}", 0, 1)
+            sc, chosen[pool.name] = _choose_configuration(pool, sc, st, executor=executor, jobs=jobs)
         whole = _curve_end_s(sc)
         if whole < sc.rate_curve.start_s + HOURS * 3600.0 - 1e-6:
             raise ConfigError(f"pool {pool.name!r}: its rate curve covers {whole:g} s from curve time "
@@ -228,7 +256,7 @@ def plan_day(fleet: Any, scenarios: Sequence[Any], *, settings: SearchSettings |
         concurrent_reclaims = spot_replicas * pr.spot_interruptions_per_month / 730.0 * lead / 3600.0
         idle = sum((k - m / c) * gpr for k, m in zip(n, dem.mean_rps))
         out_tok = sum(dem.requests) * wl.output_len.expected
-        notes = []
+        notes = [chosen[pool.name]] if pool.name in chosen else []
         if pool.spot:
             notes.append(f"spot above the reserved baseline: at most {spot_replicas} spot replicas, expected "
                          f"concurrent reclaims {concurrent_reclaims:.2g} (covered by {fleet.spares} spare)")

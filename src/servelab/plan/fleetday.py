@@ -20,6 +20,10 @@ A fleet-day file (YAML or JSON) lists the pools of one fleet and the capacity pr
           rate_curve: {kind: diurnal, peak_rps: 40, peak_to_trough: 3, peak_hour: 14}
           slo: ttft_p95=2s,tpot_p95=50ms
 
+A pool may add ``search: {gpus: [h100-sxm, h200], tps: [1, 2, 4], weight_dtypes: [bf16, fp8]}``:
+the planner (``servelab plan``'s 13 steps) then chooses the GPU, TP and precisions at the
+curve's peak rate, and the day is planned with its choice.
+
 Relative scenario and trace paths resolve next to the fleet file. Every pool scenario
 must have a ``rate_curve``; its ``duration_s`` is ignored (a day is planned).
 """
@@ -37,7 +41,7 @@ from ..errors import ConfigError
 from ..scenario import Scenario, load_scenario_data, resolve
 from ..scenario.io import format_errors
 
-__all__ = ["CapacityPrices", "DayAutoscaler", "PoolSpec", "FleetDay", "load_fleet_day", "pool_scenario"]
+__all__ = ["CapacityPrices", "DayAutoscaler", "PoolSearch", "PoolSpec", "FleetDay", "load_fleet_day", "pool_scenario"]
 
 
 class _Model(BaseModel):
@@ -60,11 +64,20 @@ class DayAutoscaler(_Model):
     cooldown_s: float = Field(300.0, ge=0.0, le=86400.0, description="Scale-down stabilization (HPA default 300 s).")
 
 
+class PoolSearch(_Model):
+    gpus: tuple[str, ...] = Field(..., min_length=1, description="GPU types the planner may choose from.")
+    tps: tuple[int, ...] = Field((1, 2, 4, 8), min_length=1, description="Tensor-parallel degrees to try.")
+    weight_dtypes: tuple[str, ...] = Field(("bf16", "fp8"), min_length=1, description="Weight precisions to try.")
+
+
 class PoolSpec(_Model):
     name: str = Field(..., min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.-]+$")
     priority: int = Field(0, ge=0, le=100)
     spot: bool = Field(False, description="The pool's SLO tolerates spot reclaim (in-flight requests retried).")
     scenario: dict[str, Any] | str = Field(..., description="Scenario mapping or scenario file path.")
+    search: PoolSearch | None = Field(
+        None, description="Let the planner choose GPU, TP and precision at the curve's peak rate "
+                          "(None: the scenario's configuration).")
 
 
 class FleetDay(_Model):
