@@ -139,7 +139,9 @@ def test_fleet_file_errors_name_the_pool_and_field(tmp_path):
 
 
 def test_example_fleet_day_file_loads():
-    fleet, scs = load_fleet_day("examples/fleet-day/three-models.yaml")
+    from pathlib import Path
+
+    fleet, scs = load_fleet_day(Path(__file__).resolve().parents[1] / "examples" / "fleet-day" / "three-models.yaml")
     assert [p.name for p in fleet.pools] == ["chat-8b", "rag-70b", "code-moe"]
     for sc in scs:
         c = build.rate_curve(build.derive(sc, duration_s=86400))
