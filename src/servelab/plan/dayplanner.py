@@ -240,7 +240,10 @@ def plan_day(fleet: Any, scenarios: Sequence[Any], *, settings: SearchSettings |
         growth = growth_within(curve, lead)
         c_t = c / (fleet.headroom * growth)
         w = _mean_e2e_s(dep, wl, engine, c_t, st)
-        target = max(0.5, c_t * w)
+        if not w > 0:
+            raise ConfigError(f"pool {pool.name!r}: no request completed in the simulation at "
+                              f"{c_t:.3g} req/s that measures the mean latency for the autoscaler target")
+        target = c_t * w
         autoscaler = {"metric": "running", "target": round(target, 3), "min_replicas": max(1, r_star),
                       "max_replicas": max(n), "poll_interval_s": auto.poll_interval_s,
                       "provisioning_delay_s": auto.provisioning_delay_s,
