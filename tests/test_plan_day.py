@@ -277,3 +277,21 @@ def test_pool_search_lets_the_planner_choose_the_configuration(tmp_path):
     scs2 = [build.derive(scs2[0], gpu=p.gpu, tp=p.gpus_per_replica)]
     q = plan_day(fleet2, scs2, settings=fast, jobs=1).pools[0]
     assert (q.capacity_rps, q.replicas_per_hour) == (p.capacity_rps, p.replicas_per_hour)
+
+
+def test_simulate_day_runs_the_plan(tmp_path):
+    f = _write(tmp_path, rates="day")
+    md = tmp_path / "plan.md"
+    assert runner.invoke(app, ["plan-day", str(f), "--jobs", "1", "--out", str(md)]).exit_code == 0
+    plan = json.loads(md.with_suffix(".json").read_text())
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["simulate-day", str(f), "--plan", str(md.with_suffix(".json")), "--hours", "0.05",
+                            "--jobs", "1", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    from servelab import recordio
+    meta = recordio.read_run(out).meta
+    sc = meta.config["pools"]["chat"]
+    assert sc["replicas"] == plan["pools"][0]["replicas_per_hour"][0]
+    assert sc["autoscaler"]["target"] == pytest.approx(plan["pools"][0]["autoscaler"]["target"])
+    r = runner.invoke(app, ["simulate-day", str(f), "--plan", str(f), "--hours", "0.05"])
+    assert r.exit_code == 2 and "not a plan-day JSON" in r.output

@@ -74,6 +74,8 @@ def plan_day_cmd(
 def simulate_day_cmd(
     fleet_file: str = typer.Argument(..., help="Fleet-day file; each pool's scenario runs as written (replicas, autoscaler)."),
     hours: float = typer.Option(24.0, "--hours", help="Hours of the curves to simulate."),
+    plan_file: Optional[str] = typer.Option(None, "--plan", help="A plan-day JSON (--out …/x.md writes x.json): each "
+                                            "pool starts with the plan's hour-0 replicas and runs its autoscaler."),
     groups: int = typer.Option(1, "--groups", help="Replica groups per pool, simulated as separate shards (approximate)."),
     executor: str = typer.Option("local", "--executor", help="local (processes) | ray (the dist extra)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="Workers. [default: the CPUs]"),
@@ -92,6 +94,8 @@ def simulate_day_cmd(
             raise ConfigError(f"--hours must be > 0, got {hours}")
         fleet, scenarios = load_fleet_day(fleet_file)
         pools = [(p.name, build.derive(sc, duration_s=hours * 3600.0)) for p, sc in zip(fleet.pools, scenarios)]
+        if plan_file:
+            pools = _with_plan(pools, plan_file)
         bar = None if json_out else _bar("simulating")
         if bar is None:
             run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs)
@@ -123,6 +127,29 @@ def simulate_day_cmd(
                    f"p95 TTFT {s['ttft_s']['p95']}, p95 TPOT {s['tpot_s']['p95']}, SLO met {s['slo_met']}")
     if out:
         typer.echo(f"wrote {out}/")
+
+
+def _with_plan(pools: list, plan_file: str) -> list:
+    """Pools with the plan's configuration, hour-0 replicas and autoscaler."""
+    from ..plan.dayplanner import day_scenario
+    from ..scenario import build
+
+    try:
+        plan = json.loads(Path(plan_file).read_text("utf-8"))
+        by_name = {p["name"]: p for p in plan["pools"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--plan {plan_file}: not a plan-day JSON ({exc})") from None
+    out = []
+    for name, sc in pools:
+        if name not in by_name:
+            raise ConfigError(f"--plan {plan_file} has no pool {name!r}; it has {', '.join(by_name)}")
+        p = by_name[name]
+        tp = int(p["shape"].split()[0].removeprefix("TP"))
+        wd, kd = p["shape"].split()[-1].split("/kv-")
+        sc = build.derive(sc, gpu=p["gpu"], tp=tp, pp=p["gpus_per_replica"] // tp, weight_dtype=wd, kv_dtype=kd)
+        out.append((name, day_scenario(sc, start_h=0, hours=sc.duration_s / 3600.0,
+                                       replicas=p["replicas_per_hour"][0], autoscaler=p["autoscaler"])))
+    return out
 
 
 def register(app: typer.Typer) -> None:
