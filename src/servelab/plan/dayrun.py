@@ -99,8 +99,6 @@ def _group_scenario(sc: Any, k: int, groups: int) -> Any:
 
 def run_shard(task: ShardTask) -> ShardResult:
     """One group of one pool: its requests through its replicas (module docstring)."""
-    import dataclasses
-
     from ..scenario import Scenario, build
     from ..sim import simulate
 
@@ -113,10 +111,12 @@ def run_shard(task: ShardTask) -> ShardResult:
     gsc = _group_scenario(sc, task.group, task.groups)
     res = simulate(build.sim_config(gsc, exact=task.exact), reqs)
     tag = f"{task.pool}/g{task.group}/" if task.groups > 1 else f"{task.pool}/"
-    records = [dataclasses.replace(r, id=f"{task.pool}/{r.id}",
-                                   replica=None if r.replica is None else tag + r.replica,
-                                   extra={**r.extra, "pool": task.pool})
-               for r in res.records]
+    records = res.records                  # fresh objects of this run: renamed in place
+    for r in records:
+        r.id = f"{task.pool}/{r.id}"
+        if r.replica is not None:
+            r.replica = tag + r.replica
+        r.extra["pool"] = task.pool
     return ShardResult(pool=task.pool, group=task.group, records=records, duration_s=res.duration_s,
                        replica_stats={tag + k: v for k, v in res.replica_stats.items()},
                        events=[(t, kind, f"{tag}{d}") for t, kind, d in res.events],
