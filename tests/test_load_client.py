@@ -128,7 +128,7 @@ def test_api_key_sent_but_never_stored(tmp_path: Path) -> None:
         assert key.encode() not in data, f.name
         assert b"blue" not in data, f.name            # header values are not stored either
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["config"]["endpoint"]["api_key"] == "set"
+    assert meta["config"]["endpoint"]["api_key"] == "***"          # a key was sent, not which
 
 
 def test_cli_sweep_json_and_timeseries(tmp_path: Path) -> None:

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from .._scrub import REDACTED, scrub, scrub_text, scrub_url
+from ..errors import ConfigError
 from ..records import RequestRecord
 from .rawhttp import ConnectError, Disconnected, RawPool
 from .sse import DONE, SSEParser
@@ -62,9 +65,23 @@ class EndpointConfig:
     connect_timeout_s: float = 10.0
     http_client: str = "raw"          # raw (rawhttp.RawPool) | aiohttp
 
+    def __post_init__(self) -> None:
+        for name in ("request_timeout_s", "connect_timeout_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"{name} must be a finite number of seconds > 0, got {v!r}")
+        if self.min_tokens is not None and (isinstance(self.min_tokens, bool) or self.min_tokens < 0):
+            raise ConfigError(f"min_tokens must be an integer >= 0, got {self.min_tokens!r}")
+
     @property
     def url(self) -> str:
-        return self.base_url.rstrip("/") + "/" + self.endpoint.lstrip("/")
+        """The request URL, without the base URL's userinfo (sent as a header instead)."""
+        base = self.base_url.rstrip("/")
+        if "@" in base.split("://", 1)[-1].split("/", 1)[0]:
+            scheme, rest = base.split("://", 1)
+            netloc, sep, path = rest.partition("/")
+            base = f"{scheme}://{netloc.rsplit('@', 1)[1]}{sep}{path}"
+        return base + "/" + self.endpoint.lstrip("/")
 
     @property
     def chat(self) -> bool:
@@ -75,15 +92,20 @@ class EndpointConfig:
         h.update(dict(self.headers))
         if self.api_key:
             h["Authorization"] = f"Bearer {self.api_key}"
+        elif not any(k.lower() == "authorization" for k in h):
+            from .urls import basic_auth_header
+            basic = basic_auth_header(self.base_url)
+            if basic:
+                h["Authorization"] = basic
         return h
 
     def redacted(self) -> dict[str, Any]:
         """What may be stored with a run: header values and the key are omitted."""
         return {
-            "base_url": self.base_url, "endpoint": self.endpoint, "model": self.model,
-            "api_key": "set" if self.api_key else None,
+            "base_url": scrub_url(self.base_url), "endpoint": scrub_text(self.endpoint), "model": self.model,
+            "api_key": REDACTED if self.api_key else None,      # a key was sent; never its value
             "header_names": sorted(k for k, _ in self.headers),
-            "extra_body": self.extra_body, "ignore_eos": self.ignore_eos,
+            "extra_body": scrub(self.extra_body), "ignore_eos": self.ignore_eos,
             "min_tokens": self.min_tokens, "request_timeout_s": self.request_timeout_s,
             "connect_timeout_s": self.connect_timeout_s, "http_client": self.http_client,
         }
@@ -140,7 +162,7 @@ def _error_message(status: int, text: str) -> str:
             msg = err
     except ValueError:
         pass
-    return f"HTTP {status}: {msg[:_MAX_ERROR_BODY]}"
+    return scrub_text(f"HTTP {status}: {msg[:_MAX_ERROR_BODY]}")
 
 
 class _Stream:
@@ -189,12 +211,23 @@ class _Stream:
             self.error = "server error in stream: " + str(
                 err.get("message", err) if isinstance(err, dict) else err)[:_MAX_ERROR_BODY]
             return
-        for choice in obj.get("choices") or ():
+        choices = obj.get("choices")
+        if choices is None:
+            choices = ()
+        elif not isinstance(choices, list):
+            self.error = f"malformed SSE data: 'choices' is not a list: {data[:200].decode(errors='replace')!r}"
+            return
+        for choice in choices:
+            if not isinstance(choice, dict):
+                self.error = f"malformed SSE data: a choice is not an object: {data[:200].decode(errors='replace')!r}"
+                return
             if chat:
                 delta = choice.get("delta") or {}
-                text = delta.get("content") or delta.get("reasoning_content") or ""
+                text = (delta.get("content") or delta.get("reasoning_content") or "") if isinstance(delta, dict) else ""
             else:
                 text = choice.get("text") or ""
+            if not isinstance(text, str):
+                text = str(text)
             if text:
                 self.times.append(now)
                 self.chunks += 1
@@ -369,6 +402,20 @@ def _fail(rec: RequestRecord, finish_s: float, reason: str) -> None:
     rec.reason = reason
 
 
+def _count(rec: RequestRecord, usage: dict[str, Any], name: str) -> int | None:
+    """``usage[name]`` as a token count, or None (absent, or not a count: then the
+    record notes it in ``extra["usage_invalid"]`` and the caller falls back)."""
+    v = usage.get(name)
+    if v is None:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return v
+    if isinstance(v, float) and v.is_integer() and v >= 0:
+        return int(v)
+    rec.extra.setdefault("usage_invalid", []).append(f"{name}={str(v)[:40]!r} is not a token count")
+    return None
+
+
 def _finish(rec: RequestRecord, st: _Stream) -> None:
     if st.times:
         rec.token_times_s = st.times
@@ -376,19 +423,22 @@ def _finish(rec: RequestRecord, st: _Stream) -> None:
     rec.extra["chunks"] = st.chunks
     if st.finish_reason:
         rec.extra["finish_reason"] = st.finish_reason
-    usage = st.usage
-    if usage is not None and usage.get("completion_tokens") is not None:
-        rec.output_tokens = int(usage["completion_tokens"])
+    usage = st.usage or {}
+    out_n = _count(rec, usage, "completion_tokens")
+    if out_n is not None:
+        rec.output_tokens = out_n
         rec.extra["token_count_source"] = "usage"
     else:
         rec.output_tokens = st.chunks
         rec.extra["token_count_source"] = "chunks"
-    if usage is not None and usage.get("prompt_tokens") is not None:
-        rec.input_tokens = int(usage["prompt_tokens"])
+    in_n = _count(rec, usage, "prompt_tokens")
+    if in_n is not None:
+        rec.input_tokens = in_n
         rec.extra["input_count_source"] = "usage"
-        details = usage.get("prompt_tokens_details") or {}
-        if isinstance(details, dict) and details.get("cached_tokens"):
-            rec.cached_tokens = int(details["cached_tokens"])
+        details = usage.get("prompt_tokens_details")
+        cached = _count(rec, details, "cached_tokens") if isinstance(details, dict) else None
+        if cached:
+            rec.cached_tokens = cached
     else:
         rec.extra["input_count_source"] = "requested"
     if rec.status != "ok":

@@ -76,9 +76,8 @@ class RecordSink:
 
 
 def _dump(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    from .._files import atomic_write_text
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def write_run_files(
@@ -89,8 +88,13 @@ def write_run_files(
     timeseries: dict[str, Any] | None,
 ) -> Path:
     """Write meta/summary/timeseries (and the records when not already streamed)."""
+    from .._scrub import scrub
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    meta = RunMeta.from_dict(scrub(meta.to_dict()))     # nothing secret is written
+    summary = scrub(summary)
+    timeseries = scrub(timeseries) if timeseries is not None else None
     try:
         from ..recordio import write_run  # type: ignore[attr-defined]
     except ImportError:

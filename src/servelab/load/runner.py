@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 import aiohttp
 
+from .._scrub import scrub_text
 from ..records import RequestRecord
 from ._timer import DeadlineSleeper, sleep_until
 from .client import EndpointConfig, Prompt, build_body, send_request
@@ -72,6 +73,13 @@ def _cancelled(p: Prompt, dispatch_s: float | None, now: float, why: str) -> Req
     )
 
 
+def _client_error(p: Prompt, dispatch_s: float | None, now: float, exc: BaseException) -> RequestRecord:
+    """The record of a request whose task raised: failed, with the exception as reason."""
+    rec = _cancelled(p, dispatch_s, now, f"client error: {type(exc).__name__}: {exc}"[:2000])
+    rec.status = "failed"
+    return rec
+
+
 async def run_load(
     prompts: Sequence[Prompt],
     ep: EndpointConfig,
@@ -97,10 +105,18 @@ async def run_load(
     inflight: dict[asyncio.Task, Prompt] = {}
     dispatch_times: dict[str, float] = {}
 
+    sink_errors: list[str] = []
+
     def emit(rec: RequestRecord) -> None:
-        records.append(rec)
+        if rec.reason:
+            rec.reason = scrub_text(rec.reason)
+        records.append(rec)                     # kept in memory whatever on_record does
         if on_record is not None:
-            on_record(rec)
+            try:
+                on_record(rec)
+            except Exception as e:  # noqa: BLE001 - a full disk must not lose the record
+                if len(sink_errors) < 5:
+                    sink_errors.append(f"{type(e).__name__}: {e}")
 
     async def one(p: Prompt, session: aiohttp.ClientSession | RawPool) -> None:
         history: Any = None
@@ -138,12 +154,18 @@ async def run_load(
                 else:
                     hist = f"{p.prompt}{text}"
                 conv_done[key].set_result((rec.finish_s or perf() - t0, hist))
-            emit(rec)
         except asyncio.CancelledError:
             emit(_cancelled(p, dispatch_times.get(p.id), perf() - t0,
                             "run stopped before the response finished"))
             if key in conv_done and not conv_done[key].done():
                 conv_done[key].cancel()
+            return
+        except Exception as e:  # noqa: BLE001 - whatever happens, the request becomes a record
+            emit(_client_error(p, dispatch_times.get(p.id), perf() - t0, e))
+            if key in conv_done and not conv_done[key].done():
+                conv_done[key].set_exception(RuntimeError(f"turn {p.turn} of the conversation failed"))
+            return
+        emit(rec)
 
     interrupted = False
     scraper: Scraper | None = None
@@ -154,8 +176,10 @@ async def run_load(
         if t0 is None:
             t0 = perf()
         if opts.scrape_url:
+            has_userinfo = "@" in opts.scrape_url.split("://", 1)[-1].split("/", 1)[0]
             scraper = Scraper(opts.scrape_url, interval_s=opts.scrape_interval_s, t0=t0,
-                              headers={k: v for k, v in headers.items() if k == "Authorization"})
+                              headers={} if has_userinfo else
+                              {k: v for k, v in headers.items() if k == "Authorization"})
             scrape_task = asyncio.create_task(scraper.run(session))
         for c in conv_ids:
             for p in prompts:
@@ -216,5 +240,6 @@ async def run_load(
     return LoadResult(
         records=records, timeseries=scraper.timeseries() if scraper else None,
         duration_s=duration, interrupted=interrupted, not_offered=len(prompts) - offered,
+        extra={"sink_errors": sink_errors} if sink_errors else {},
     )
 

@@ -43,6 +43,7 @@ def split_prompts(prompts: Sequence[Prompt], n: int) -> list[list[Prompt]]:
 def _worker(idx: int, prompts: list[Prompt], ep: EndpointConfig, opts: RunOptions, t0: float,
             out_q: Any, stop_ev: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     async def main() -> LoadResult:
         stop = asyncio.Event()
@@ -96,6 +97,7 @@ async def run_in_workers(
     not_offered = 0
     interrupted = False
     errors: list[str] = []
+    sink_errors: list[str] = []
     loop = asyncio.get_running_loop()
 
     def get() -> Any:
@@ -117,7 +119,11 @@ async def run_in_workers(
             rec = RequestRecord.from_dict(msg[1])
             records.append(rec)
             if on_record is not None:
-                on_record(rec)
+                try:
+                    on_record(rec)
+                except Exception as e:  # noqa: BLE001 - a full disk must not lose the record
+                    if len(sink_errors) < 5:
+                        sink_errors.append(f"{type(e).__name__}: {e}")
         elif msg[0] == "done":
             done += 1
             _, idx, ts, no, intr, _dur = msg
@@ -136,4 +142,6 @@ async def run_in_workers(
                      interrupted=interrupted or bool(errors), not_offered=not_offered)
     if errors:
         res.extra["worker_errors"] = errors
+    if sink_errors:
+        res.extra["sink_errors"] = sink_errors
     return res
