@@ -52,6 +52,10 @@ def check_request_count(n: float, how: str) -> None:
                           "or the number of requests")
 
 
+def _fmt(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
 def check_number(name: str, value: object, *, lo: float | None = None, hi: float | None = None,
                  lo_open: bool = False, integer: bool = False, allow_inf: bool = False) -> None:
     """ConfigError unless ``value`` is a number (an int when ``integer``) in the range."""
@@ -59,8 +63,8 @@ def check_number(name: str, value: object, *, lo: float | None = None, hi: float
     if isinstance(value, bool) or not ok_type:
         raise ConfigError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
     v = float(value)  # type: ignore[arg-type]
-    rng = (f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else "") + \
-          (f"{' and ' if lo is not None else ''}<= {hi:g}" if hi is not None else "")
+    rng = (f"{'>' if lo_open else '>='} {_fmt(lo)}" if lo is not None else "") + \
+          (f"{' and ' if lo is not None else ''}<= {_fmt(hi)}" if hi is not None else "")
     if math.isnan(v) or (math.isinf(v) and not allow_inf):
         raise ConfigError(f"{name} must be a finite number{' ' + rng if rng else ''}, got {value!r}")
     if lo is not None and (v <= lo if lo_open else v < lo):

@@ -23,6 +23,8 @@ def _register_all() -> None:
 
     for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, kernels, decide, report_cmd, calibrate):
         module.register(app)
+    from ._guard import guard_app
+    guard_app(app)
 
 
 _register_all()
