@@ -53,7 +53,9 @@ def check_request_count(n: float, how: str) -> None:
 
 
 def _fmt(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}" if abs(x) >= 1e6 else str(int(x))
+    return f"{x:g}"
 
 
 def check_number(name: str, value: object, *, lo: float | None = None, hi: float | None = None,

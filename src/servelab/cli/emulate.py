@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from typing import Optional
 
 import typer
@@ -32,8 +33,18 @@ def emulate(
     with vLLM's metric names, token timing from the simulator's replica engine."""
     from ..emulator import Emulator, EmulatorConfig
 
-    if speedup <= 0:
-        _err.print(f"[red]error:[/red] --speedup must be > 0, got {speedup}")
+    from .._limits import check_number, check_port
+
+    try:
+        check_number("--speedup", speedup, lo=0, lo_open=True, hi=1e9)
+        check_port("--port", port, allow_zero=True)
+        check_number("--tp", tp, lo=1, hi=1024, integer=True)
+        if max_queue is not None:
+            check_number("--max-queue", max_queue, lo=0, hi=10_000_000, integer=True)
+        check_number("--max-num-seqs", max_num_seqs, lo=1, hi=1_000_000, integer=True)
+        check_number("--max-num-batched-tokens", max_num_batched_tokens, lo=1, hi=100_000_000, integer=True)
+    except ConfigError as e:
+        _err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     try:
         cfg = EmulatorConfig(model=model, gpu=gpu, tp=tp, speedup=speedup, max_queue=max_queue,
@@ -51,7 +62,13 @@ def emulate(
         except ConfigError as e:
             _err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2)
-        await emu.start(host, port)
+        try:
+            await emu.start(host, port)
+        except OSError as e:
+            _err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {e.strerror or e}"
+                       + (" (the port is in use; pick another with --port, or 0 for any free one)"
+                          if e.errno == errno.EADDRINUSE else ""))
+            raise typer.Exit(1)
         _err.print(f"servelab emulator: {model} on {gpu} (tp {tp}, engine {engine}, speedup {speedup:g}) at http://{host}:{emu.port}")
         try:
             await asyncio.Event().wait()
