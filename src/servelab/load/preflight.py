@@ -78,7 +78,7 @@ def preflight(base_url: str, headers: dict[str, str], *, timeout_s: float, retry
             status, body = get(url, headers, max(0.1, min(left, 10.0)))
         except OSError as e:
             waited = clock() - start
-            if waited + retry_s > timeout_s:
+            if waited + retry_s >= timeout_s:       # the next attempt would start at or past the limit
                 raise ServerError(
                     f"no server answered at {shown} within {timeout_s:g} s ({attempts} attempt"
                     f"{'s' if attempts > 1 else ''}; last: {scrub_text(str(e))}); start the server or fix "
