@@ -10,27 +10,43 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError
+from ._scenario import ScenarioArgs, scenario_options
 
 _err = Console(stderr=True)
 
 
+def _one_replica(sc) -> object:
+    """The emulator is one replica: a scenario for a fleet is refused, naming what to change;
+    a fleet-wide queue bound becomes the replica's."""
+    from ..scenario import build
+
+    if sc.replicas != 1:
+        raise ConfigError(f"emulate serves one replica; the scenario has replicas={sc.replicas} (valid: 1)")
+    for name in ("autoscaler", "faults"):
+        if getattr(sc, name):
+            raise ConfigError(f"emulate serves one replica without {name}; remove '{name}' from the scenario")
+    if sc.admission.rate_limit_rps is not None or sc.admission.timeout_s is not None:
+        raise ConfigError("emulate does not apply admission rate limits or client timeouts "
+                          "(admission.rate_limit_rps, admission.timeout_s); set them on the load client")
+    q = [x for x in (sc.engine.max_queue, sc.admission.max_queue) if x is not None]
+    if q:
+        sc = build.derive(sc, engine={**sc.engine.model_dump(), "max_queue": min(q)},
+                          admission={**sc.admission.model_dump(), "max_queue": None})
+    return sc
+
+
+@scenario_options()
 def emulate(
-    model: str = typer.Option("llama-3.1-8b", help="Catalog model"),
-    gpu: str = typer.Option("h100-sxm", help="Catalog GPU"),
-    tp: int = typer.Option(1, help="Tensor-parallel degree"),
+    scn: ScenarioArgs,
     host: str = typer.Option("127.0.0.1", help="Bind address (default loopback only)"),
     port: int = typer.Option(8000),
     speedup: float = typer.Option(1.0, help="Run the modelled time this many times faster"),
-    max_queue: Optional[int] = typer.Option(None, help="Waiting-queue bound; beyond it requests get 503"),
-    max_num_seqs: int = typer.Option(256),
-    max_num_batched_tokens: int = typer.Option(8192),
     served_model_name: Optional[str] = typer.Option(None, help="Model id reported by /v1/models"),
-    engine: str = typer.Option("vllm", "--engine",
-                               help="Engine profile whose efficiencies and KV memory rule time the "
-                                    "replica: vllm | trtllm"),
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics
-    with vLLM's metric names, token timing from the simulator's replica engine."""
+    with vLLM's metric names, token timing from the simulator's replica engine
+    (one replica of the scenario: model, GPU, parallelism, dtypes, engine knobs, LoRA,
+    speculative decoding, KV tiers, calibration)."""
     from ..emulator import Emulator, EmulatorConfig
 
     from .._limits import check_number, check_port
@@ -38,30 +54,19 @@ def emulate(
     try:
         check_number("--speedup", speedup, lo=0, lo_open=True, hi=1e9)
         check_port("--port", port, allow_zero=True)
-        check_number("--tp", tp, lo=1, hi=1024, integer=True)
-        if max_queue is not None:
-            check_number("--max-queue", max_queue, lo=0, hi=10_000_000, integer=True)
-        check_number("--max-num-seqs", max_num_seqs, lo=1, hi=1_000_000, integer=True)
-        check_number("--max-num-batched-tokens", max_num_batched_tokens, lo=1, hi=100_000_000, integer=True)
     except ConfigError as e:
         _err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     try:
-        cfg = EmulatorConfig(model=model, gpu=gpu, tp=tp, speedup=speedup, max_queue=max_queue,
-                             max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                             served_model_name=served_model_name, engine=engine)
-        from ..perf import get_engine
-        get_engine(engine)                       # unknown name: exit 2 before serving
+        sc = _one_replica(scn.resolve())
+        cfg = EmulatorConfig(model=sc.model, gpu=sc.gpu, tp=sc.tp, speedup=speedup,
+                             served_model_name=served_model_name, engine=sc.engine.profile, scenario=sc)
+        emu = Emulator(cfg)                 # builds the replica: a bad scenario exits 2 before serving
     except ConfigError as e:
         _err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
 
     async def main() -> None:
-        try:
-            emu = Emulator(cfg)
-        except ConfigError as e:
-            _err.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2)
         try:
             await emu.start(host, port)
         except OSError as e:
@@ -69,7 +74,8 @@ def emulate(
                        + (" (the port is in use; pick another with --port, or 0 for any free one)"
                           if e.errno == errno.EADDRINUSE else ""))
             raise typer.Exit(1)
-        _err.print(f"servelab emulator: {model} on {gpu} (tp {tp}, engine {engine}, speedup {speedup:g}) at http://{host}:{emu.port}")
+        _err.print(f"servelab emulator: {sc.model} on {sc.gpu} (tp {sc.tp}, engine {sc.engine.profile}, "
+                   f"speedup {speedup:g}) at http://{host}:{emu.port}")
         try:
             await asyncio.Event().wait()
         finally:
