@@ -19,7 +19,8 @@ the signal sent once 5 records are on disk. SIGINT/SIGTERM stop dispatch, cancel
 is in flight after ``--drain-timeout 0.2`` and write everything. SIGKILL cannot be
 handled: requests in flight at that instant have no record (counted in ``lost``,
 against ``received``), and ``meta.json`` — written first with ``complete: false`` —
-says so. Bounded: about a minute. Prints the table; writes
+says so; ``servelab bench recover DIR`` then turns the dispatch journal's in-flight
+requests into ``cancelled`` records (row "SIGKILL + recover"). Bounded: about a minute. Prints the table; writes
 benchmarks/results/faults.json.
 """
 
@@ -149,6 +150,12 @@ def signal_rows(work: Path) -> list[dict]:
         if row["not_offered"] is None:            # killed: no summary; sent = what the server received
             row["lost"] = received - row["records"]
         rows.append(row)
+        if sig == signal.SIGKILL:                 # then `servelab bench recover DIR` reads the journal
+            subprocess.run([sys.executable, "-c", "from servelab.cli import main; main()", "bench", "recover",
+                            str(out)], capture_output=True, timeout=60, check=True)
+            row = _row("SIGKILL + recover", 400, received, out, proc.returncode, b"")
+            row["lost"] = received - row["records"]
+            rows.append(row)
     return rows
 
 

@@ -295,3 +295,75 @@ def test_sigterm_writes_the_summary_and_records_in_flight_requests(tmp_path: Pat
     assert "cancelled" in statuses and statuses <= {"ok", "cancelled"}   # 30 tokens × 0.2 s: many in flight
     assert json.loads((out / "summary.json").read_text())["offered"] == len(recs)
     assert json.loads((out / "meta.json").read_text())["complete"] is False
+
+
+def test_sigkill_then_recover_accounts_for_every_request_sent(tmp_path: Path) -> None:
+    """SIGKILL cannot be handled: finished records are on disk, meta says incomplete, and
+    `bench recover` turns the dispatch journal's in-flight requests into 'cancelled'
+    records — as many records as requests the server received."""
+    from servelab.load.fakeserver import FakeServer
+    import threading
+
+    loop = asyncio.new_event_loop()
+    holder = {}
+    ready = threading.Event()
+
+    def run():
+        asyncio.set_event_loop(loop)
+        holder["s"] = loop.run_until_complete(FakeServer(FakeServerConfig(ttft_s=0.01, itl_s=0.2)).start())
+        ready.set()
+        loop.run_forever()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    srv = holder["s"]
+    out = tmp_path / "run"
+    try:
+        cli = subprocess.Popen(
+            [sys.executable, "-c", "from servelab.cli import main; main()", "bench", "--base-url", srv.url,
+             "--model", "m", "--request-rate", "20", "--num-prompts", "400", "--random-input-len", "4",
+             "--random-output-len", "30", "--scrape-interval", "0", "--out", str(out), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(600):
+            p = out / "records.jsonl"
+            if p.exists() and len(p.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.05)
+        cli.send_signal(signal.SIGKILL)
+        cli.communicate(timeout=30)
+        received = srv.stats.requests
+    finally:
+        asyncio.run_coroutine_threadsafe(srv.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+    assert cli.returncode == -signal.SIGKILL
+    assert json.loads((out / "meta.json").read_text())["complete"] is False
+    finished = len((out / "records.jsonl").read_text().splitlines())
+    assert finished < received                                    # requests were in flight
+    r = CliRunner().invoke(app, ["bench", "recover", str(out)])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert len(recs) == received == len({x["id"] for x in recs})
+    assert sum(x["status"] == "cancelled" for x in recs) == received - finished
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["offered"] == received and summary["cancelled"] == received - finished
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["complete"] is False and "recovered" in meta["notes"]
+    assert not (out / "dispatched.jsonl").exists()
+
+
+def test_recover_skips_a_journal_line_cut_by_the_kill(tmp_path: Path) -> None:
+    from servelab.load.results import recover_run
+    from servelab.records import RunMeta
+
+    (tmp_path / "meta.json").write_text(json.dumps(RunMeta(run_id="x", kind="bench", started_at="t").to_dict()))
+    done = RequestRecord(id="a", arrival_s=0.0, input_tokens=3, dispatch_s=0.0, first_token_s=0.1,
+                         finish_s=0.2, output_tokens=1, token_times_s=[0.1])
+    (tmp_path / "records.jsonl").write_text(json.dumps(done.to_dict()) + "\n")
+    j = {"arrival_s": 0.0, "dispatch_s": 0.01, "input_tokens": 3, "output_tokens": 5, "priority": 0, "adapter": None}
+    (tmp_path / "dispatched.jsonl").write_text(
+        json.dumps({"id": "a", **j}) + "\n" + json.dumps({"id": "b", **j}) + "\n" + '{"id": "c", "arr')
+    assert recover_run(tmp_path) == 1
+    recs = [json.loads(x) for x in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert [(x["id"], x["status"]) for x in recs] == [("a", "ok"), ("b", "cancelled")]

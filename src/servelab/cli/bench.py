@@ -305,6 +305,25 @@ def import_cmd(
                                     indent=2) + "\n")
 
 
+@bench_app.command("recover")
+def recover_cmd(
+    run_dir: Path = typer.Argument(..., help="Run folder of a bench run that was killed"),
+) -> None:
+    """Account for the requests a killed run had in flight: each gets a 'cancelled' record
+    (from the dispatch journal), and the summary is recomputed; the run stays incomplete."""
+    from ..load.results import recover_run
+
+    if not run_dir.is_dir():
+        _err.print(f"[red]error:[/red] {str(run_dir)!r} is not a run folder")
+        raise typer.Exit(2)
+    try:
+        added = recover_run(run_dir)
+    except FileNotFoundError as e:
+        _err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    Console().print(f"{run_dir}: {added} in-flight request(s) recorded as cancelled")
+
+
 def register(app: typer.Typer) -> None:
     """Add `bench` (and `bench import`) to app."""
     app.add_typer(bench_app, name="bench")

@@ -34,7 +34,7 @@ from .datasets import (load_jsonl_prompts, load_sharegpt_prompts, prompts_from_s
                        synthetic_text)
 from ._loop import loop_name
 from ._loop import run as run_loop
-from .results import RecordSink, host_versions, now_iso, write_run_files
+from .results import DISPATCH_JOURNAL, DispatchJournal, RecordSink, host_versions, now_iso, write_run_files
 from .runner import LoadResult, RunOptions, run_load
 from .scrape import key_series
 
@@ -240,7 +240,8 @@ def _options(spec: BenchSpec, rate: float, *, scrape: bool = True) -> RunOptions
 
 
 async def _run_async(prompts: list[Prompt], spec: BenchSpec, rate: float,
-                     on_record: Callable[[RequestRecord], None], stop: asyncio.Event | None) -> LoadResult:
+                     on_record: Callable[[RequestRecord], None], stop: asyncio.Event | None,
+                     on_dispatch: Callable[[Prompt, float], None] | None = None) -> LoadResult:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = False
@@ -254,8 +255,9 @@ async def _run_async(prompts: list[Prompt], spec: BenchSpec, rate: float,
         if spec.workers > 1:
             from .workers import run_in_workers
             return await run_in_workers(prompts, spec.endpoint, _options(spec, rate), spec.workers,
-                                        on_record=on_record, stop=stop)
-        return await run_load(prompts, spec.endpoint, _options(spec, rate), on_record=on_record, stop=stop)
+                                        on_record=on_record, stop=stop, on_dispatch=on_dispatch)
+        return await run_load(prompts, spec.endpoint, _options(spec, rate), on_record=on_record, stop=stop,
+                              on_dispatch=on_dispatch)
     finally:
         if installed:
             for sig in _STOP_SIGNALS:
@@ -286,12 +288,14 @@ def run_bench(
                    config={**spec.config_dict(), "request_rate": "inf" if math.isinf(rate) else rate},
                    versions={**versions, "event_loop": loop_name()}, host=host)
     sink = None
+    journal: DispatchJournal | None = None
     if out_dir:
         check_output_dir(out_dir, what="--out folder")
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         meta.notes = "running, or stopped before it could finish (a crash or SIGKILL)"
         atomic_write_text(Path(out_dir) / "meta.json", json.dumps(meta.to_dict(), indent=2, default=str) + "\n")
         sink = RecordSink(Path(out_dir) / "records.jsonl")
+        journal = DispatchJournal(Path(out_dir) / DISPATCH_JOURNAL)
 
     def _on(rec: RequestRecord) -> None:
         try:
@@ -302,13 +306,15 @@ def run_bench(
                 sink.write(rec)
 
     try:
-        result = run_loop(_run_async(prompts, spec, rate, _on, stop))
+        result = run_loop(_run_async(prompts, spec, rate, _on, stop,
+                                     journal.write if journal is not None else None))
     finally:
-        if sink is not None:
-            try:
-                sink.close()
-            except OSError:
-                pass                           # reported through the final write below
+        for f in (sink, journal):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass                       # reported through the final write below
     records = result.records
     meta.finished_at = now_iso()
     meta.duration_s = result.duration_s
@@ -329,6 +335,7 @@ def run_bench(
     if out_dir:
         try:
             out = write_run_files(out_dir, meta, records, summary, result.timeseries)
+            (Path(out_dir) / DISPATCH_JOURNAL).unlink(missing_ok=True)   # every request has its record
         except (OSError, ValueError) as e:
             write_error = f"{type(e).__name__}: {e}"
             meta.complete = False

@@ -15,7 +15,9 @@ shows it instead of silently thinning the load (coordinated omission).
   requests get ``drain_timeout_s`` to finish, the rest become ``cancelled``
   records; requests never offered produce no record (``not_offered`` counts them).
 - Every finished record goes to ``on_record`` immediately (the CLI writes it to
-  JSONL and flushes).
+  JSONL and flushes); ``on_dispatch(prompt, dispatch_s)`` is called as each request
+  is sent (the CLI journals it, so a killed run can still account for requests that
+  were in flight — see ``results.recover_run``).
 
 Timing: the dispatcher waits on a ``timerfd`` armed with the absolute deadline
 (``_timer.DeadlineSleeper``, Linux): one wakeup, no millisecond rounding. Elsewhere
@@ -88,6 +90,7 @@ async def run_load(
     on_record: Callable[[RequestRecord], None] | None = None,
     stop: asyncio.Event | None = None,
     t0: float | None = None,
+    on_dispatch: Callable[[Prompt, float], None] | None = None,
 ) -> LoadResult:
     """Offer ``prompts`` (sorted by ``arrival_s``) to ``ep``; returns every record."""
     stop = stop or asyncio.Event()
@@ -142,6 +145,12 @@ async def run_load(
                             p.prompt = f"{history}\n{p.prompt}"
                     body = build_body(ep, p)
                 dispatch_times[p.id] = perf() - t0
+                if on_dispatch is not None:
+                    try:
+                        on_dispatch(p, dispatch_times[p.id])
+                    except Exception as e:  # noqa: BLE001 - a journal that fails must not stop the load
+                        if len(sink_errors) < 5:
+                            sink_errors.append(f"{type(e).__name__}: {e}")
                 rec, text = await send_request(session, ep, p, body=body, t0=t0, headers=headers,
                                                keep_text=keep_text)
             finally:

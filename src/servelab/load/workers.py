@@ -58,7 +58,8 @@ def _worker(idx: int, prompts: list[Prompt], ep: EndpointConfig, opts: RunOption
         threading.Thread(target=watch, daemon=True).start()
         try:
             return await run_load(prompts, ep, opts, stop=stop, t0=t0,
-                                  on_record=lambda r: out_q.put(("rec", r.to_dict())))
+                                  on_record=lambda r: out_q.put(("rec", r.to_dict())),
+                                  on_dispatch=lambda p, t: out_q.put(("disp", p.id, t)))
         finally:
             stop.set()
 
@@ -78,11 +79,13 @@ async def run_in_workers(
     on_record: Callable[[RequestRecord], None] | None = None,
     stop: asyncio.Event | None = None,
     start_delay_s: float = 2.0,
+    on_dispatch: Callable[[Prompt, float], None] | None = None,
 ) -> LoadResult:
     ctx = mp.get_context("spawn")
     out_q = ctx.Queue()
     stop_ev = ctx.Event()
     parts = split_prompts(sorted(prompts, key=lambda p: p.arrival_s), workers)
+    by_id = {p.id: p for p in prompts}
     per_mc = math.ceil(opts.max_concurrency / workers) if opts.max_concurrency else None
     t0 = time.perf_counter() + start_delay_s
     procs = []
@@ -114,6 +117,14 @@ async def run_in_workers(
             if not any(p.is_alive() for p in procs) and out_q.empty():
                 errors.append("a worker exited without reporting")
                 break
+            continue
+        if msg[0] == "disp":
+            if on_dispatch is not None:
+                try:
+                    on_dispatch(by_id[msg[1]], msg[2])
+                except Exception as e:  # noqa: BLE001 - as for records
+                    if len(sink_errors) < 5:
+                        sink_errors.append(f"{type(e).__name__}: {e}")
             continue
         if msg[0] == "rec":
             rec = RequestRecord.from_dict(msg[1])
