@@ -21,7 +21,7 @@ handled: requests in flight at that instant have no record (counted in ``lost``,
 against ``received``), and ``meta.json`` — written first with ``complete: false`` —
 says so; ``servelab bench recover DIR`` then turns the dispatch journal's in-flight
 requests into ``cancelled`` records (row "SIGKILL + recover"). Bounded: about a minute. Prints the table; writes
-benchmarks/results/faults.json.
+benchmarks/results/faults.json. Exit 1 if any row but the bare SIGKILL one lost a request.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def signal_rows(work: Path) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         rows = fault_rows(Path(d)) + signal_rows(Path(d))
     head = f"{'case':<20} {'planned':>7} {'received':>8} {'records':>7} {'not offered':>11} {'lost':>4} " \
@@ -173,7 +173,11 @@ def main() -> None:
               f"{r['exit']:>4} {str(r['complete']):>8}  {st}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"rows": rows, "python": sys.version.split()[0]}, indent=2) + "\n")
+    lost = [r["case"] for r in rows if r["lost"] and r["case"] != "SIGKILL"]   # SIGKILL alone: before recovery
+    if lost:
+        print(f"requests without a record in: {', '.join(lost)}")
+    return 1 if lost else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

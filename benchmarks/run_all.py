@@ -25,6 +25,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("sim", "bench_sim.py", ["--repeat", "3"]),
     ("plan", "bench_plan.py", []),
     ("load", "bench_load.py", []),
+    ("faults", "bench_faults.py", []),
     ("kernels", "bench_kernels.py", ["--quick"]),
 ]
 
