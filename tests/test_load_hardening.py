@@ -367,3 +367,14 @@ def test_recover_skips_a_journal_line_cut_by_the_kill(tmp_path: Path) -> None:
     assert recover_run(tmp_path) == 1
     recs = [json.loads(x) for x in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert [(x["id"], x["status"]) for x in recs] == [("a", "ok"), ("b", "cancelled")]
+
+
+def test_orphan_records_cover_sent_requests_without_a_record() -> None:
+    from servelab.load.bench import orphan_records
+
+    ps = _prompts(3)
+    dispatched = {p.id: (p, 0.1 * i) for i, p in enumerate(ps)}
+    have = [RequestRecord(id=ps[1].id, arrival_s=0.0, input_tokens=5)]
+    out = orphan_records(dispatched, have)
+    assert [(r.id, r.status, r.dispatch_s) for r in out] == [(ps[0].id, "cancelled", 0.0), (ps[2].id, "cancelled", 0.2)]
+    assert orphan_records(dispatched, have + out) == []

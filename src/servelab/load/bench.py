@@ -38,7 +38,8 @@ from .results import DISPATCH_JOURNAL, DispatchJournal, RecordSink, host_version
 from .runner import LoadResult, RunOptions, run_load
 from .scrape import key_series
 
-__all__ = ["BenchSpec", "BenchOutcome", "make_prompts", "run_bench", "summarize_load"]
+__all__ = ["BenchSpec", "BenchOutcome", "make_prompts", "run_bench", "summarize_load", "failure_summary",
+           "orphan_records"]
 
 DATASET_FORMATS = ("random", "jsonl", "sharegpt")
 _CHUNKS_RE = re.compile(r"\b\d+ chunks\b")
@@ -264,6 +265,22 @@ async def _run_async(prompts: list[Prompt], spec: BenchSpec, rate: float,
                 loop.remove_signal_handler(sig)
 
 
+def orphan_records(dispatched: dict[str, tuple[Prompt, float]],
+                   records: list[RequestRecord]) -> list[RequestRecord]:
+    """A ``cancelled`` record for each sent request that has none (its process died
+    before it could write one); empty when every request was accounted for."""
+    have = {r.id for r in records}
+    out = []
+    for rid, (p, t) in dispatched.items():
+        if rid not in have:
+            out.append(RequestRecord(
+                id=rid, arrival_s=p.arrival_s, input_tokens=p.input_tokens, status="cancelled",
+                reason="sent, but no response was recorded (the process serving it ended)",
+                dispatch_s=t, priority=p.priority, adapter=p.adapter,
+                extra={"requested_input_tokens": p.input_tokens, "requested_output_tokens": p.output_tokens}))
+    return out
+
+
 def run_bench(
     spec: BenchSpec,
     *,
@@ -305,9 +322,15 @@ def run_bench(
             if sink is not None:
                 sink.write(rec)
 
+    dispatched: dict[str, tuple[Prompt, float]] = {}
+
+    def _dispatched(p: Prompt, t: float) -> None:
+        dispatched[p.id] = (p, t)
+        if journal is not None:
+            journal.write(p, t)
+
     try:
-        result = run_loop(_run_async(prompts, spec, rate, _on, stop,
-                                     journal.write if journal is not None else None))
+        result = run_loop(_run_async(prompts, spec, rate, _on, stop, _dispatched))
     finally:
         for f in (sink, journal):
             if f is not None:
@@ -315,6 +338,12 @@ def run_bench(
                     f.close()
                 except OSError:
                     pass                       # reported through the final write below
+    for rec in orphan_records(dispatched, result.records):   # e.g. a worker process that died
+        result.records.append(rec)
+        try:
+            _on(rec)
+        except Exception as e:  # noqa: BLE001 - as for every record
+            result.extra.setdefault("sink_errors", []).append(f"{type(e).__name__}: {e}")
     records = result.records
     meta.finished_at = now_iso()
     meta.duration_s = result.duration_s
