@@ -3,7 +3,8 @@
 ``ServerLimits`` (defaults follow uvicorn, which serves vLLM's OpenAI API: a 5 s
 keep-alive timeout; headers limited like aiohttp's parser, 8190-byte lines):
 
-- ``max_connections``: open TCP connections beyond this get ``503`` with an
+- ``max_connections`` (4096, or fewer when the open-file limit is lower): open TCP
+  connections beyond this get ``503`` with an
   OpenAI-style error body and are closed at once (before any byte is read);
 - ``header_timeout_s``: a connection must deliver a complete request head (up to
   the blank line) within this time of connecting, or of its previous request
@@ -23,17 +24,36 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = ["ServerLimits", "ConnectionGuard", "GuardedFactory", "raw_error"]
 
 
+def _fd_bound_connections() -> int:
+    """Connections the process can hold open: the soft open-file limit less 64
+    descriptors for everything else (listening socket, files, the event loop)."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 4096
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(16, min(4096, soft - 64))
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServerLimits:
-    max_connections: int = 4096
+    # At most 4096, and never past the open-file limit: beyond it accept() fails with
+    # EMFILE and the server cannot even answer 503.
+    max_connections: int = field(default_factory=_fd_bound_connections)
+    # nginx's client_header_timeout / client_body_timeout default to 60 s; the emulator's
+    # clients are local load generators, so a head gets 10 s and a body 30 s.
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
+    # A 128k-token prompt of the emulator's word tokenizer is ~1 MiB of JSON; 16 MiB
+    # leaves room for chat histories (nginx's client_max_body_size default is 1 MiB).
     max_body_bytes: int = 16 * 2**20
     keepalive_timeout_s: float = 5.0          # uvicorn's default --timeout-keep-alive
 
