@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -140,7 +141,7 @@ def bench(
                               "or /v1/chat/completions")
         base = parse_base_url(base_url, endpoint=endpoint)
         if base.note:
-            _err.print(f"[yellow]note:[/yellow] {base.note}")
+            _err.print(f"[yellow]note:[/yellow] {escape(base.note)}")
         if metrics_url is not None:
             parse_metrics_url(metrics_url)
         try:
@@ -175,19 +176,19 @@ def bench(
         if out is not None:
             check_output_dir(out, what="--out folder")
     except (ConfigError, ValueError) as e:
-        _err.print(f"[red]error:[/red] {scrub_text(str(e))}")
+        _err.print(f"[red]error:[/red] {escape(scrub_text(str(e)))}")
         raise typer.Exit(2)
     if ready_timeout > 0:
         try:
-            ready = preflight(ep.url[:-len(ep.endpoint.lstrip("/"))], ep.http_headers(), timeout_s=ready_timeout)
+            ready = preflight(ep.root_url, ep.http_headers(), timeout_s=ready_timeout)
         except ServerError as e:
-            _err.print(f"[red]error:[/red] {e}")
+            _err.print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(1)
         if not model and ready.models:
             ep = replace(ep, model=ready.models[0])
             spec = replace(spec, endpoint=ep)
     elif not model:
-        ep = replace(ep, model=_discover_model(ep.url[:-len(ep.endpoint.lstrip("/"))], ep.http_headers()))
+        ep = replace(ep, model=_discover_model(ep.root_url, ep.http_headers()))
         spec = replace(spec, endpoint=ep)
     summaries = []
     failed_over: list[str] = []
@@ -217,7 +218,7 @@ def bench(
         s = outcome.summary
         summaries.append(s)
         if outcome.meta.notes:
-            _err.print(f"[yellow]{outcome.meta.notes}[/yellow]")
+            _err.print(f"[yellow]{escape(outcome.meta.notes)}[/yellow]")
         if outcome.write_error:
             write_errors.append(f"{rate_dir}: {outcome.write_error}")
         fails = s.get("failures") or {}
@@ -237,9 +238,9 @@ def bench(
     if json_out:
         sys.stdout.write(json.dumps(summaries[0] if len(rates) == 1 else {"sweep": summaries}, indent=2) + "\n")
     for w in write_errors:
-        _err.print(f"[red]error:[/red] run folder not fully written (marked incomplete): {w}")
+        _err.print(f"[red]error:[/red] run folder not fully written (marked incomplete): {escape(w)}")
     for f in failed_over:
-        _err.print(f"[red]error:[/red] {f}")
+        _err.print(f"[red]error:[/red] {escape(f)}")
     if write_errors or failed_over:
         raise typer.Exit(1)
 

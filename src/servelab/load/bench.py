@@ -228,7 +228,7 @@ def _scrape_url(spec: BenchSpec) -> str | None:
     if spec.metrics_url:
         return spec.metrics_url
     # the endpoint URL without userinfo (the Authorization header carries it)
-    return spec.endpoint.url[:-len(spec.endpoint.endpoint.lstrip("/"))].rstrip("/") + "/metrics"
+    return spec.endpoint.root_url + "/metrics"
 
 
 def _options(spec: BenchSpec, rate: float, *, scrape: bool = True) -> RunOptions:

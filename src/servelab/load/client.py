@@ -84,6 +84,13 @@ class EndpointConfig:
         return base + "/" + self.endpoint.lstrip("/")
 
     @property
+    def root_url(self) -> str:
+        """The server root (the request URL less the endpoint path), without userinfo."""
+        url = self.url
+        path = "/" + self.endpoint.lstrip("/")
+        return url[:-len(path)] if path != "/" and url.endswith(path) else url.rstrip("/")
+
+    @property
     def chat(self) -> bool:
         return self.endpoint.rstrip("/").endswith("chat/completions")
 
