@@ -1,4 +1,4 @@
-"""No credential reaches a file: 14 ways of passing one, every output file and the ledger grepped."""
+"""No credential reaches a file: 15 ways of passing one, every output file and the ledger grepped."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ CASES = {
                                                  json.dumps({"metadata": {"password": K}})], {}, None),
     "token in extra body": (lambda u: ["--base-url", u, "--extra-body", json.dumps({"token": K})], {}, None),
     "sk- key echoed in a 401": (lambda u: ["--base-url", u, "--api-key", SK], {}, "the-right-key"),
+    "bare key echoed in a 401": (lambda u: ["--base-url", u, "--api-key", K], {}, "the-right-key"),
     "api_key in base URL query": (lambda u: ["--base-url", f"{u}/?api_key={K}"], {}, None),
 }
 
@@ -65,14 +66,14 @@ def test_bench_never_writes_a_credential(case: str, tmp_path: Path) -> None:
     assert sorted(f.name for f in out.iterdir()) == ["meta.json", "records.jsonl", "records.parquet",
                                                      "summary.json", "timeseries.json"]
     assert _files_hold(out, secret) == [], case
-    if case.startswith("sk-"):                                   # the 401 was recorded, minus the key
+    if "echoed" in case:                                         # the 401 was recorded, minus the key
         recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
         assert all(x["status"] == "failed" and "HTTP 401: Incorrect API key provided" in x["reason"]
                    for x in recs)
 
 
 def test_decide_never_stores_a_credential_in_the_ledger(tmp_path: Path) -> None:
-    """Case 14: a decision file whose bench URL carries a password, with a wrong sk- key in
+    """Case 15: a decision file whose bench URL carries a password, with a wrong sk- key in
     the environment that the server echoes back: nothing of either in the ledger."""
     from servelab.evidence.ledger import Ledger
 

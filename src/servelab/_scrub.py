@@ -14,6 +14,8 @@ values) or :func:`scrub_text` (one string) first. They replace with ``"***"``:
   above, and tokens shaped like well-known keys: OpenAI-style ``sk-…`` (16+
   characters after the prefix), Hugging Face ``hf_…``, GitHub ``ghp_``/``github_pat_``…,
   Slack ``xox?-…``, AWS access key ids ``AKIA…``;
+- any value the caller knows to be secret (``known``: the API key, header values of
+  credential headers, a URL's password), wherever it appears;
 - in URLs (alone or inside a longer message): the userinfo's password
   (``https://user:pw@host`` → ``https://user:***@host``; a lone ``https://tok@host``
   → ``https://***@host``) and credential-named query parameters
@@ -98,8 +100,13 @@ def _pair(m: re.Match[str]) -> str:
     return f"{m['name']}{m['q']}{REDACTED}"
 
 
-def scrub_text(text: str) -> str:
-    """``text`` with every credential it carries replaced (see the module docstring)."""
+def scrub_text(text: str, known: tuple[str, ...] | frozenset[str] = ()) -> str:
+    """``text`` with every credential it carries replaced (see the module docstring);
+    ``known``: secret values the caller holds (an API key, a URL password), replaced
+    wherever they appear whatever their shape (a server echoing a key back)."""
+    for secret in known:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, REDACTED)
     if "://" in text:
         text = _URL_RE.sub(lambda m: scrub_url(m[0]), text)
     text = _SHAPE_RE.sub(REDACTED, text)

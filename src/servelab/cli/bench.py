@@ -180,7 +180,7 @@ def bench(
         raise typer.Exit(2)
     if ready_timeout > 0:
         try:
-            ready = preflight(ep.root_url, ep.http_headers(), timeout_s=ready_timeout)
+            ready = preflight(ep.root_url, ep.http_headers(), timeout_s=ready_timeout, known=ep.secrets())
         except ServerError as e:
             _err.print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(1)

@@ -106,6 +106,43 @@ class EndpointConfig:
                 h["Authorization"] = basic
         return h
 
+    def secrets(self) -> frozenset[str]:
+        """The secret values this endpoint holds: the API key, values of credential
+        headers (and their bare tokens), the base URL's password, secret-keyed
+        ``extra_body`` values — replaced wherever a server echoes them back."""
+        from urllib.parse import unquote, urlsplit
+
+        from .._scrub import is_secret_key
+
+        out: set[str] = set()
+        if self.api_key:
+            out.add(self.api_key)
+        for k, v in self.headers:
+            if is_secret_key(k) or k.lower() in ("x-api-key", "api-key"):
+                out.add(v)
+                out.add(v.split(" ", 1)[-1])                 # the token of "Bearer <token>"
+                out.update(x.split("=", 1)[-1] for x in v.split(";"))   # cookie values
+        try:
+            pw = urlsplit(self.base_url).password
+        except ValueError:
+            pw = None
+        if pw:
+            out.update((pw, unquote(pw)))
+
+        def walk(obj: Any) -> None:
+            if isinstance(obj, dict):
+                for k, v in obj.items():
+                    if isinstance(k, str) and is_secret_key(k) and isinstance(v, str):
+                        out.add(v)
+                    else:
+                        walk(v)
+            elif isinstance(obj, list):
+                for v in obj:
+                    walk(v)
+
+        walk(self.extra_body)
+        return frozenset(x.strip() for x in out if len(x.strip()) >= 4)
+
     def redacted(self) -> dict[str, Any]:
         """What may be stored with a run: header values and the key are omitted."""
         return {

@@ -18,8 +18,8 @@ byte-pair across separate writes), ``long_line`` (one chunk of ``long_line_bytes
 ``truncated_chunk`` (after ``cut_after`` chunks, a chunk header promising more bytes
 than follow, then the connection closes), ``invalid_json`` (a 200 answer with a
 truncated JSON body instead of a stream). A request without the key the server
-requires (``required_api_key``) gets 401 with the received Authorization value
-echoed in the message, as careless servers do.
+requires (``required_api_key``) gets 401 with the received key (the Authorization
+value less its scheme) echoed in the message, as careless servers do.
 
 ``served`` logs, per request, ``(t_read, t_first_token_sent, n_tokens)`` on
 ``time.perf_counter`` — the same clock as the client on one host — so a benchmark
@@ -172,7 +172,8 @@ class FakeServer:
         mode = headers.get("x-fake-mode", cfg.mode)
         if cfg.required_api_key and headers.get("authorization") != f"Bearer {cfg.required_api_key}":
             return self._simple(p, 401, {"error": {"message": "Incorrect API key provided: "
-                                                   f"{headers.get('authorization', '')}", "type": "auth"}})
+                                                   f"{headers.get('authorization', '').split(' ', 1)[-1]}",
+                                                   "type": "auth"}})
         if mode.startswith("http"):
             code = int(mode[4:])
             return self._simple(p, code, {"error": {"message": f"scripted {code}", "type": "fake", "code": code}})

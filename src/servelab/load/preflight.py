@@ -65,8 +65,9 @@ def _models(body: bytes) -> tuple[str, ...]:
 
 def preflight(base_url: str, headers: dict[str, str], *, timeout_s: float, retry_s: float = 0.5,
               get: Getter = http_get, clock: Callable[[], float] = time.monotonic,
-              sleep: Callable[[float], None] = time.sleep) -> Readiness:
-    """Wait up to ``timeout_s`` for an HTTP answer at ``base_url/v1/models``."""
+              sleep: Callable[[float], None] = time.sleep, known: frozenset[str] = frozenset()) -> Readiness:
+    """Wait up to ``timeout_s`` for an HTTP answer at ``base_url/v1/models``; ``known``:
+    secret values to keep out of the error message."""
     url = base_url.rstrip("/") + "/v1/models"
     shown = scrub_url(url)
     start = clock()
@@ -86,7 +87,7 @@ def preflight(base_url: str, headers: dict[str, str], *, timeout_s: float, retry
             sleep(retry_s)
             continue
         if status in (401, 403):
-            msg = scrub_text(body[:300].decode(errors="replace").strip())
+            msg = scrub_text(body[:300].decode(errors="replace").strip(), known)
             raise ServerError(f"the server at {shown} refused the credentials (HTTP {status}: {msg}); "
                               "check --api-key / $OPENAI_API_KEY / --header")
         return Readiness(status=status, models=_models(body) if status == 200 else (), attempts=attempts,

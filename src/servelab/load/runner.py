@@ -109,10 +109,11 @@ async def run_load(
     dispatch_times: dict[str, float] = {}
 
     sink_errors: list[str] = []
+    known = ep.secrets()
 
     def emit(rec: RequestRecord) -> None:
         if rec.reason:
-            rec.reason = scrub_text(rec.reason)
+            rec.reason = scrub_text(rec.reason, known)
         records.append(rec)                     # kept in memory whatever on_record does
         if on_record is not None:
             try:
