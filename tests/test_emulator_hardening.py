@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from servelab.emulator import EmulatorConfig, ServerLimits
 from servelab.emulator.requests import BadRequest, parse_request
@@ -173,3 +175,31 @@ def test_a_client_that_goes_away_aborts_its_request(stream: bool) -> None:
         assert _wait(lambda: len(emu.reqs) == 1)
         s.close()
         assert _wait(lambda: _idle(emu)), (emu.reqs, emu.engine.stats(0.0))
+
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True), st.text(max_size=6)),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=12)
+_FIELDS = st.sampled_from(["prompt", "messages", "max_tokens", "max_completion_tokens", "stream",
+                           "stream_options", "n", "temperature", "top_p", "min_tokens", "stop", "model",
+                           "ignore_eos", "seed", "user", "priority", "top_k"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_FIELDS, _JSON, max_size=6) | _JSON, st.booleans())
+def test_any_json_is_parsed_or_refused_with_a_bad_request(body, chat: bool) -> None:
+    """Property: whatever the JSON, parsing ends in a request or a BadRequest naming a
+    parameter — never another exception (which the server would turn into a 500)."""
+    try:
+        r = parse_request(body, chat=chat)
+    except BadRequest as e:
+        assert e.message
+        return
+    assert isinstance(r.max_tokens, int) and r.max_tokens >= 1 and not isinstance(r.max_tokens, bool)
+    assert isinstance(r.stream, bool) and isinstance(r.include_usage, bool) and isinstance(r.text, str)
+
+
+def test_deeply_nested_json_is_a_400() -> None:
+    with emulator_server(EmulatorConfig(speedup=1.0)) as emu:
+        status, err = _post(emu.port, "/v1/completions", b"[" * 100_000 + b"]" * 100_000)
+    assert status == 400 and err["error"]["type"] == "invalid_request_error"

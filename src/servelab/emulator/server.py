@@ -249,7 +249,7 @@ class Emulator:
                           "invalid_request_error")
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):    # RecursionError: absurd nesting
             return _error(400, "request body is not valid JSON", "invalid_request_error")
         try:
             req = parse_request(body, chat=chat)
