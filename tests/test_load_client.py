@@ -36,6 +36,9 @@ CASES = {
     "broken_sse": ("failed", "malformed SSE", "chunks"),
     "cut": ("failed", "stream cut after 3 chunks", "chunks"),
     "error_event": ("failed", "engine died", "chunks"),
+    "bad_usage": ("ok", "", "chunks"),                       # wrong-typed counts: fall back, keep the record
+    "truncated_chunk": ("failed", "stream cut after 3 chunks", "chunks"),
+    "invalid_json": ("failed", "the answer is not an event stream (Content-Type: application/json)", "chunks"),
 }
 
 

@@ -211,7 +211,8 @@ def _error_message(status: int, text: str) -> str:
 
 class _Stream:
     """State of one stream while its chunks are parsed (kept small and flat)."""
-    __slots__ = ("times", "chunks", "usage", "finish_reason", "done", "error", "text", "keep_text", "ended")
+    __slots__ = ("times", "chunks", "usage", "finish_reason", "done", "error", "text", "keep_text", "ended",
+                 "content_type")
 
     def __init__(self, keep_text: bool) -> None:
         self.times: list[float] = []
@@ -223,6 +224,7 @@ class _Stream:
         self.text: list[str] = []
         self.keep_text = keep_text
         self.ended = 0.0                  # when [DONE] or a stream error was parsed (raw path)
+        self.content_type = ""
 
     def event(self, name: bytes, data: bytes, now: float, chat: bool) -> None:
         if data == DONE:
@@ -356,6 +358,7 @@ async def _exchange(session: aiohttp.ClientSession, ep: EndpointConfig, body: by
     timeout = aiohttp.ClientTimeout(total=ep.request_timeout_s, sock_connect=ep.connect_timeout_s)
     async with session.post(ep.url, data=body, headers=headers, timeout=timeout) as resp:
         rec.extra["http_status"] = resp.status
+        st.content_type = resp.headers.get("Content-Type", "")
         if resp.status != 200:
             text = await resp.text(errors="replace")
             rec.finish_s = perf() - t0
@@ -427,6 +430,7 @@ async def _exchange_raw(pool: RawPool, ep: EndpointConfig, body: bytes, headers:
                               connect_timeout_s=ep.connect_timeout_s,
                               on_batch=None if st.keep_text else on_batch)
     rec.extra["http_status"] = resp.status
+    st.content_type = resp.headers.get("content-type", "")
     now = time.perf_counter() - t0
     if resp.status != 200:
         rec.finish_s = now
@@ -489,6 +493,10 @@ def _finish(rec: RequestRecord, st: _Stream) -> None:
         return
     if st.error:
         rec.status, rec.reason = "failed", st.error
+    elif not st.done and st.finish_reason is None and st.chunks == 0 and st.content_type \
+            and "event-stream" not in st.content_type.lower():
+        rec.status = "failed"
+        rec.reason = f"the answer is not an event stream (Content-Type: {st.content_type[:80]})"
     elif not st.done and st.finish_reason is None:
         rec.status = "failed"
         rec.reason = f"stream cut after {st.chunks} chunks: ended without [DONE] or finish_reason"
