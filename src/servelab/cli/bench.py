@@ -287,6 +287,8 @@ def import_cmd(
     from ..metrics import summarize
 
     try:
+        if out is not None:
+            check_output_dir(out, what="--out folder")
         runs = import_result(tool, file)
     except (ConfigError, ValueError, KeyError) as e:
         _err.print(f"[red]error:[/red] {e}")

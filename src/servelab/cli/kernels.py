@@ -194,6 +194,9 @@ def report_cmd(
     from ..kernels import render
 
     try:
+        if html is not None:
+            from .._files import check_output_path
+            check_output_path(html, what="--html")         # before any work
         rows = read_rows(file)
     except ServelabError as exc:
         raise _fail(str(exc)) from None
