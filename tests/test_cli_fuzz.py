@@ -36,6 +36,8 @@ FILE_BODY = st.one_of(
     st.sampled_from(['{"id": "r", "arrival_s": 0, "input_tokens": 1}\n', "name: x\nscenarios: {}\nclaims: []\n",
                      "{}", "[]", ""]),
 )
+_SCENARIO = (Path(__file__).resolve().parents[1] / "examples" / "scenarios" / "llama70b-fp8-h100.yaml").read_text()
+SCENARIO_FILE = st.one_of(st.just(_SCENARIO), st.just(_SCENARIO), FILE_BODY)
 # where an output goes: a new path, an existing folder, an existing regular file, a FIFO,
 # a path below a regular file
 OUT = st.sampled_from(["new", "dir", "file", "fifo", "under-file"])
@@ -59,6 +61,8 @@ COMMANDS = {
     "calibrate": {"_arg": FILE_BODY, "--model": MODEL, "--gpu": GPU, "--holdout": NUM, "--out": OUT},
     "kernels report": {"_arg": FILE_BODY, "--html": OUT},
     "ledger runs": {"--ledger": FILE_BODY},
+    "deploy render": {"_arg": SCENARIO_FILE, "--target": _word("kubernetes", "prometheus", "grafana", "ray-serve"),
+                      "--out": OUT, "--set": _word("autoscaler.max_replicas=8", "x=y")},
 }
 
 
@@ -116,6 +120,10 @@ def test_cli_never_tracebacks_and_never_leaves_partial_files(cmd) -> None:
             args += ["--ready-timeout", "0.2", "--model", "m", "--scrape-interval", "0"]
             if "--base-url" not in dict(flags):
                 args += ["--base-url", "http://127.0.0.1:9"]
+        if name == "deploy render":
+            for req, default in (("--target", "kubernetes"), ("--out", str(work / "deploy-out"))):
+                if req not in dict(flags):
+                    args += [req, default]
         if name in ("decide", "ledger runs") and "--ledger" not in dict(flags):
             args += ["--ledger", str(work / "ledger.sqlite")]
         before = _snapshot(work)
