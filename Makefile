@@ -3,13 +3,23 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install kernel-deps bench clean
+.PHONY: run test install kernel-deps bench bench-record docs-check shell clean
+
+# Where `make bench` writes (git-ignored); `make bench-record` copies it into the
+# committed benchmarks/results/.
+BENCH_OUT ?= runs/bench-results
 
 $(BIN)/servelab: pyproject.toml
+	@echo "==> creating the virtual environment $(VENV) (once)"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "==> upgrading pip"
+	$(BIN)/python -m pip install --upgrade pip --progress-bar off 2>&1 | tail -n 1
+	@echo "==> installing servelab and its dependencies into $(VENV) (about a minute the first time)"
+	@( $(BIN)/python -m pip install -e '.[dev]' --progress-bar off 2>&1; echo $$? > $(VENV)/.pip-rc ) \
+	  | grep --line-buffered -E '^(Collecting|Installing collected|Successfully|ERROR|error)' || true
+	@exit $$(cat $(VENV)/.pip-rc)
 	touch $(BIN)/servelab
+	@echo "==> installed; use it with: source $(VENV)/bin/activate   (or: make shell)"
 
 install: $(BIN)/servelab
 
@@ -19,7 +29,14 @@ kernel-deps: install
 	$(BIN)/python -m pip install -q 'torch==2.13.0' triton
 
 run: install
-	$(BIN)/servelab plan --report plan-report.html
+	@mkdir -p runs
+	@echo "==> servelab plan on built-in defaults (report: runs/plan-report.html)"
+	$(BIN)/servelab plan --report runs/plan-report.html
+
+# A shell with the virtual environment active (exit to leave).
+shell: install
+	@echo "==> servelab $$($(BIN)/servelab --version | cut -d' ' -f2) active; exit to leave"
+	@VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $${SHELL:-bash} -i
 
 # Test-only extras: the real llama.cpp server (xllamacpp) for the load-client
 # integration tests; they skip with a reason when it cannot be installed.
@@ -30,8 +47,21 @@ $(VENV)/.test-deps: $(BIN)/servelab
 test: install $(VENV)/.test-deps
 	$(BIN)/python -m pytest
 
+# Numbers in README.md and docs/ against the files and commands they come from
+# (tests/test_docs.py; also part of `make test`).
+docs-check: install
+	$(BIN)/python -m pytest tests/test_docs.py
+
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	@mkdir -p $(BENCH_OUT)
+	SERVELAB_BENCH_OUT=$(BENCH_OUT) $(BIN)/python benchmarks/run_all.py
+	@echo "==> results in $(BENCH_OUT)/; to commit them: make bench-record"
+
+bench-record:
+	@test -d $(BENCH_OUT) || { echo "no $(BENCH_OUT)/: run make bench first"; exit 1; }
+	cp $(BENCH_OUT)/*.json benchmarks/results/
+	@if ls $(BENCH_OUT)/*.jsonl >/dev/null 2>&1; then cp $(BENCH_OUT)/*.jsonl benchmarks/results/; fi
+	@echo "==> copied into benchmarks/results/; run make docs-check to see which documented numbers changed"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

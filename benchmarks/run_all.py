@@ -26,6 +26,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("plan", "bench_plan.py", []),
     ("load", "bench_load.py", []),
     ("faults", "bench_faults.py", []),
+    ("sweep", "bench_sweep.py", []),
     ("kernels", "bench_kernels.py", ["--quick"]),
 ]
 
@@ -50,7 +51,8 @@ def main() -> int:
     print("\n=== summary")
     for name, rc, wall_s in status:
         print(f"{name:16s} {'ok' if rc == 0 else f'exit {rc}':8s} {wall_s:7.1f} s")
-    print(f"results in {HERE / 'results'}")
+    import os
+    print(f"results in {os.environ.get('SERVELAB_BENCH_OUT') or HERE / 'results'}")
     return 0 if all(rc == 0 for _, rc, _ in status) else 1
 
 

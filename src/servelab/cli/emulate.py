@@ -7,6 +7,7 @@ import errno
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 from ..errors import ConfigError
@@ -63,7 +64,7 @@ def emulate(
                              served_model_name=served_model_name, engine=sc.engine.profile, scenario=sc)
         emu = Emulator(cfg)                 # builds the replica: a bad scenario exits 2 before serving
     except ConfigError as e:
-        _err.print(f"[red]error:[/red] {e}")
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
 
     async def main() -> None:

@@ -6,6 +6,7 @@ import json
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -109,7 +110,7 @@ def plan_command(
             calibration_info={"path": cal.path, "sha256": cal.sha256, "deployment": cal.deployment,
                               "notices": notices} if cal is not None else None)
         for n in notices:
-            err.print(f"[yellow]note:[/] {n}")
+            err.print(f"[yellow]note:[/] {escape(str(n))}")
         with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as prog:
             tasks: dict[str, Any] = {}
@@ -127,7 +128,7 @@ def plan_command(
                                           f"re-run: servelab simulate --scenario {export_scenario}")
             err.print(f"scenario written to {path}")
     except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if report:
         from ..report.plan_page import write_plan_report
