@@ -23,6 +23,8 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("perf_step_speed", "perf_step_speed.py", []),
     ("metrics", "bench_metrics.py", []),
     ("sim", "bench_sim.py", ["--repeat", "3"]),
+    ("tier_policies", "bench_tier_policies.py", []),
+    ("pd", "bench_pd.py", []),
     ("plan", "bench_plan.py", []),
     ("load", "bench_load.py", []),
     ("faults", "bench_faults.py", []),

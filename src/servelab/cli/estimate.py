@@ -97,6 +97,9 @@ def estimate(
     from ..scenario import build
     try:
         sc = scn.resolve()
+        if sc.disagg is not None:
+            raise ConfigError("estimate sizes one aggregated replica; a disaggregated fleet (disagg) runs "
+                              "with `servelab simulate` or `servelab decide`")
         profile = get_engine(sc.engine.profile)
         cal = build.calibration(sc)
         dep = build.deployment(sc, cal=cal)

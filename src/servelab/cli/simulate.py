@@ -80,7 +80,12 @@ def simulate_cmd(
     from ..report.tables import summary_table
     con = Console()
     shape = f"TP{sc.tp}" + (f" PP{sc.pp}" if sc.pp > 1 else "") + (f" EP{sc.ep}" if sc.ep > 1 else "")
-    con.print(summary_table(summary, f"{sc.model} on {sc.replicas}× {sc.gpu} {shape} ({profile.name}) — "
+    fleet = f"{sc.replicas}× {sc.gpu} {shape}"
+    if sc.disagg is not None:
+        d = sc.disagg
+        fleet = (f"{d.prefill.replicas}× prefill {d.prefill.gpu or sc.gpu} TP{d.prefill.tp or sc.tp} + "
+                 f"{d.decode.replicas}× decode {d.decode.gpu or sc.gpu} TP{d.decode.tp or sc.tp}, KV over {d.link}")
+    con.print(summary_table(summary, f"{sc.model} on {fleet} ({profile.name}) — "
                                      f"{sc.workload} at {build.rate_rps(sc):g} req/s for {sc.duration_s:g} s "
                                      f"(simulated)"))
     if cal is not None:

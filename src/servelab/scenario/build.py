@@ -35,6 +35,7 @@ from typing import Any, Sequence
 from ..errors import ConfigError
 from ..units import GB, GiB
 from ._model import Scenario
+from ._disagg import disagg_sim_config, disagg_usd_per_hour, kv_policy
 from .cost import FleetCost, fleet_cost as _fleet_cost, pack_replicas
 
 __all__ = [
@@ -130,7 +131,7 @@ def replica_settings(sc: Scenario, dep: Any) -> Any:
         max_num_seqs=e.max_num_seqs, max_num_batched_tokens=e.max_num_batched_tokens,
         block_size=e.block_size, enable_prefix_caching=e.enable_prefix_caching,
         enable_chunked_prefill=e.enable_chunked_prefill, max_waiting=e.max_queue,
-        scheduling_policy=e.scheduling_policy, kv_tiers=_kv_tiers(sc, dep),
+        scheduling_policy=e.scheduling_policy, kv_tiers=_kv_tiers(sc, dep), kv_policy=kv_policy(sc, dep),
         max_loras=sc.lora.max_loras if sc.lora else 0, lora_load_s=sc.lora.load_s if sc.lora else 0.0,
         num_speculative_tokens=spec.num_tokens if spec else 0,
         spec_acceptance_rate=spec.acceptance_rate if spec else 0.0,
@@ -139,7 +140,8 @@ def replica_settings(sc: Scenario, dep: Any) -> Any:
 
 def sim_config(sc: Scenario, *, exact: bool = False, record_token_times: bool = False,
                dep: Any = None) -> Any:
-    """The simulated fleet of ``sc`` (one pool of identical replicas)."""
+    """The simulated fleet of ``sc`` (one pool of identical replicas, or with ``disagg`` a
+    prefill pool and a decode pool, :mod:`._disagg`)."""
     from ..sim import AdmissionConfig, AutoscalerConfig, Fault, ReplicaSpec, SimConfig
 
     dep = deployment(sc) if dep is None else dep
@@ -154,10 +156,11 @@ def sim_config(sc: Scenario, *, exact: bool = False, record_token_times: bool = 
                                 model_load_delay_s=s.model_load_delay_s, cooldown_s=s.cooldown_s,
                                 min_replicas=s.min_replicas, max_replicas=s.max_replicas)
     faults = tuple(Fault(at_s=f.at_s, replica=f.replica, in_flight=f.in_flight) for f in sc.faults)
-    return SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=replica_settings(sc, dep),
-                                           count=sc.replicas),),
-                     router=sc.sim_router, admission=admission, autoscaler=auto, faults=faults,
-                     exact=exact, seed=sc.seed, record_token_times=record_token_times)
+    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=replica_settings(sc, dep),
+                                          count=sc.replicas),),
+                    router=sc.sim_router, admission=admission, autoscaler=auto, faults=faults,
+                    exact=exact, seed=sc.seed, record_token_times=record_token_times)
+    return cfg if sc.disagg is None else disagg_sim_config(sc, cfg)
 
 
 def adapter_shares(lora: Any) -> tuple[tuple[str, float], ...]:
@@ -186,6 +189,11 @@ def workload(sc: Scenario) -> Any:
                                        fraction=sc.prefix.fraction)
     if sc.lora is not None:
         changes["adapters"] = adapter_shares(sc.lora)
+    if sc.priorities is not None:
+        total = sum(sc.priorities.values())
+        if total <= 0 or min(sc.priorities.values()) < 0:
+            raise ConfigError(f"priorities shares must be >= 0 and sum to > 0, got {sc.priorities}")
+        changes["priorities"] = tuple((int(k), v / total) for k, v in sorted(sc.priorities.items()))
     arrival = wl.arrival
     kind = sc.arrival or ("gamma" if sc.burstiness is not None else arrival.kind)
     changes["arrival"] = ArrivalSpec(kind=kind, rate_rps=rate_rps(sc),
@@ -216,7 +224,22 @@ def requests(sc: Scenario) -> list[Any]:
             reqs += [dataclasses.replace(r, id=f"burst-{r.id}", arrival_s=r.arrival_s + b.start_s)
                      for r in extra]
             reqs.sort(key=lambda r: (r.arrival_s, r.id))
+    if sc.priority_by_prefix and wl.priorities and wl.prefix is not None:
+        reqs = [dataclasses.replace(r, priority=_group_class(r.prefix_group, wl)) if r.prefix_group >= 0 else r
+                for r in reqs]
     return reqs
+
+
+def _group_class(group: int, wl: Any) -> int:
+    """Priority class owning prefix group ``group``: groups 0… go to the classes in order of
+    importance, each class taking its share of the groups (tenants own their prefixes)."""
+    n = wl.prefix.num_groups
+    acc = 0.0
+    for cls, share in sorted(wl.priorities):
+        acc += share * n
+        if group < acc - 1e-9:
+            return cls
+    return sorted(wl.priorities)[-1][0]
 
 
 def slo(sc: Scenario) -> Any:
@@ -273,5 +296,7 @@ def fleet_cost(sc: Scenario, *, output_tokens_per_s: float, replicas: int | None
 
 
 def fleet_usd_per_hour(sc: Scenario, *, replicas: int | None = None) -> float:
-    """$/hour of the scenario's packed fleet (:func:`fleet_cost`)."""
+    """$/hour of the scenario's packed fleet (:func:`fleet_cost`; both pools with ``disagg``)."""
+    if sc.disagg is not None and replicas is None:
+        return disagg_usd_per_hour(sc)
     return fleet_cost(sc, output_tokens_per_s=0.0, replicas=replicas).cost_per_hour_usd
