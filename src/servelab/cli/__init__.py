@@ -32,9 +32,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _register_all() -> None:
-    from . import bench, calibrate, catalog_cmd, decide, deploy, emulate, estimate, kernels, plan, report_cmd, simulate
+    from . import (bench, calibrate, catalog_cmd, decide, deploy, emulate, estimate, kernels, plan, plan_day,
+                   report_cmd, simulate)
 
-    for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, kernels, decide, report_cmd, calibrate, deploy):
+    for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, plan_day, kernels, decide, report_cmd,
+                   calibrate, deploy):
         module.register(app)
     from ._guard import guard_app
     guard_app(app)

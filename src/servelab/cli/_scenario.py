@@ -118,6 +118,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("retry", "--retry/--no-retry", "", bool, "With --kill-at: in-flight requests retry elsewhere. [default: off]", P_AUTO),
     _f("workload", "--workload -w", "workload", str, "Workload preset (see `servelab catalog workloads`). [default: chat]", P_LOAD),
     _f("request_rate", "--request-rate --rate", "rate_rps", float, "Mean arrival rate, req/s. [default: the workload's]", P_LOAD),
+    _f("rate_trace", "--rate-trace", "", str, "CSV of per-interval request counts (timestamp,count) replayed "
+       "as arrivals (rate_curve kind trace; other curves via --set rate_curve=…).", P_LOAD),
     _f("duration", "--duration", "duration_s", float, "Seconds of arrivals. [default: 600]", P_LOAD),
     _f("seed", "--seed", "seed", int, "Seed of the request list. [default: 0]", P_LOAD),
     _f("input_tokens", "--input-tokens --input", "input_tokens", int, "Fixed prompt length, tokens. [default: the workload's]", P_LOAD),
@@ -141,7 +143,8 @@ FLAGS: tuple[Flag, ...] = (
 # Flags that set a combined field: --cpu-kv-gib/--nvme-*/--kv-tiers -> kv_tiers;
 # --kill-at/--retry -> faults.
 _COMBINED = {"cpu_kv_gib": "kv_tiers", "nvme_kv_gib": "kv_tiers", "nvme_read_gb_s": "kv_tiers",
-             "nvme_latency_ms": "kv_tiers", "kv_tiers": "kv_tiers", "kill_at": "faults", "retry": "faults"}
+             "nvme_latency_ms": "kv_tiers", "kv_tiers": "kv_tiers", "kill_at": "faults", "retry": "faults",
+             "rate_trace": "rate_curve"}
 
 
 def flag_paths(exclude: tuple[str, ...] = ()) -> set[str]:
@@ -239,6 +242,8 @@ class ScenarioArgs:
             tiers += parse_kv_tiers(fl["kv_tiers"])
         if tiers:
             out["kv_tiers"] = tiers
+        if fl.get("rate_trace"):
+            out["rate_curve"] = {"kind": "trace", "file": fl["rate_trace"]}
         if "kill_at" in fl:
             out["faults"] = [{"at_s": fl["kill_at"], "replica": 0,
                               "in_flight": "retry" if fl.get("retry") else "fail"}]

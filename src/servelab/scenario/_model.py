@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..errors import ServelabError
 from ..perf.quant import KV_DTYPES, WEIGHT_DTYPES
+from ._curve import RateCurveSettings
 from ._disagg import DisaggSettings, KVPolicySettings
 
 __all__ = [
@@ -233,6 +234,8 @@ class Scenario(_Model):
     arrival: Literal["constant", "poisson", "gamma"] | None = Field(None, description="Override: arrival process.")
     burstiness: float | None = Field(None, gt=0.0, le=1000.0, description="Override: gamma shape (vLLM --burstiness).")
     burst: BurstSpec | None = Field(None, description="A window where the rate is multiplied.")
+    rate_curve: RateCurveSettings | None = Field(
+        None, description="Time-varying arrival rate (diurnal, table, points or a trace) instead of rate_rps.")
     slo: str | None = Field(None, description="SLO like 'ttft_p95=2s,tpot_p95=50ms' (default: the workload's).")
     # money
     prices: PriceSettings = Field(default_factory=PriceSettings, description="GPU price and instance sizes.")
@@ -277,6 +280,8 @@ class Scenario(_Model):
         if self.replicas == 0 and (self.autoscaler is None or self.autoscaler.min_replicas != 0):
             raise ValueError("replicas 0 needs an autoscaler with min_replicas 0 (scale to zero; "
                              "on the command line: --autoscale-max N --autoscale-min 0)")
+        if self.rate_curve is not None and self.rate_rps is not None:
+            raise ValueError("give rate_rps or rate_curve, not both (rate_curve.scale multiplies a curve)")
         if self.disagg is not None and self.autoscaler is not None:
             raise ValueError("disagg and autoscaler cannot be combined (autoscaling P/D pools is not modelled)")
         names = [t.name for t in self.kv_tiers]

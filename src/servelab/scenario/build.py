@@ -41,7 +41,7 @@ from .cost import FleetCost, fleet_cost as _fleet_cost, pack_replicas
 __all__ = [
     "derive", "load_model", "calibration", "deployment", "replica_settings", "sim_config", "workload",
     "requests", "slo", "rate_rps", "throughput_window_s", "price_per_gpu_hour", "price_source",
-    "fleet_cost", "fleet_usd_per_hour", "warnings", "adapter_shares",
+    "fleet_cost", "fleet_usd_per_hour", "warnings", "adapter_shares", "rate_curve",
 ]
 
 
@@ -202,10 +202,64 @@ def workload(sc: Scenario) -> Any:
 
 
 def rate_rps(sc: Scenario) -> float:
-    """The mean arrival rate: the scenario's, else the workload preset's."""
+    """The mean arrival rate: the scenario's, else over the run window of its rate curve,
+    else the workload preset's."""
     from ..catalog import get_workload
 
+    if sc.rate_rps is None and sc.rate_curve is not None:
+        return rate_curve(sc).mean_rps()
     return float(sc.rate_rps if sc.rate_rps is not None else get_workload(sc.workload).arrival.rate_rps)
+
+
+def rate_curve(sc: Scenario) -> Any:
+    """The scenario's λ(t) over its run window ``[0, duration_s)`` (``catalog.ratecurve.RateCurve``;
+    curve time ``rate_curve.start_s`` is run time 0), or None without a curve. A ``burst``
+    multiplies the curve inside its window."""
+    from ..catalog import ratecurve as rc
+
+    c = sc.rate_curve
+    if c is None:
+        return None
+    if c.kind == "diurnal":
+        assert c.peak_rps is not None
+        curve = rc.diurnal(peak_rps=c.peak_rps, peak_to_trough=c.peak_to_trough, peak_hour=c.peak_hour,
+                           days=c.days, start_hour=c.start_hour)
+    elif c.kind == "table":
+        curve = rc.table(c.rates_rps, step_s=c.step_s, interpolate=c.interpolate)
+    elif c.kind == "points":
+        curve = rc.points(c.points)
+    else:
+        assert c.file is not None
+        curve = rc.from_counts_csv(c.file)
+    if c.scale != 1.0:
+        curve = curve.scaled(c.scale)
+    if c.weekly is not None:
+        curve = curve.weekly(c.weekly, start_day=c.start_day)
+    for b in c.bursts:
+        curve = curve.burst(factor=b.factor, start_s=b.start_s, duration_s=b.duration_s)
+    curve = curve.noisy(cv=c.noise_cv, interval_s=c.noise_interval_s, seed=sc.seed)
+    curve = curve.window(c.start_s, sc.duration_s)
+    if sc.burst is not None:
+        curve = curve.burst(factor=sc.burst.factor, start_s=sc.burst.start_s, duration_s=sc.burst.duration_s)
+    return curve
+
+
+def _curve_starts(sc: Scenario) -> Any:
+    """Conversation start times on the run window: NHPP thinning, or a trace's counts replayed."""
+    import numpy as np
+
+    from ..catalog import ratecurve as rc
+
+    c = sc.rate_curve
+    assert c is not None
+    rng = np.random.default_rng(np.random.SeedSequence([sc.seed, 0x6375727665]))
+    if c.kind == "trace" and c.trace_mode == "counts":
+        counts, step = rc.read_counts_csv(c.file or "")
+        t = rc.replay_counts(counts, step, rng) - c.start_s
+        return t[(t >= 0) & (t < sc.duration_s)]
+    curve = rate_curve(sc)
+    turns = workload(sc).turns
+    return rc.nhpp_arrivals(curve.scaled(1.0 / turns) if turns > 1 else curve, rng)
 
 
 def requests(sc: Scenario) -> list[Any]:
@@ -213,6 +267,8 @@ def requests(sc: Scenario) -> list[Any]:
     from ..catalog import generate_requests
 
     wl = workload(sc)
+    if sc.rate_curve is not None:
+        return list(generate_requests(wl, duration_s=sc.duration_s, seed=sc.seed, starts_s=_curve_starts(sc)))
     rate = rate_rps(sc)
     reqs = list(generate_requests(wl, rate_rps=rate, duration_s=sc.duration_s, seed=sc.seed))
     if sc.burst is not None and sc.burst.factor > 1.0:

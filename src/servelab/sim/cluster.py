@@ -455,7 +455,8 @@ class _Sim:
             if i < n:
                 spec = reqs[i]
                 ta = spec.arrival_s
-                if not heap or (ta, _ARRIVAL) <= heap[0][:2]:
+                h0 = heap[0] if heap else None
+                if h0 is None or ta < h0[0] or (ta == h0[0] and _ARRIVAL <= h0[1]):
                     now = ta
                     i += 1
                     self.arrive(spec, now)
