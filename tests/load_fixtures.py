@@ -40,7 +40,7 @@ def fake_server(config: FakeServerConfig | None = None) -> Iterator[FakeServer]:
 
 
 @contextmanager
-def emulator_server(config) -> Iterator:  # config: servelab.emulator.EmulatorConfig
+def emulator_server(config, **kw) -> Iterator:  # config: servelab.emulator.EmulatorConfig
     """The emulator on 127.0.0.1 (free port) in a background thread's event loop."""
     from servelab.emulator import Emulator
 
@@ -52,7 +52,7 @@ def emulator_server(config) -> Iterator:  # config: servelab.emulator.EmulatorCo
         asyncio.set_event_loop(loop)
 
         async def boot() -> None:
-            holder["e"] = await Emulator(config).start("127.0.0.1", 0)
+            holder["e"] = await Emulator(config, **kw).start("127.0.0.1", 0)
             started.set()
 
         loop.run_until_complete(boot())
