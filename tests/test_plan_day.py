@@ -242,7 +242,7 @@ def test_plan_day_command_json_and_markdown(tmp_path):
     assert "| **fleet** |" in md and "reserved-only" in md
     assert json.loads(out.with_suffix(".json").read_text())["totals"]["mix"] == pytest.approx(d["totals"]["mix"])
     r = runner.invoke(app, ["plan-day", str(tmp_path / "missing.yaml")])
-    assert r.exit_code == 2 and "cannot read fleet-day file" in r.output
+    assert r.exit_code == 2 and "fleet-day file" in r.output and "cannot be read" in r.output
 
 
 def test_simulate_day_command_writes_one_run(tmp_path):

@@ -16,7 +16,7 @@ import yaml
 
 from ..errors import ConfigError
 
-__all__ = ["load_yaml", "normalize", "build_index", "resolve"]
+__all__ = ["load_yaml", "normalize", "build_index", "resolve", "read_user_text", "read_user_data"]
 
 T = TypeVar("T")
 
@@ -53,6 +53,19 @@ def resolve(index: dict[str, T], name: str, kind: str, known: Iterable[str]) -> 
         raise ConfigError(
             f"unknown {kind} {name!r}; known: {', '.join(known)}"
         ) from None
+
+
+def read_user_data(path: str | Path, what: str) -> tuple[Path, Any]:
+    """``(path, data)`` of a user-supplied YAML file (JSON for a ``.json`` path; JSON is also
+    YAML); ConfigError names ``what``, the path and the parse error."""
+    import json
+
+    p, text = read_user_text(path, what)
+    is_json = p.suffix.lower() == ".json"
+    try:
+        return p, (json.loads(text) if is_json else yaml.safe_load(text))
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{what} {str(p)!r} is not valid {'JSON' if is_json else 'YAML'}: {exc}") from None
 
 
 def read_user_text(path: str | Path, what: str) -> tuple[Path, str]:

@@ -13,15 +13,13 @@ same keys as a preset (:func:`load_workload`); ``get_workload`` accepts such a p
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
 from ..errors import ConfigError
-from ._data import load_yaml, normalize, read_user_text
+from ._data import load_yaml, normalize, read_user_data
 from ._workload_types import (
     SLO,
     ArrivalSpec,
@@ -141,11 +139,7 @@ def workload_from_dict(d: Mapping[str, Any], *, base: Path | None = None) -> Wor
 
 def load_workload(path: str | Path) -> Workload:
     """A workload from a YAML or JSON file with the preset keys; relative files resolve next to it."""
-    p, text = read_user_text(path, "workload file")
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"workload file {str(p)!r} is not valid YAML/JSON: {exc}") from None
+    p, data = read_user_data(path, "workload file")
     if not isinstance(data, Mapping):
         raise ConfigError(f"workload file {str(p)!r}: expected a mapping of workload keys")
     data = dict(data)

@@ -8,7 +8,6 @@ operating point. :class:`Target` keeps both.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -41,23 +40,9 @@ def dns_name(text: str) -> str:
 
 
 def _read(path: Path) -> Any:
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text; expected a scenario (YAML/JSON) or a plan JSON") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{path} is not valid JSON: {exc}") from None
-    import yaml
+    from ..catalog._data import read_user_data
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return read_user_data(path, "scenario or plan file")[1]
 
 
 def load_target(path: str | Path, *, overrides: Sequence[str] = ()) -> Target:

@@ -34,7 +34,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
@@ -115,15 +114,9 @@ def pool_scenario(pool: PoolSpec, base: Path | None = None) -> Scenario:
 
 def load_fleet_day(path: str | Path) -> tuple[FleetDay, list[Scenario]]:
     """The fleet-day file and each pool's scenario."""
-    p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read fleet-day file {p}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"fleet-day file {p} is not valid YAML/JSON: {exc}") from None
+    from ..catalog._data import read_user_data
+
+    p, data = read_user_data(path, "fleet-day file")
     if not isinstance(data, dict):
         raise ConfigError(f"fleet-day file {p}: expected a mapping with prices and pools")
     try:

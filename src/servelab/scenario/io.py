@@ -93,18 +93,9 @@ def format_errors(err: ValidationError, source: str, model: type[BaseModel] = Sc
 
 def load_scenario_data(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML or JSON scenario file (not yet validated)."""
-    p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read scenario file {p}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"scenario file {p} is not UTF-8 text") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"scenario file {p} is not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: "
-                          f"{exc}") from None
+    from ..catalog._data import read_user_data
+
+    p, data = read_user_data(path, "scenario file")
     if data is None:
         return {}
     if not isinstance(data, dict):
