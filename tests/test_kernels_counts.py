@@ -187,7 +187,7 @@ def _fixture_rows():
 
 
 def test_summary_and_html_from_small_results_file(tmp_path):
-    from servelab.kernels import render
+    from servelab.report import kernels as render
 
     rows = _fixture_rows()
     sums = {s.provider: s for s in render.summarize(rows)}

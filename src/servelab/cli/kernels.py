@@ -191,7 +191,7 @@ def report_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
 ) -> None:
     """Tables (and HTML/PNG roofline) from a results file."""
-    from ..kernels import render
+    from ..report import kernels as render
 
     try:
         rows = read_rows(file)

@@ -7,7 +7,7 @@
   names and never stored).
 - ``bench`` with ``import``: a ``vllm bench serve`` or guidellm result file read by the
   load package's importers.
-- ``kernels``: rows of a kernel-lab results file (``servelab.kernels.results``).
+- ``kernels``: rows of a kernel-lab results file (``servelab.kernelrows``).
 
 Bursts: a burst ``{factor: f, start_s: a, duration_s: d}`` superposes a second arrival
 stream at rate (f − 1)·r over [a, a + d) on the base stream at rate r; for Poisson
@@ -232,7 +232,7 @@ def _run_import(sc: Scenario, exp: BenchExperiment, base_dir: Path) -> RunOutput
 
 def _run_kernels(exp: KernelsExperiment, base_dir: Path) -> RunOutput:
     try:
-        from ..kernels.results import read_rows
+        from ..kernelrows import read_rows
     except ImportError as exc:
         raise RunnerUnavailable(f"kernel-lab results reader not available ({exc})") from None
     rows = [r.to_dict() if hasattr(r, "to_dict") else dataclasses.asdict(r)
