@@ -26,6 +26,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("plan", "bench_plan.py", []),
     ("load", "bench_load.py", []),
     ("kernels", "bench_kernels.py", ["--quick"]),
+    ("drill", "bench_drill.py", []),
 ]
 
 
