@@ -153,19 +153,20 @@ def test_prefix_router_spills_a_hot_group_after_32_outstanding() -> None:
 # ----------------------------------------------------------------------------- autoscaler
 def test_autoscaler_on_kv_usage_follows_the_hpa_rule_by_hand() -> None:
     # One replica of 200 KV blocks (16 tokens each), 5 requests of 160-token prompts at
-    # t=0, 1 s per step. Prefill [0, 1]; decode steps end at 2, 3, 4, 5. At the poll at
-    # t = 5.5 each sequence holds 160 prompt tokens + the KV of 4 decoded tokens + the
-    # slot of the step in flight = 165 tokens = 11 blocks: usage 55/200 = 0.275.
-    # HPA: desired = ceil(1 · 0.275 / 0.1) = 3 → two replicas added at 5.5.
-    # (Measured as "waiting" the fleet would not scale (0 waiting); as "running", to 8.)
-    a = AutoscalerConfig(metric="kv_usage", target=0.1, poll_interval_s=5.5, cooldown_s=1000.0,
+    # t=0, 1 s per step. Prefill [0, 1]; decode steps end at 2, 3, …, 40. At the poll at
+    # t = 40.5 each sequence holds 160 prompt tokens + the KV of 39 decoded tokens + the
+    # slot of the step in flight = 200 tokens = 13 blocks: usage 65/200 = 0.325.
+    # HPA: desired = ceil(1 · 0.325 / 0.1) = 4 → three replicas added at 40.5.
+    # (Usage at the start of the decode stretch, 161 tokens = 11 blocks, would give 3;
+    # "waiting" (0) no scaling; "running" (5) the maximum, 8.)
+    a = AutoscalerConfig(metric="kv_usage", target=0.1, poll_interval_s=40.5, cooldown_s=1000.0,
                          min_replicas=1, max_replicas=8)
     spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=200), step_model=ConstantStepModel(step_s=1.0))
-    reqs = [RequestSpec(id=f"r{i}", arrival_s=0.0, input_tokens=160, output_tokens=30) for i in range(5)]
+    reqs = [RequestSpec(id=f"r{i}", arrival_s=0.0, input_tokens=160, output_tokens=100) for i in range(5)]
     for exact in (False, True):
         res = simulate(SimConfig(replicas=(spec,), autoscaler=a, exact=exact), reqs)
         ups = [e for e in res.events if e[1] == "scale_up"]
-        assert [e[0] for e in ups] == pytest.approx([5.5, 5.5]), (exact, res.events)
+        assert [e[0] for e in ups] == pytest.approx([40.5] * 3), (exact, res.events)
 
 
 def test_autoscaler_on_kv_usage_scales_down_an_idle_fleet() -> None:
@@ -263,6 +264,25 @@ def test_priority_preemption_evicts_lowest_priority_newest(prios, victim) -> Non
     out = eng.step(t)
     assert out.preempted == [victim]
     assert ("urgent", t) in out.started
+
+
+@pytest.mark.parametrize("prios, victim", [
+    ((1, 1, 2), "c"),        # the prefilling one is the lowest priority
+    ((2, 1, 1), "a"),        # a decoding one is, though the prefilling one is newer
+    ((1, 1, 1), "c"),        # all equal: the newest, still prefilling
+])
+def test_priority_victim_among_prefilling_and_decoding(prios, victim) -> None:
+    # a, b decode; c has a 1000-token prompt, prefilled 64 tokens a step (token budget)
+    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=1000, max_num_seqs=3, max_num_batched_tokens=64,
+                                           scheduling_policy="priority"),
+                        step_model=ConstantStepModel(step_s=1.0), priority_preemption=True)
+    t = 0.0
+    for rid, p, n in zip("abc", prios, (16, 16, 1000)):
+        eng.add(RequestSpec(id=rid, arrival_s=t, input_tokens=n, output_tokens=50, priority=p), t)
+        t += eng.step(t).duration_s
+    assert eng.stats()["running"] == 3 and eng.B == 2          # c is still prefilling
+    eng.add(RequestSpec(id="urgent", arrival_s=t, input_tokens=16, output_tokens=5, priority=0), t)
+    assert eng.step(t).preempted == [victim]
 
 
 def test_priority_preemption_never_evicts_equal_or_more_urgent() -> None:
