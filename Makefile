@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install kernel-deps bench clean
+.PHONY: run test lint install kernel-deps test-deps bench mutate clean
 
 $(BIN)/servelab: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,25 +13,38 @@ $(BIN)/servelab: pyproject.toml
 
 install: $(BIN)/servelab
 
-# Kernel lab on CPU (Triton interpreter): torch CPU build + triton. Optional: the
-# kernel tests skip without them. CI installs them (see .ci/run).
+# Kernel lab on CPU (Triton interpreter): the CPU build of torch + triton. `torch==2.13.0`
+# is the CPU build where pip finds it locally (see docs/kernels.md); elsewhere pip
+# fetches that release from PyPI.
 kernel-deps: install
 	$(BIN)/python -m pip install -q 'torch==2.13.0' triton
 
-run: install
-	$(BIN)/servelab plan --report plan-report.html
-
-# Test-only extras: the real llama.cpp server (xllamacpp) for the load-client
-# integration tests; they skip with a reason when it cannot be installed.
+# Everything the suite needs: the real llama.cpp server (xllamacpp) for the load-client
+# integration tests and torch/triton for the kernel interpreter checks. An install that
+# fails stops `make test` here, loudly: nothing turns into a silent skip.
 $(VENV)/.test-deps: $(BIN)/servelab
-	$(BIN)/python -m pip install -q -e '.[dev,test-server]' || echo "xllamacpp unavailable: llama.cpp tests will skip"
+	$(BIN)/python -m pip install -q -e '.[dev,test-server]'
+	$(BIN)/python -m pip install -q 'torch==2.13.0' triton
 	touch $(VENV)/.test-deps
 
-test: install $(VENV)/.test-deps
+test-deps: $(VENV)/.test-deps
+
+# The design brief's import rules (.importlinter); also a test (tests/test_architecture.py).
+lint: install
+	$(BIN)/lint-imports --no-cache
+
+# Every skip is listed at the end of the run; with CI=true a non-GPU skip fails it.
+test: install $(VENV)/.test-deps lint
 	$(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+# Mutation testing of the modules where a wrong number changes a decision (see
+# docs/mutation.md); `make mutate MUTATE_PATHS=src/servelab/sim/router.py` for one part.
+MUTATE_PATHS ?=
+mutate: install
+	$(BIN)/python benchmarks/mutation.py $(MUTATE_PATHS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info mutants
