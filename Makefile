@@ -41,7 +41,7 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 # Mutation testing of the modules where a wrong number changes a decision (see
-# docs/mutation.md); `make mutate MUTATE_PATHS=src/servelab/sim/router.py` for one part.
+# docs/testing.md); `make mutate MUTATE_PATHS=src/servelab/sim/router.py` for one part.
 MUTATE_PATHS ?=
 mutate: install
 	$(BIN)/python benchmarks/mutation.py $(MUTATE_PATHS)

@@ -15,7 +15,7 @@ Usage::
 Arguments are files or folders under src/; each becomes a mutmut name pattern
 (``servelab.sim.router.*``). Writes benchmarks/results/mutation.json (merged with the
 parts measured before, each with its date and the command) and prints a table.
-A full run over the whole scope takes hours on a 2-core machine; see docs/mutation.md
+A full run over the whole scope takes hours on a 2-core machine; see docs/testing.md
 for what has been measured.
 """
 
