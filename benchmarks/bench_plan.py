@@ -33,7 +33,7 @@ def main() -> None:
     walls, res = [], None
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        res = plan(PlanRequest(jobs=jobs))
+        res = plan(PlanRequest(jobs=jobs)).to_dict()
         walls.append(time.perf_counter() - t0)
     assert res is not None
     search = res["steps"]["9_search"]

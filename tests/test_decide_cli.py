@@ -43,12 +43,20 @@ def test_decide_example_end_to_end(tmp_path):
     verdicts = {v["claim_id"]: v for v in out["verdicts"]}
     assert set(verdicts) == {c["id"] for c in yaml.safe_load(src.read_text())["claims"]}
     cost = verdicts["h200-cheaper-per-token"]
-    # Both fleets serve the same offered load, so the cost ratio is the fleet price ratio
-    # (2 × H200 against 4 × H100 on-demand, from the catalog), up to delivered tokens.
+    # Both fleets serve the same offered load and deliver all of it, so the cost ratio is the
+    # fleet price ratio (2 × H200 against 4 × H100 on-demand, from the catalog) times the
+    # ratio of the throughput windows: each run's makespan, run start to its last finish.
     from servelab.catalog import get_gpu
+    from servelab.evidence import Ledger
 
     price_ratio = 2 * get_gpu("h200").price_per_hour_usd / (4 * get_gpu("h100-sxm").price_per_hour_usd)
-    assert cost["detail"]["ratio"] == pytest.approx(price_ratio, rel=0.02)
+    with Ledger(led) as lg:
+        ends = [max(r.finish_s for r in lg.load_records(rid)) for rid in
+                (cost["run_ids"][0], cost["detail"]["baseline_run_ids"][0])]
+        tokens = [sum(r.output_tokens for r in lg.load_records(rid)) for rid in
+                  (cost["run_ids"][0], cost["detail"]["baseline_run_ids"][0])]
+    assert tokens[0] == tokens[1]
+    assert cost["detail"]["ratio"] == pytest.approx(price_ratio * ends[0] / ends[1], rel=1e-6)
     assert cost["verdict"] in ("supported", "rejected", "pending")
     assert cost["simulation_only"] is True and len(cost["run_ids"]) == 2
     for v in out["verdicts"]:

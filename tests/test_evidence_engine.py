@@ -7,7 +7,7 @@ import pytest
 from servelab.catalog import RequestSpec
 from servelab.errors import ConfigError
 from servelab.evidence import parse_decision
-from servelab.evidence.runner import deployment, sim_config
+from servelab.scenario.build import deployment, sim_config
 from servelab.perf import get_engine
 from servelab.sim import simulate
 

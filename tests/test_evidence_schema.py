@@ -52,7 +52,7 @@ def test_unknown_field_lists_valid_fields():
     assert "scenarios.a.max_queue: unknown field" in msg and "engine" in msg and "rate_rps" in msg
     data = base()
     data["scenarios"]["a"]["engine"] = {"max_queu": 8}
-    assert "scenarios.a.engine.max_queu: unknown field; valid fields: max_num_seqs" in err(data)
+    assert "scenarios.a.engine.max_queu: unknown field; valid fields: profile, max_num_seqs" in err(data)
 
 
 def test_bounds_and_types():
@@ -61,7 +61,7 @@ def test_bounds_and_types():
     data["scenarios"]["a"]["kv_dtype"] = "fp4"
     msg = err(data)
     assert "scenarios.a.tp: Input should be greater than or equal to 1 (got 0)" in msg
-    assert "scenarios.a.kv_dtype: Input should be 'bf16', 'fp16' or 'fp8' (got 'fp4')" in msg
+    assert "scenarios.a.kv_dtype: unknown KV dtype 'fp4'; valid: bf16, fp16, fp8" in msg
 
 
 def test_unknown_catalog_names():

@@ -185,7 +185,7 @@ def test_simulate_cli_reports_the_engine(app, tmp_path):
         assert s["engine"] == eng
         tpot[eng] = s["tpot_s"]["p50"]
         meta = json.loads((tmp_path / eng / "meta.json").read_text())
-        assert meta["config"]["cli"]["engine"] == eng
+        assert meta["config"]["scenario"]["engine"]["profile"] == eng
     # light load: TPOT is close to the batch-1..few decode step, 2.19 ms longer under vLLM
     assert tpot["vllm"] - tpot["trtllm"] == pytest.approx(2.19e-3, rel=0.15)
     r = runner.invoke(app, ["simulate", "--engine", "nope", "--duration", "5"])

@@ -14,11 +14,19 @@ from pathlib import Path
 import pytest
 
 from servelab.catalog import get_gpu
-from servelab.plan import PlanRequest, SearchSettings, TaskRunner, plan
+from servelab.plan import PlanRequest, PlanResult, SearchSettings, TaskRunner
+from servelab.plan import plan as plan_typed
 from servelab.errors import ConfigError
 
 GOLDEN = Path(__file__).parent / "golden" / "plan_small.json"
 FAST = SearchSettings(max_requests=800, min_requests=200)
+
+
+def plan(req: PlanRequest) -> dict:
+    """The plan in its ``--json`` layout (what these tests check), from the typed result."""
+    res = plan_typed(req)
+    assert isinstance(res, PlanResult)
+    return res.to_dict()
 
 
 def small(**kw) -> PlanRequest:
@@ -31,6 +39,18 @@ def small(**kw) -> PlanRequest:
 @pytest.fixture(scope="module")
 def small_plan():
     return plan(small())
+
+
+def test_typed_result_carries_the_steps_and_the_recommendation():
+    res = plan_typed(small(gpus=("h100-sxm",), tps=(1,), heterogeneous=False, sensitivity=False))
+    rec = res.recommendation
+    assert rec is not None and rec.gpu == "h100-sxm" and rec.replicas == rec.active_replicas + rec.spare_replicas
+    assert res.steps.characterize["num_requests"] > 0 and rec.key in res.steps.replicas
+    d = res.to_dict()
+    assert list(d["steps"]) == [f"{i}_{n}" for i, n in enumerate(
+        ("characterize", "weights", "kv_cache", "candidates", "memory", "roofline", "quantization",
+         "operating_point", "search", "replicas", "cost", "heterogeneous", "recommendation"), start=1)]
+    assert d["recommendation"]["replicas"] == rec.replicas
 
 
 def test_every_step_is_in_the_output(small_plan):

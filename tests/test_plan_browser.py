@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from servelab.cli._plan_report import write_plan_report
+from servelab.report.plan_page import write_plan_report
 from servelab.plan import PlanRequest, SearchSettings, plan
 
 pytestmark = pytest.mark.browser

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from servelab.plan.candidates import Candidate, enumerate_candidates, screen_candidate
 from servelab.plan.capacity import search_capacity
 from servelab.plan.characterize import peak_rate, sliding_window_rates
-from servelab.plan.cost import PRICE_TIERS, fleet_cost, pack_replicas
+from servelab.scenario.cost import PRICE_TIERS, fleet_cost, pack_replicas
 from servelab.plan.pareto import pareto_front
 from servelab.plan.sizing import size_replicas
 

@@ -62,7 +62,10 @@ def test_request_longer_than_the_model_context_warns() -> None:
 
 def test_decode_batch_never_exceeds_the_token_budget() -> None:
     # A decode step schedules one token per sequence, so at most max_num_batched_tokens
-    # sequences decode at once (vLLM rejects a budget below max_num_seqs outright).
-    r = _run("--model", "llama-3.1-8b", "--max-num-batched-tokens", "64")
+    # sequences decode at once; vLLM rejects a budget below max_num_seqs outright, and so
+    # does the scenario, naming both values.
+    res = runner.invoke(app, ["estimate", "--max-num-batched-tokens", "64", "--json"])
+    assert res.exit_code == 2 and "max_num_batched_tokens (64) must be >= max_num_seqs (256)" in res.output
+    r = _run("--model", "llama-3.1-8b", "--max-num-batched-tokens", "64", "--max-num-seqs", "64")
     assert r["max_batch"] == 64
     assert max(int(b) for b in r["decode_step_s"]) == 64

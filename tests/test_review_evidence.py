@@ -36,7 +36,7 @@ def test_rate_of_successes_interval_is_not_a_point_when_every_request_succeeded(
 def test_decision_report_axes_and_metric_cells_carry_units():
     # The interval charts' x axis was labelled "ttft_p95" / "cost_per_million_tokens"
     # with no unit, so 0.1146 could read as ms or s and 0.75 as USD or cents.
-    from servelab.cli._decide_report import _labelled
+    from servelab.report.decision_page import _labelled
     assert _labelled("ttft_p95") == "ttft_p95 (s)"
     assert _labelled("itl_p99.9") == "itl_p99.9 (s)"
     assert _labelled("cost_per_million_tokens") == "cost_per_million_tokens (USD per 1M output tokens)"

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from servelab.plan import recommend as recmod
+from servelab.scenario import Scenario
 
 
 class _Fleet(SimpleNamespace):
@@ -30,19 +31,20 @@ def test_replicas_added_by_fleet_validation_are_active_not_spare(monkeypatch):
               "cost": {"cost_per_hour_usd": 10.0},
               "sizing": {"replicas": 5, "active_replicas": 4, "spare_replicas": 1,
                          "utilization": 1.0, "warnings": []}}
-    req = SimpleNamespace(search=None, fleet_duration_s=60.0, node_sizes=(1, 2, 4, 8),
-                          sensitivity=False, headroom=1.0, spares=1)
-    gpu = SimpleNamespace(gpus_per_node=8, price_per_hour_usd=2.0, price_source="test", price_date="x")
+    from servelab.scenario import Scenario
+    req = SimpleNamespace(search=SimpleNamespace(min_delivery=0.99), fleet_duration_s=60.0,
+                          node_sizes=(1, 2, 4, 8), sensitivity=False, headroom=1.0, spares=1)
+    sc = Scenario(gpu="h100-sxm", duration_s=60.0, slo="ttft_p95=1s", prices={"gpu_hour_usd": 2.0})
     out = recmod.recommend(req=req, workload=None, slo="ttft_p95=1s", profile=SimpleNamespace(peak_rate_rps=8.0),
-                           evaluated=[chosen], deps={chosen["key"]: None}, rows=[chosen], runner=None,
-                           tick=lambda *a: None, rate=8.0, out_tokens_per_s=1000.0,
-                           gpus={"h100-sxm": gpu})
+                           evaluated=[chosen], deps={chosen["key"]: None}, scenarios={chosen["key"]: sc},
+                           engines={chosen["key"]: None}, rows=[chosen], runner=None,
+                           tick=lambda *a: None, rate=8.0, out_tokens_per_s=1000.0, gpus={})
     rec = out["recommendation"]
-    assert rec["replicas"] == 6
-    assert rec["active_replicas"] == 5
-    assert rec["spare_replicas"] == 1
-    assert rec["utilization"] == pytest.approx(0.8)
-    assert rec["gpus_total"] == 6 and rec["cost_per_hour"] == pytest.approx(12.0)
+    assert rec.replicas == 6
+    assert rec.active_replicas == 5
+    assert rec.spare_replicas == 1
+    assert rec.utilization == pytest.approx(0.8)
+    assert rec.gpus_total == 6 and rec.cost_per_hour == pytest.approx(12.0)
 
 
 def test_kv_dtypes_default_skips_weight_only_precisions():
@@ -80,7 +82,7 @@ def test_plan_tables_say_when_rows_are_cut_and_show_capacity_to_three_digits():
     from typer.testing import CliRunner
 
     from servelab.cli import app
-    from servelab.cli.plan import _print_plan
+    from servelab.report.plan_text import print_plan as _print_plan
     out = CliRunner().invoke(app, ["plan", "--gpus", "l40s", "--precisions", "fp8", "--tp", "1",
                                    "--max-requests", "400", "--fleet-duration", "20", "--no-hetero",
                                    "--no-sensitivity", "--jobs", "1", "--json"]).output
@@ -106,7 +108,7 @@ def test_no_plan_reason_says_nothing_was_simulated_when_every_candidate_was_scre
     rows = [{"key": "a", "verdict": "infeasible"}, {"key": "b", "verdict": "infeasible"},
             {"key": "c", "verdict": "hopeless"}]
     out = recmod.recommend(req=None, workload=None, slo=None, profile=None, evaluated=[], deps={},
-                           rows=rows, runner=None, tick=lambda *a: None, rate=1.0,
+                           scenarios={}, engines={}, rows=rows, runner=None, tick=lambda *a: None, rate=1.0,
                            out_tokens_per_s=1.0, gpus={})
     assert out["recommendation"] is None
     assert "simulated rate" not in out["reason"]
@@ -115,7 +117,7 @@ def test_no_plan_reason_says_nothing_was_simulated_when_every_candidate_was_scre
     # when candidates were simulated and none met the SLO, the old reason stands
     rows2 = rows + [{"key": "d", "verdict": "no-capacity", "simulation": {}}]
     out2 = recmod.recommend(req=None, workload=None, slo=None, profile=None, evaluated=[], deps={},
-                            rows=rows2, runner=None, tick=lambda *a: None, rate=1.0,
+                            scenarios={}, engines={}, rows=rows2, runner=None, tick=lambda *a: None, rate=1.0,
                             out_tokens_per_s=1.0, gpus={})
     assert out2["reason"] == "no candidate meets the SLO at any simulated rate"
 
@@ -141,6 +143,7 @@ def test_hetero_verdict_blames_spares_only_when_there_are_spares():
         req = SimpleNamespace(search=SimpleNamespace(seed=0), headroom=1.0, spares=spares, node_sizes=(1, 2, 4, 8))
         res = plan_heterogeneous(req=req, workload=get_workload("chat"), slo=None, profile=profile,
                                  evaluated=[single], deps={single["key"]: None}, gpus={"h100-sxm": gpu},
-                                 runner=_Runner(), tick=lambda *a: None)
+                                 runner=_Runner(), tick=lambda *a: None, engines={single["key"]: None},
+                                 scenarios={single["key"]: Scenario(prices={"gpu_hour_usd": 1.0})})
         assert res["beats_single"] is False
         assert ("spare replica" in res["verdict"]) is expect_spare_clause, res["verdict"]

@@ -41,7 +41,7 @@ def test_simulate_writes_run_folder_and_table(tmp_path) -> None:
 def test_simulate_bad_router_names_valid_ones() -> None:
     res = runner.invoke(app, ["simulate", "--duration", "5", "--router", "random", "--json"])
     assert res.exit_code == 2
-    assert "round_robin" in res.output
+    assert "round-robin" in res.output
 
 
 def test_simulate_unknown_gpu() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from servelab.catalog import RequestSpec
 from servelab.errors import ConfigError
-from servelab.sim import ConstantStepModel, EngineConfig, ReplicaEngine, SimRequest
+from servelab.sim import ConstantStepModel, EngineConfig, KVTier, ReplicaEngine, SimRequest
 from servelab.sim.kv import BlockPool
 
 
@@ -193,8 +193,9 @@ def test_speculative_decoding_expected_tokens_per_step() -> None:
 def test_host_kv_tier_reloads_evicted_prefix(cpu_blocks: int) -> None:
     # GPU: 10 blocks. Group 1's 4 prefix blocks are evicted by a 10-block request; with a
     # host tier they come back at 0.002 s per block instead of being recomputed.
-    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=10, cpu_kv_blocks=cpu_blocks,
-                                           cpu_kv_load_s_per_block=0.002),
+    # 2 MB per block read at 1 GB/s: 0.002 s per block
+    dram = KVTier(name="dram", blocks=cpu_blocks, block_bytes=2e6, read_bytes_per_s=1e9)
+    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=10, kv_tiers=(dram,)),
                         step_model=ConstantStepModel(step_s=0.01))
     eng.add(_req(0, 64, 1, prefix_group=1, prefix_tokens=64), 0.0)
     _run(eng)

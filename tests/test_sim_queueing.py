@@ -120,8 +120,9 @@ def test_conservation_every_request_ends_exactly_once(n, seed, blocks, max_seqs,
                           max_num_batched_tokens=max(256, max_seqs), max_loras=loras,
                           lora_load_s=0.01, num_speculative_tokens=spec_k,
                           spec_acceptance_rate=0.7, scheduling_policy=policy,
-                          cpu_kv_blocks=cpu_blocks, cpu_kv_load_s_per_block=0.001,
-                          kv_tiers=(KVTier(name="nvme", blocks=nvme_blocks, block_bytes=1e6,
+                          kv_tiers=(KVTier(name="dram", blocks=cpu_blocks, block_bytes=1e6,
+                                           read_bytes_per_s=1e9),
+                                    KVTier(name="nvme", blocks=nvme_blocks, block_bytes=1e6,
                                            read_bytes_per_s=7.45e9, latency_s=1e-4),))
     # scale to zero: one replica fewer at the start (none when replicas = 1)
     spec = ReplicaSpec(engine=engine, step_model=AffineStepModel(),

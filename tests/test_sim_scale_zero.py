@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 
 from servelab.catalog import RequestSpec
 from servelab.cli import app
-from servelab.cli.simulate import build_config
 from servelab.errors import ConfigError
 from servelab.sim import (
     AdmissionConfig,
@@ -98,20 +97,21 @@ def test_cli_scale_to_zero_and_nvme_tier() -> None:
     assert res.exit_code == 2 and "--autoscale-min 0" in res.output
 
 
-def test_cli_nvme_tier_figures() -> None:
+def test_scenario_nvme_tier_figures() -> None:
     # Llama-3.1-8B bf16 on one H100 SXM: 131,072 B of KV per token, 2,097,152 B per block;
     # 10 GiB = 10,737,418,240 B -> 5,120 blocks. Read rate min(PCIe 64 GB/s, 7.45 GB/s) = 7.45e9.
-    kw: dict = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "dtype": "bf16", "kv_dtype": "bf16",
-                "replicas": 1, "router": "round_robin", "max_queue": None, "rate_limit": None,
-                "burst": None, "timeout_s": None, "exact": False, "seed": 0, "max_num_seqs": 256,
-                "max_num_batched_tokens": 8192, "prefix_caching": True, "token_times": False}
-    cfg = build_config(tp=1, nvme_kv_gib=10.0, kv_tiers="cxl:4:20", **kw)
+    from servelab.cli._scenario import ScenarioArgs
+    from servelab.scenario import build
+
+    def cfg_of(**flags):
+        return build.sim_config(ScenarioArgs(flags=flags).resolve())
+    cfg = cfg_of(tp=1, nvme_kv_gib=10.0, kv_tiers="cxl:4:20")
     nvme, cxl = cfg.replicas[0].engine.offload_tiers()
     assert (nvme.name, nvme.blocks, nvme.block_bytes) == ("nvme", 5120, 2_097_152)
     assert nvme.read_bytes_per_s == 7.45e9 and nvme.latency_s == pytest.approx(1e-4)
     assert (cxl.name, cxl.blocks, cxl.read_bytes_per_s, cxl.latency_s) == ("cxl", 2048, 20e9, 0.0)
     # TP2: each GPU reads half of every block from the one drive: 7.45e9 / 2 per GPU
-    cfg2 = build_config(tp=2, nvme_kv_gib=10.0, **kw)
+    cfg2 = cfg_of(tp=2, nvme_kv_gib=10.0)
     assert cfg2.replicas[0].engine.offload_tiers()[0].read_bytes_per_s == 3.725e9
     with pytest.raises(ConfigError, match="name:GiB"):
-        build_config(tp=1, kv_tiers="nvme", **kw)
+        cfg_of(tp=1, kv_tiers="nvme")

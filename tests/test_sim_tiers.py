@@ -77,8 +77,8 @@ def test_lru_cascade_dram_then_nvme_and_mixed_restore_cost() -> None:
     # DRAM [b3, b2] -> b1 pushes b3 down -> b0 pushes b2 down: DRAM = [b1, b0], NVMe = [b3, b2]
     # (least recent first). Restore: DRAM 2 · 0.002 + NVMe (1e-4 + 2 · 2,097,152 / 7.45e9)
     # = 0.004 + 0.0001 + 0.000562993826 = 0.004662993826 s on top of the 0.01 s step.
-    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=10, cpu_kv_blocks=2, cpu_kv_load_s_per_block=0.002,
-                                           kv_tiers=(NVME,)),
+    dram = KVTier(name="dram", blocks=2, block_bytes=2e6, read_bytes_per_s=1e9)   # 0.002 s per block
+    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=10, kv_tiers=(dram, NVME)),
                         step_model=ConstantStepModel(step_s=0.01))
     _evict_group_prefix(eng)
     b = _prefix_chain(eng)
@@ -114,8 +114,9 @@ def test_tier_config_errors_and_legacy_dram_tier() -> None:
     with pytest.raises(ConfigError, match="read_bytes_per_s"):
         KVTier(name="nvme", blocks=1, block_bytes=1.0, read_bytes_per_s=0.0)
     with pytest.raises(ConfigError, match="unique"):
-        EngineConfig(cpu_kv_blocks=4, kv_tiers=(KVTier(name="dram", blocks=1),))
-    cfg = EngineConfig(cpu_kv_blocks=4, cpu_kv_load_s_per_block=0.003, kv_tiers=(NVME,))
+        EngineConfig(kv_tiers=(KVTier(name="dram", blocks=4), KVTier(name="dram", blocks=1)))
+    cfg = EngineConfig(kv_tiers=(KVTier(name="dram", blocks=4, block_bytes=3e6, read_bytes_per_s=1e9), NVME,
+                                 KVTier(name="cxl", blocks=0)))
     names = [(t.name, t.blocks) for t in cfg.offload_tiers()]
     assert names == [("dram", 4), ("nvme", 8)]
     assert cfg.offload_tiers()[0].load_s_per_block == pytest.approx(0.003)

@@ -19,9 +19,10 @@ from ..calibrate import (
     write_calibration,
 )
 from ..calibrate.runs import deployment_hints, observations_from_runs
-from ..catalog import get_gpu, get_model
+from ..catalog import get_gpu
 from ..errors import ConfigError
-from ..perf import Deployment, validate_deployment
+from ..perf import Deployment
+from ._scenario import ScenarioArgs, scenario_options
 
 __all__ = ["calibrate", "register"]
 
@@ -77,34 +78,24 @@ def _print_bounds(kb: dict[str, Any]) -> None:
         _out.print(f"[yellow]note:[/yellow] {note}")
 
 
-def _deployment(model: str | None, gpu: str | None, tp: int | None, pp: int,
-                dtype: str | None, kv_dtype: str | None, max_num_seqs: int,
-                max_num_batched_tokens: int, hints: dict[str, Any]) -> Deployment:
-    model = model or hints.get("model")
-    gpu = gpu or hints.get("gpu")
-    if not model or not gpu:
+def _deployment(scn: ScenarioArgs, hints: dict[str, Any]) -> Deployment:
+    """The measured deployment: the scenario (file, flags) with the runs' own metadata
+    filling the fields the user did not give; model and GPU must come from one of them."""
+    from ..scenario import build
+
+    given = scn.given()
+    extra = {k: v for k, v in hints.items() if k not in given}
+    if not ({"model", "gpu"} <= given | set(extra)):
         raise ConfigError("the deployment the runs measured is unknown: pass --model and --gpu "
                           "(catalog ids, see `servelab catalog`)")
-    dep = Deployment(model=get_model(model), gpu=get_gpu(gpu), tp=int(tp or hints.get("tp") or 1),
-                     pp=pp, weight_dtype=(dtype or hints.get("weight_dtype") or "bf16").lower(),
-                     kv_dtype=(kv_dtype or hints.get("kv_dtype") or "bf16").lower(),
-                     max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens)
-    validate_deployment(dep)
-    return dep
+    return build.deployment(scn.resolve(extra))
 
 
+@scenario_options()
 def calibrate(
+    scn: ScenarioArgs,
     runs: list[Path] | None = typer.Argument(None, metavar="[RUN_DIR]...",
                                                help="Run folders (meta.json + records)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Model the runs served (catalog id or config.json)."),
-    gpu: str | None = typer.Option(None, "--gpu", "-g", help="GPU type (catalog id, e.g. h100-sxm)."),
-    tp: int | None = typer.Option(None, "--tp", help="Tensor-parallel degree (default: run meta, else 1)."),
-    pp: int = typer.Option(1, "--pp", help="Pipeline-parallel degree."),
-    dtype: str | None = typer.Option(None, "--dtype", help="Weight dtype (default: run meta, else bf16)."),
-    kv_dtype: str | None = typer.Option(None, "--kv-dtype", help="KV cache dtype (default: run meta, else bf16)."),
-    max_num_seqs: int = typer.Option(256, "--max-num-seqs", help="Engine's max sequences per step."),
-    max_num_batched_tokens: int = typer.Option(8192, "--max-num-batched-tokens",
-                                               help="Engine's token budget per step (prefill chunk size)."),
     params: str = typer.Option(",".join(DEFAULT_PARAMS), "--params",
                                help="Comma-separated perf.Efficiency fields to fit."),
     holdout: float = typer.Option(0.25, "--holdout", min=0.0, max=0.9,
@@ -126,13 +117,12 @@ def calibrate(
         kb = None
         if kernels is not None:
             from ..kernels.results import read_rows  # torch-free
-            if not gpu:
+            if "gpu" not in scn.given():
                 raise ConfigError("--kernels needs --gpu (the catalog GPU the rows were measured on)")
-            kb = efficiency_from_kernels(read_rows(kernels), get_gpu(gpu))
+            kb = efficiency_from_kernels(read_rows(kernels), get_gpu(scn.resolve().gpu))
         if runs:
             obs, prov, configs = observations_from_runs(runs, use_start=not no_start)
-            dep = _deployment(model, gpu, tp, pp, dtype, kv_dtype, max_num_seqs,
-                              max_num_batched_tokens, deployment_hints(configs))
+            dep = _deployment(scn, deployment_hints(configs))
             names = [p.strip() for p in params.split(",") if p.strip()]
             upper = {k: b.upper for k, b in kb.bounds.items() if b.upper <= 1.0} if kb else None
             with _out.status("fitting efficiencies…", spinner="dots") if not json_out else _Null():

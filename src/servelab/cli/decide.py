@@ -125,7 +125,7 @@ def decide(
                 result = run_decision(decision, led, base_dir=file.parent, rerun=rerun,
                                       on_progress=lambda m: status.update(m))
         if report is not None:
-            from ._decide_report import render_report
+            from ..report.decision_page import render_report
 
             render_report(result, led, report)
         if as_json:

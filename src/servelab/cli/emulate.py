@@ -9,50 +9,61 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError
+from ._scenario import ScenarioArgs, scenario_options
 
 _err = Console(stderr=True)
 
 
+def _one_replica(sc) -> object:
+    """The emulator is one replica: a scenario for a fleet is refused, naming what to change;
+    a fleet-wide queue bound becomes the replica's."""
+    from ..scenario import build
+
+    if sc.replicas != 1:
+        raise ConfigError(f"emulate serves one replica; the scenario has replicas={sc.replicas} (valid: 1)")
+    for name in ("autoscaler", "faults"):
+        if getattr(sc, name):
+            raise ConfigError(f"emulate serves one replica without {name}; remove '{name}' from the scenario")
+    if sc.admission.rate_limit_rps is not None or sc.admission.timeout_s is not None:
+        raise ConfigError("emulate does not apply admission rate limits or client timeouts "
+                          "(admission.rate_limit_rps, admission.timeout_s); set them on the load client")
+    q = [x for x in (sc.engine.max_queue, sc.admission.max_queue) if x is not None]
+    if q:
+        sc = build.derive(sc, engine={**sc.engine.model_dump(), "max_queue": min(q)},
+                          admission={**sc.admission.model_dump(), "max_queue": None})
+    return sc
+
+
+@scenario_options()
 def emulate(
-    model: str = typer.Option("llama-3.1-8b", help="Catalog model"),
-    gpu: str = typer.Option("h100-sxm", help="Catalog GPU"),
-    tp: int = typer.Option(1, help="Tensor-parallel degree"),
+    scn: ScenarioArgs,
     host: str = typer.Option("127.0.0.1", help="Bind address (default loopback only)"),
     port: int = typer.Option(8000),
     speedup: float = typer.Option(1.0, help="Run the modelled time this many times faster"),
-    max_queue: Optional[int] = typer.Option(None, help="Waiting-queue bound; beyond it requests get 503"),
-    max_num_seqs: int = typer.Option(256),
-    max_num_batched_tokens: int = typer.Option(8192),
     served_model_name: Optional[str] = typer.Option(None, help="Model id reported by /v1/models"),
-    engine: str = typer.Option("vllm", "--engine",
-                               help="Engine profile whose efficiencies and KV memory rule time the "
-                                    "replica: vllm | trtllm"),
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics
-    with vLLM's metric names, token timing from the simulator's replica engine."""
+    with vLLM's metric names, token timing from the simulator's replica engine
+    (one replica of the scenario: model, GPU, parallelism, dtypes, engine knobs, LoRA,
+    speculative decoding, KV tiers, calibration)."""
     from ..emulator import Emulator, EmulatorConfig
 
     if speedup <= 0:
         _err.print(f"[red]error:[/red] --speedup must be > 0, got {speedup}")
         raise typer.Exit(2)
     try:
-        cfg = EmulatorConfig(model=model, gpu=gpu, tp=tp, speedup=speedup, max_queue=max_queue,
-                             max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                             served_model_name=served_model_name, engine=engine)
-        from ..perf import get_engine
-        get_engine(engine)                       # unknown name: exit 2 before serving
+        sc = _one_replica(scn.resolve())
+        cfg = EmulatorConfig(model=sc.model, gpu=sc.gpu, tp=sc.tp, speedup=speedup,
+                             served_model_name=served_model_name, engine=sc.engine.profile, scenario=sc)
+        emu = Emulator(cfg)                 # builds the replica: a bad scenario exits 2 before serving
     except ConfigError as e:
         _err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
 
     async def main() -> None:
-        try:
-            emu = Emulator(cfg)
-        except ConfigError as e:
-            _err.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2)
         await emu.start(host, port)
-        _err.print(f"servelab emulator: {model} on {gpu} (tp {tp}, engine {engine}, speedup {speedup:g}) at http://{host}:{emu.port}")
+        _err.print(f"servelab emulator: {sc.model} on {sc.gpu} (tp {sc.tp}, engine {sc.engine.profile}, "
+                   f"speedup {speedup:g}) at http://{host}:{emu.port}")
         try:
             await asyncio.Event().wait()
         finally:

@@ -76,6 +76,21 @@ class EmulatorConfig:
     max_num_batched_tokens: int = 8192
     served_model_name: str | None = None
     engine: str = "vllm"       # engine profile (servelab.perf.engines): efficiencies, KV rule
+    # The whole deployment as a servelab.scenario.Scenario (model, GPU, parallelism, dtypes,
+    # engine knobs, LoRA, speculative decoding, KV tiers, calibration). When given, it
+    # replaces model/gpu/tp/max_queue/max_num_seqs/max_num_batched_tokens/engine above.
+    scenario: Any = None
+
+    def to_scenario(self) -> Any:
+        """The scenario this emulator serves (``scenario``, else one from the fields above)."""
+        if self.scenario is not None:
+            return self.scenario
+        from ..scenario import resolve
+
+        return resolve({"model": self.model, "gpu": self.gpu, "tp": self.tp,
+                        "engine": {"profile": self.engine, "max_num_seqs": self.max_num_seqs,
+                                   "max_num_batched_tokens": self.max_num_batched_tokens,
+                                   "max_queue": self.max_queue}}, source="(emulator config)")
 
 
 def _error(status: int, message: str, etype: str, param: str | None = None) -> web.Response:
@@ -106,22 +121,16 @@ class Emulator:
         self._clock = clock
         self._sleep = sleep
         self.config = config
-        self.name = config.served_model_name or config.model
+        sc = config.to_scenario() if engine is None else None
+        self.name = config.served_model_name or (sc.model if sc is not None else config.model)
         self.request_overhead_s = 0.0
         if engine is None:
-            from ..catalog import get_gpu, get_model
-            from ..perf import Deployment, get_engine
-            from ..sim import EngineConfig, ReplicaEngine
-            model = get_model(config.model)
-            dep = get_engine(config.engine).deployment(Deployment(
-                model=model, gpu=get_gpu(config.gpu), tp=config.tp,
-                max_num_seqs=config.max_num_seqs,
-                max_num_batched_tokens=config.max_num_batched_tokens))
+            from ..scenario import build
+            from ..sim import ReplicaEngine
+            dep = build.deployment(sc)
             self.request_overhead_s = dep.efficiency.request_overhead_s
-            engine = ReplicaEngine(dep, EngineConfig(max_num_seqs=config.max_num_seqs,
-                                                     max_num_batched_tokens=config.max_num_batched_tokens,
-                                                     max_waiting=config.max_queue))
-            max_context = max_context or getattr(model, "max_context", None)
+            engine = ReplicaEngine(dep, build.replica_settings(sc, dep))
+            max_context = max_context or getattr(dep.model, "max_context", None)
         self.engine = engine
         self.max_context = max_context
         self.reqs: dict[str, _Req] = {}

@@ -13,7 +13,7 @@ from ._scrub import scrub
 from .decision import DecisionResult, ExperimentStatus, judge_claim, run_decision
 from .estimates import RunEvidence, estimate, kernel_estimate
 from .ledger import INLINE_MAX_RECORDS, Ledger, default_ledger_path
-from .runner import RunnerUnavailable, scenario_requests
+from .runner import RunnerUnavailable
 from .schema import Claim, Decision, Scenario, load_decision, parse_decision
 from .verdict import Estimate, Verdict, judge_absolute, judge_relative, side_of
 
@@ -23,5 +23,5 @@ __all__ = [
     "Estimate", "Verdict", "judge_absolute", "judge_relative", "side_of",
     "RunEvidence", "estimate", "kernel_estimate",
     "DecisionResult", "ExperimentStatus", "run_decision", "judge_claim",
-    "RunnerUnavailable", "scenario_requests",
+    "RunnerUnavailable",
 ]

@@ -25,8 +25,8 @@ from typing import Any, Callable
 from ..errors import LedgerError, ServelabError
 from .estimates import RunEvidence, estimate, kernel_estimate, matching_kernel_rows
 from .ledger import Ledger
-from .runner import (RunnerUnavailable, experiment_kind, fingerprint, fleet_usd_per_hour,
-                     run_experiment, scenario_slo)
+from ..scenario import build
+from .runner import RunnerUnavailable, experiment_kind, fingerprint, run_experiment
 from .schema import Claim, Decision, RelativeThreshold, Scenario
 from .verdict import Estimate, Verdict, judge_absolute, judge_relative, pending, side_of
 
@@ -66,7 +66,7 @@ def _load(ledger: Ledger, run: dict[str, Any], sc_name: str, sc: Scenario) -> Ru
                            rows=ledger.load_rows(run["id"]))
     return RunEvidence(run_id=run["id"], kind=kind, scenario=sc_name,
                        records=ledger.load_records(run["id"]), duration_s=run["duration_s"],
-                       slo=scenario_slo(sc), fleet_usd_per_hour=fleet_usd_per_hour(sc))
+                       slo=build.slo(sc), fleet_usd_per_hour=build.fleet_usd_per_hour(sc))
 
 
 def _execute(ledger: Ledger, sc_name: str, sc: Scenario, exp: Any, base_dir: Path,

@@ -2,7 +2,7 @@
 
 - Request metrics (``metrics.metric_names()``): ``metrics.metric_value`` for the point
   value, ``metrics.bootstrap_distribution`` (requests resampled with replacement) for
-  the draws; the run's arrival window is the throughput duration and the scenario's
+  the draws; the run's makespan is the throughput duration and the scenario's
   SLO defines goodput.
 - Proportions of offered requests (``delivery``, ``slo_attainment``): the percentile
   bootstrap collapses to a point when every request (or none) succeeded — 133 of 133
@@ -17,9 +17,10 @@
   interval is widened to contain the Wilson interval of the proportion × n / window.
 - ``cost_per_million_tokens`` (USD per 10⁶ output tokens) =
   fleet_usd_per_hour / 3600 / output_tokens_per_s × 10⁶, with
-  fleet_usd_per_hour = GPU on-demand price per GPU-hour (catalog) × tp × pp × replicas,
-  and output_tokens_per_s = ``metrics`` ``throughput_tokens_per_s`` (delivered output
-  tokens over the arrival window). The map is monotone, so each bootstrap draw of the
+  fleet_usd_per_hour = the scenario's packed fleet cost (``scenario.build.fleet_usd_per_hour``:
+  replicas of tp × pp GPUs packed into instance sizes, × the price per GPU-hour — the
+  cost model plans use), and output_tokens_per_s = ``metrics`` ``throughput_tokens_per_s``
+  (delivered output tokens over the run's makespan). The map is monotone, so each bootstrap draw of the
   throughput gives a draw of the cost. Undefined (NaN) when nothing was delivered.
 - Kernel-lab metrics (e.g. ``pct_of_peak``, ``gb_per_s``): the results rows matching
   the claim's kernel/provider/dtype/shape filter and metric name. Value = median of

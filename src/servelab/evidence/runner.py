@@ -1,7 +1,7 @@
 """Experiments: a scenario turned into records, by simulation, measurement or import.
 
-- ``simulate``: the scenario's offered requests (:func:`scenario_requests`) through
-  ``servelab.sim.simulate`` with a fleet built from the scenario (:func:`sim_config`).
+- ``simulate``: the scenario's offered requests through ``servelab.sim.simulate`` with the
+  fleet the scenario describes — both from :mod:`servelab.scenario.build`, the one builder.
 - ``bench`` with ``url``: the same offered requests sent by ``servelab.load.run_bench``
   to the endpoint (the API key is read from the environment variable the experiment
   names and never stored).
@@ -9,9 +9,8 @@
   load package's importers.
 - ``kernels``: rows of a kernel-lab results file (``servelab.kernelrows``).
 
-Bursts: a burst ``{factor: f, start_s: a, duration_s: d}`` superposes a second arrival
-stream at rate (f − 1)·r over [a, a + d) on the base stream at rate r; for Poisson
-arrivals the sum is exactly a Poisson process at f·r inside the window (superposition).
+Throughput window: every run's ``duration_s`` is its makespan (``scenario.build.throughput_window_s``),
+for simulated, measured and imported runs alike.
 
 When a runner's part of servelab is not available, :class:`RunnerUnavailable` is raised
 and the experiment stays pending; nothing is faked.
@@ -29,18 +28,11 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..records import RequestRecord
+from ..scenario import build
 from ._provenance import catalog_hash, file_sha256, versions
 from .schema import BenchExperiment, KernelsExperiment, Scenario, SimulateExperiment
 
-__all__ = [
-    "RunnerUnavailable", "RunOutput", "scenario_requests", "scenario_slo", "deployment",
-    "sim_config", "fleet_usd_per_hour", "fingerprint", "run_experiment", "experiment_kind",
-    "ROUTER_NAMES",
-]
-
-# Decision-file router names -> simulator router names.
-ROUTER_NAMES = {"round-robin": "round_robin", "least-outstanding": "least_outstanding",
-                "least-kv": "least_kv", "prefix-aware": "prefix"}
+__all__ = ["RunnerUnavailable", "RunOutput", "fingerprint", "run_experiment", "experiment_kind"]
 
 
 class RunnerUnavailable(Exception):
@@ -88,105 +80,14 @@ def fingerprint(sc: Scenario, exp: Any, base_dir: Path) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def scenario_workload(sc: Scenario) -> Any:
-    """The catalog workload with the scenario's overrides applied."""
-    from ..catalog import ArrivalSpec, LengthDist, PrefixSpec, get_workload
-
-    wl = get_workload(sc.workload)
-    changes: dict[str, Any] = {}
-    if sc.input_tokens is not None:
-        changes["input_len"] = LengthDist(kind="fixed", mean=sc.input_tokens,
-                                          low=sc.input_tokens, high=sc.input_tokens)
-    if sc.output_tokens is not None:
-        changes["output_len"] = LengthDist(kind="fixed", mean=sc.output_tokens,
-                                           low=sc.output_tokens, high=sc.output_tokens)
-    if sc.prefix is not None:
-        changes["prefix"] = PrefixSpec(num_groups=sc.prefix.num_groups,
-                                       prefix_tokens=sc.prefix.prefix_tokens,
-                                       fraction=sc.prefix.fraction)
-    arrival = wl.arrival
-    kind = sc.arrival or ("gamma" if sc.burstiness is not None else arrival.kind)
-    changes["arrival"] = ArrivalSpec(kind=kind, rate_rps=sc.rate_rps,
-                                     burstiness=sc.burstiness or arrival.burstiness)
-    return dataclasses.replace(wl, **changes)
-
-
-def scenario_requests(sc: Scenario) -> list[Any]:
-    """The offered requests (catalog ``RequestSpec``), burst window included, by arrival."""
-    from ..catalog import generate_requests
-
-    wl = scenario_workload(sc)
-    reqs = list(generate_requests(wl, rate_rps=sc.rate_rps, duration_s=sc.duration_s,
-                                  seed=sc.seed))
-    if sc.burst is not None and sc.burst.factor > 1.0:
-        b = sc.burst
-        width = min(b.duration_s, max(0.0, sc.duration_s - b.start_s))
-        if width > 0:
-            extra = generate_requests(wl, rate_rps=sc.rate_rps * (b.factor - 1.0),
-                                      duration_s=width, seed=sc.seed + 1_000_003)
-            reqs += [dataclasses.replace(r, id=f"burst-{r.id}", arrival_s=r.arrival_s + b.start_s)
-                     for r in extra]
-    reqs.sort(key=lambda r: (r.arrival_s, r.id))
-    return reqs
-
-
-def scenario_slo(sc: Scenario) -> Any:
-    """The scenario's SLO (its ``slo`` string, else the workload preset's)."""
-    from ..catalog import get_workload, parse_slo
-
-    return parse_slo(sc.slo) if sc.slo else get_workload(sc.workload).slo
-
-
-def _model(name: str) -> Any:
-    from ..catalog import get_model, load_hf_config
-
-    return load_hf_config(name) if name.endswith(".json") else get_model(name)
-
-
-def deployment(sc: Scenario) -> Any:
-    """The scenario's deployment as its engine profile runs it (``engine.profile``,
-    default vllm: efficiencies and per-step overhead; ``gpu_memory_utilization`` read
-    under the profile's KV memory rule)."""
-    from ..catalog import get_gpu
-    from ..perf import Deployment, get_engine
-
-    dep = Deployment(model=_model(sc.model), gpu=get_gpu(sc.gpu), tp=sc.tp, pp=sc.pp, ep=sc.ep,
-                     weight_dtype=sc.weight_dtype, kv_dtype=sc.kv_dtype,
-                     gpu_memory_utilization=sc.engine.gpu_memory_utilization,
-                     max_num_seqs=sc.engine.max_num_seqs,
-                     max_num_batched_tokens=sc.engine.max_num_batched_tokens)
-    return get_engine(sc.engine.profile).deployment(dep)
-
-
-def fleet_usd_per_hour(sc: Scenario) -> float:
-    """On-demand price of the scenario's fleet: price per GPU-hour × tp × pp × replicas."""
-    from ..catalog import get_gpu
-
-    return get_gpu(sc.gpu).price_per_hour_usd * sc.tp * sc.pp * sc.replicas
-
-
-def sim_config(sc: Scenario, *, exact: bool = False) -> Any:
-    from ..sim import AdmissionConfig, EngineConfig, ReplicaSpec, SimConfig
-
-    engine = EngineConfig(max_num_seqs=sc.engine.max_num_seqs,
-                          max_num_batched_tokens=sc.engine.max_num_batched_tokens,
-                          max_waiting=sc.engine.max_queue)
-    admission = AdmissionConfig(rate_limit_rps=sc.rate_limit_rps,
-                                burst=None if sc.rate_limit_burst is None else float(sc.rate_limit_burst),
-                                client_timeout_s=sc.timeout_s)
-    return SimConfig(replicas=(ReplicaSpec(deployment=deployment(sc), engine=engine,
-                                           count=sc.replicas),),
-                     router=ROUTER_NAMES[sc.router], admission=admission, exact=exact,
-                     seed=sc.seed)
-
-
 def _run_simulate(sc: Scenario, exp: SimulateExperiment) -> RunOutput:
     try:
         from ..sim import simulate
     except ImportError as exc:
         raise RunnerUnavailable(f"simulator not available ({exc})") from None
-    result = simulate(sim_config(sc, exact=exp.exact), scenario_requests(sc))
-    return RunOutput(records=list(result.records), duration_s=sc.duration_s,
+    result = simulate(build.sim_config(sc, exact=exp.exact), build.requests(sc))
+    return RunOutput(records=list(result.records),
+                     duration_s=build.throughput_window_s(result.meta.duration_s, result.records),
                      engine_version=f"servelab-sim {versions()['servelab']} ({sc.engine.profile} profile)",
                      gpu=f"{sc.gpu} (simulated)", timeseries=getattr(result, "timeseries", None))
 
@@ -200,13 +101,14 @@ def _run_bench_url(sc: Scenario, exp: BenchExperiment) -> RunOutput:
         raise RunnerUnavailable(f"load client not available ({exc})") from None
     ep = EndpointConfig(base_url=exp.url or "", model=exp.served_model or sc.model,
                         api_key=os.environ.get(exp.api_key_env) or None, ignore_eos=True)
-    specs = scenario_requests(sc)
+    specs = build.requests(sc)
     if exp.num_prompts is not None:
         specs = specs[:exp.num_prompts]
-    spec = BenchSpec(endpoint=ep, request_rate=sc.rate_rps, num_prompts=len(specs),
+    spec = BenchSpec(endpoint=ep, request_rate=build.rate_rps(sc), num_prompts=len(specs),
                      seed=sc.seed, scrape_interval_s=1.0)
     out = run_bench(spec, prompts=prompts_from_specs(specs, seed=sc.seed))
-    return RunOutput(records=list(out.records), duration_s=out.meta.duration_s,
+    return RunOutput(records=list(out.records),
+                     duration_s=build.throughput_window_s(out.meta.duration_s, out.records),
                      engine_version=str(out.meta.config.get("server", "")), gpu=out.meta.gpu,
                      timeseries=out.timeseries, complete=out.meta.complete, notes=out.meta.notes)
 
@@ -225,7 +127,7 @@ def _run_import(sc: Scenario, exp: BenchExperiment, base_dir: Path) -> RunOutput
         raise ConfigError(f"import benchmark {exp.import_.benchmark} not in {path}; "
                           f"it holds {len(runs)} (valid: 0..{len(runs) - 1})")
     meta, records = runs[exp.import_.benchmark]
-    return RunOutput(records=list(records), duration_s=meta.duration_s,
+    return RunOutput(records=list(records), duration_s=build.throughput_window_s(meta.duration_s, records),
                      engine_version=", ".join(f"{k} {v}" for k, v in meta.versions.items()),
                      gpu=meta.gpu, notes=meta.notes)
 

@@ -36,7 +36,11 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from ..errors import ConfigError, ServelabError
+from ..errors import ConfigError
+from ..scenario import BurstSpec, EngineSettings, PrefixOverride
+from ..scenario import Scenario as ScenarioBase
+from ..scenario.io import format_errors
+from ..scenario._model import ROUTERS as SCENARIO_ROUTERS
 
 __all__ = [
     "Decision", "Scenario", "EngineSettings", "BurstSpec", "PrefixOverride",
@@ -48,52 +52,12 @@ __all__ = [
 COMPARISONS = ("<", "<=", ">", ">=")
 EXPERIMENT_KINDS = ("simulate", "bench", "kernels")
 COST_METRICS = ("cost_per_million_tokens",)
-ROUTERS = ("round-robin", "least-outstanding", "least-kv", "prefix-aware")
+ROUTERS = tuple(SCENARIO_ROUTERS)
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}$")
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class EngineSettings(_Model):
-    max_num_seqs: int = Field(
-        256, ge=1, le=65536, description="Most sequences in one batch (vLLM --max-num-seqs).")
-    max_num_batched_tokens: int = Field(
-        8192, ge=16, le=1 << 20, description="Token budget per engine step (chunked prefill).")
-    max_queue: int | None = Field(
-        None, ge=0, le=1 << 20, description="Bound on waiting requests per replica; beyond it requests are rejected (503). None: unbounded.")
-    gpu_memory_utilization: float = Field(
-        0.9, gt=0.0, le=1.0, description="Memory fraction under the profile's KV rule: of the whole GPU "
-                                         "(vllm gpu_memory_utilization), of the memory free after weights (trtllm).")
-    profile: str = Field(
-        "vllm", description="Engine profile (servelab.perf.engines): efficiencies, per-step overhead, KV memory rule.")
-
-    @field_validator("profile")
-    @classmethod
-    def _profile(cls, v: str) -> str:
-        from ..perf.engines import get_engine
-
-        try:
-            return get_engine(v).name
-        except ServelabError as exc:
-            raise ValueError(str(exc)) from None
-
-
-class BurstSpec(_Model):
-    factor: float = Field(
-        ..., ge=1.0, le=100.0, description="Arrival rate multiplier during the burst window.")
-    start_s: float = Field(
-        ..., ge=0.0, description="Start of the burst window, seconds from run start.")
-    duration_s: float = Field(..., gt=0.0, description="Length of the burst window in seconds.")
-
-
-class PrefixOverride(_Model):
-    num_groups: int = Field(..., ge=1, le=100000, description="Distinct shared prefixes.")
-    prefix_tokens: int = Field(
-        ..., ge=1, description="Tokens in each shared prefix (part of the input).")
-    fraction: float = Field(
-        1.0, gt=0.0, le=1.0, description="Fraction of requests carrying a prefix.")
 
 
 class ImportSpec(_Model):
@@ -140,77 +104,31 @@ Experiment = Annotated[
 ]
 
 
-def _accepted_by(check, value: str) -> str:
-    """``value`` if ``check(value)`` accepts it; its ServelabError as pydantic's ValueError."""
-    try:
-        check(value)
-    except ServelabError as exc:
-        raise ValueError(str(exc)) from None
-    return value
+# Top-level spellings of admission fields accepted in decision files for compatibility.
+_LEGACY_ADMISSION = {"rate_limit_rps": "rate_limit_rps", "rate_limit_burst": "burst", "timeout_s": "timeout_s"}
 
 
-def _check_catalog(kind: str, value: str) -> str:
-    from .. import catalog
+class Scenario(ScenarioBase):
+    """A decision file's scenario: :class:`servelab.scenario.Scenario` plus the
+    experiments that produce its evidence. Arrival windows default to 60 s here."""
 
-    getter = {"model": catalog.get_model, "gpu": catalog.get_gpu,
-              "workload": catalog.get_workload}[kind]
-    return _accepted_by(getter, value)
-
-
-class Scenario(_Model):
-    model: str = Field(..., description="Catalog model id or a path to a Hugging Face config.json.")
-    gpu: str = Field(..., description="Catalog GPU id.")
-    tp: int = Field(1, ge=1, le=64, description="Tensor-parallel degree.")
-    pp: int = Field(1, ge=1, le=64, description="Pipeline-parallel degree.")
-    ep: int = Field(1, ge=1, le=256, description="Expert-parallel degree (MoE).")
-    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4"] = "bf16"
-    kv_dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
-    workload: str = Field("chat", description="Catalog workload preset.")
-    input_tokens: int | None = Field(
-        None, ge=1, le=1 << 21, description="Override: fixed input length.")
-    output_tokens: int | None = Field(
-        None, ge=1, le=1 << 20, description="Override: fixed output length.")
-    prefix: PrefixOverride | None = Field(None, description="Override: shared-prefix groups.")
-    arrival: Literal["constant", "poisson", "gamma"] | None = Field(
-        None, description="Override: arrival process.")
-    burstiness: float | None = Field(
-        None, gt=0.0, le=1000.0, description="Override: gamma shape (vLLM --burstiness).")
-    rate_rps: float = Field(..., gt=0.0, le=1e6, description="Mean arrival rate, requests/s.")
-    burst: BurstSpec | None = Field(None, description="A window where the rate is multiplied.")
-    duration_s: float = Field(60.0, gt=0.0, le=86400.0, description="Arrival window in seconds.")
-    seed: int = Field(0, ge=0, description="Seed of arrivals, lengths and the simulator.")
-    replicas: int = Field(1, ge=1, le=4096, description="Identical replicas behind the router.")
-    router: Literal["round-robin", "least-outstanding", "least-kv", "prefix-aware"] = "round-robin"
-    rate_limit_rps: float | None = Field(
-        None, gt=0.0, description="Token-bucket admission limit (429 beyond it).")
-    rate_limit_burst: int | None = Field(None, ge=1, description="Token-bucket size.")
-    timeout_s: float | None = Field(None, gt=0.0, description="Client timeout per request.")
-    slo: str | None = Field(
-        None, description="SLO like 'ttft_p95=2s,e2e_p95=2s' (default: the workload's).")
-    engine: EngineSettings = Field(
-        default_factory=EngineSettings,
-        description="Engine profile and limits; a bare name (`engine: trtllm`) sets the profile only.")
+    duration_s: float = Field(60.0, gt=0.0, le=86400.0 * 7, description="Arrival window in seconds.")
     experiments: list[Experiment] = Field(
         default_factory=lambda: [SimulateExperiment()], min_length=1,
         description="Experiments that produce evidence for this scenario.")
 
-    _model = field_validator("model")(lambda cls, v: v if v.endswith(".json") else _check_catalog("model", v))
-    _gpu = field_validator("gpu")(lambda cls, v: _check_catalog("gpu", v))
-    _workload = field_validator("workload")(lambda cls, v: _check_catalog("workload", v))
-
-    @field_validator("engine", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _engine_name(cls, v: Any) -> Any:
-        return {"profile": v} if isinstance(v, str) else v
-
-    @field_validator("slo")
-    @classmethod
-    def _slo(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from ..catalog import parse_slo
-
-        return _accepted_by(parse_slo, v)
+    def _legacy(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(k in data for k in _LEGACY_ADMISSION):
+            return data
+        data = dict(data)
+        adm = dict(data.get("admission") or {})
+        for old, new in _LEGACY_ADMISSION.items():
+            if old in data:
+                adm.setdefault(new, data.pop(old))
+        data["admission"] = adm
+        return data
 
 
 class RelativeThreshold(_Model):
@@ -309,56 +227,6 @@ class Decision(_Model):
         return self
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("simulate", "bench", "kernels", "float", "RelativeThreshold") or (
-                isinstance(part, str) and part.startswith(("function-", "union["))):
-            continue   # pydantic's union-branch tags, not field names
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _fields_of(loc: tuple[Any, ...]) -> str:
-    """Valid field names at the location of an 'extra field' error."""
-    model: Any = Decision
-    for part in loc[:-1]:
-        fields = getattr(model, "model_fields", None)
-        if fields and part in fields:
-            ann = fields[part].annotation
-            args = getattr(ann, "__args__", ())
-            cand = [a for a in (ann, *args) if hasattr(a, "model_fields")]
-            if not cand:
-                for a in args:
-                    cand += [b for b in getattr(a, "__args__", ()) if hasattr(b, "model_fields")]
-            model = cand[-1] if cand else model
-        elif part in EXPERIMENT_KINDS:
-            model = {"simulate": SimulateExperiment, "bench": BenchExperiment,
-                     "kernels": KernelsExperiment}[part]
-    names = [f.alias or n for n, f in model.model_fields.items()]
-    return ", ".join(names)
-
-
-def _format(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{_loc(loc)}: unknown field; valid fields: {_fields_of(loc)}")
-            continue
-        msg = e["msg"].removeprefix("Value error, ")
-        got = e.get("input")
-        if e["type"] in ("float_type", "float_parsing") and isinstance(got, dict):
-            continue   # the number branch of 'number or mapping' unions
-        if e["type"] not in ("missing",) and not isinstance(got, (dict, list)):
-            msg += f" (got {got!r})"
-        lines.append(f"{_loc(loc)}: {msg}")
-    return f"invalid decision file {source}:\n  " + "\n  ".join(dict.fromkeys(lines))
-
-
 def parse_decision(data: Any, *, source: str = "<data>") -> Decision:
     """Validate already-parsed YAML/JSON data; ConfigError names every bad field."""
     if not isinstance(data, dict):
@@ -367,7 +235,10 @@ def parse_decision(data: Any, *, source: str = "<data>") -> Decision:
     try:
         return Decision.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(exc, source)) from None
+        raise ConfigError(format_errors(
+            exc, source, Decision, prefix="invalid decision file",
+            tags={"simulate": SimulateExperiment, "bench": BenchExperiment, "kernels": KernelsExperiment,
+                  "RelativeThreshold": RelativeThreshold})) from None
 
 
 def load_decision(path: str | Path) -> Decision:

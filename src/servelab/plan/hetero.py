@@ -17,7 +17,7 @@ import math
 from typing import Any, Callable
 
 from ..catalog import generate_requests
-from .cost import fleet_cost, pack_replicas
+from ..scenario import build
 from .evaluate import CandidateTask, evaluate_candidate
 from .sizing import size_replicas
 
@@ -34,7 +34,8 @@ def split_threshold(p90_input_tokens: float) -> int:
 
 def plan_heterogeneous(*, req: Any, workload: Any, slo: Any, profile: Any,
                        evaluated: list[dict[str, Any]], deps: dict[str, Any],
-                       gpus: dict[str, Any], runner: Any,
+                       gpus: dict[str, Any], runner: Any, engines: dict[str, Any],
+                       scenarios: dict[str, Any],
                        tick: Callable[[str, int, int], None]) -> dict[str, Any]:
     """Plan a two-pool split; the result says whether it beats the best single pool."""
     if not evaluated:
@@ -57,7 +58,7 @@ def plan_heterogeneous(*, req: Any, workload: Any, slo: Any, profile: Any,
             tasks.append(CandidateTask(key=f"{pool}:{r['key']}", deployment=deps[r["key"]],
                                        workload=workload, slo=slo,
                                        start_rps=r["analytic"]["saturation_rps"], settings=req.search,
-                                       input_filter=flt))
+                                       input_filter=flt, engine=engines[r["key"]]))
             meta.append((pool, frac, r))
     results = runner.map(evaluate_candidate, tasks,
                          on_done=lambda i, _: tick("heterogeneous pools", i + 1, len(tasks)))
@@ -72,14 +73,11 @@ def plan_heterogeneous(*, req: Any, workload: Any, slo: Any, profile: Any,
         sims += ev.simulations
         opt: dict[str, Any] = {"key": r["key"], "capacity_rps": ev.capacity_rps, "error": ev.error}
         if ev.capacity_rps > 0:
-            gpu = gpus[r["gpu"]]
             sz = size_replicas(peak_rate_rps=peak * frac, capacity_per_replica_rps=ev.capacity_rps,
                                headroom=req.headroom, spares=req.spares)
-            pk = pack_replicas(replicas=sz.replicas, gpus_per_replica=r["num_gpus"],
-                               node_sizes=req.node_sizes, max_node_gpus=gpu.gpus_per_node)
-            c = fleet_cost(packing=pk, price_per_gpu_hour_usd=gpu.price_per_hour_usd,
-                           output_tokens_per_s=profile.mean_rate_rps * frac * out_mean[pool])
-            opt.update(replicas=sz.replicas, gpus=pk.billed_gpus, cost_per_hour_usd=c.cost_per_hour_usd)
+            c = build.fleet_cost(scenarios[r["key"]], replicas=sz.replicas,
+                                 output_tokens_per_s=profile.mean_rate_rps * frac * out_mean[pool])
+            opt.update(replicas=sz.replicas, gpus=c.packing.billed_gpus, cost_per_hour_usd=c.cost_per_hour_usd)
         options[pool].append(opt)
     best_single = min(r["cost"]["cost_per_hour_usd"] for r in evaluated)
     chosen = {p: min((o for o in opts if "cost_per_hour_usd" in o),

@@ -1,4 +1,4 @@
-"""The fleet planner: the 13 steps in order, returning one JSON-able plan.
+"""The fleet planner: the 13 steps in order, returning a typed :class:`~.result.PlanResult`.
 
 Steps (docs/plan.md has the equations and sources):
 
@@ -12,7 +12,7 @@ Steps (docs/plan.md has the equations and sources):
 9. simulated per-replica SLO capacity (:mod:`.evaluate`) in fixed-size waves ordered by
    a cost lower bound; a candidate whose lower bound exceeds ``prune_factor`` × the best
    cost found is not simulated (branch and bound; deterministic for any ``jobs``);
-10. replicas with headroom and N+1 (:mod:`.sizing`); 11. cost (:mod:`.cost`);
+10. replicas with headroom and N+1 (:mod:`.sizing`); 11. cost (:mod:`servelab.scenario.cost`);
 12. heterogeneous pools (:mod:`.hetero`); 13. Pareto front, chosen plan validated by a
    fleet simulation, sensitivity and claims (:mod:`.recommend`).
 """
@@ -24,21 +24,22 @@ import math
 import time
 from typing import Any, Callable
 
-from ..catalog import generate_requests, get_gpu, get_model, get_workload, list_gpus, parse_slo
+from ..catalog import generate_requests, get_gpu, get_workload, list_gpus
 from ..errors import ConfigError
 from ..perf import Deployment, get_engine
+from ..scenario import build, dump_scenario
 from ..perf.memory import kv_bytes_per_token, weight_bytes_total
 from ..perf.quant import KV_DTYPES
 from .analytic import analyze
 from .candidates import enumerate_candidates, screen_candidate
 from .characterize import characterize
-from .cost import fleet_cost, pack_replicas
+from ..scenario.cost import pack_replicas
 from .evaluate import CandidateTask, evaluate_candidate
 from .executor import TaskRunner
-from .fleet import with_rate
 from .hetero import plan_heterogeneous
 from .recommend import recommend
-from .request import PlanRequest
+from .request import PlanRequest, base_scenario
+from .result import PlanResult, PlanSteps
 from .sizing import size_replicas
 
 __all__ = ["plan", "Progress", "default_kv_dtypes"]
@@ -58,14 +59,15 @@ def _slo_threshold(slo: Any, metric: str) -> float | None:
     return min(vals) if vals else None
 
 
-def _cost_lower_bound(row: dict[str, Any], gpu: Any, req: PlanRequest, peak: float, slack: float) -> float:
+def _cost_lower_bound(row: dict[str, Any], gpu: Any, req: PlanRequest, peak: float, slack: float,
+                      base: Any) -> float:
     """$/h of the fewest replicas that could carry the peak if a replica sustained
     ``slack`` × its analytic saturation rate (the branch-and-bound bound of step 9)."""
     ub = row["analytic"]["saturation_rps"] * slack
     active = max(1, math.ceil(round(peak * req.headroom / ub, 9)))
     pk = pack_replicas(replicas=active + req.spares, gpus_per_replica=row["num_gpus"],
-                       node_sizes=req.node_sizes, max_node_gpus=gpu.gpus_per_node)
-    return pk.billed_gpus * gpu.price_per_hour_usd
+                       node_sizes=base.prices.node_sizes, max_node_gpus=gpu.gpus_per_node)
+    return pk.billed_gpus * (base.prices.gpu_hour_usd or gpu.price_per_hour_usd)
 
 
 def _auto_pps(weights: dict[str, float], gpus: list[Any]) -> tuple[int, ...]:
@@ -122,26 +124,26 @@ def _step_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if "sizing" in r:
             sizing[r["key"]] = r["sizing"]
             cost[r["key"]] = r["cost"]
-    return {"5_memory": mem, "6_roofline": roof, "8_operating_point": op,
-            "10_replicas": sizing, "11_cost": cost}
+    return {"memory": mem, "roofline": roof, "operating_point": op, "replicas": sizing, "cost": cost}
 
 
-def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any]:
+def plan(req: PlanRequest, *, progress: Progress | None = None) -> PlanResult:
     """Run the 13 steps for ``req``; see the module docstring."""
     t_start = time.perf_counter()
     tick = progress or (lambda stage, done, total: None)
-    model = get_model(req.model)
-    wl0 = get_workload(req.workload)
-    rate = float(req.rate_rps if req.rate_rps is not None else wl0.arrival.rate_rps)
+    base = base_scenario(req)
+    model = build.load_model(base.model)
+    wl0 = get_workload(base.workload)
+    rate = build.rate_rps(base)
     if rate <= 0:
         raise ConfigError(f"rate must be > 0 req/s, got {rate}")
-    slo = parse_slo(req.slo) if req.slo else wl0.slo
+    slo = build.slo(base)
     if not slo.targets:
         raise ConfigError(f"no SLO given and workload {wl0.name!r} has none; pass e.g. "
                           "--slo ttft_p95=2s,tpot_p95=50ms")
-    workload = with_rate(wl0, rate)
+    workload = build.workload(base)
     st = req.search
-    engine = get_engine(req.engine)
+    engine = get_engine(base.engine.profile)
     if req.calibration is not None and not req.calibration_gpu:
         raise ConfigError("a calibration needs the GPU it was fitted on (calibration_gpu) to "
                           "know which candidates it describes")
@@ -172,6 +174,8 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
     tpot_thr, ttft_thr = _slo_threshold(slo, "tpot"), _slo_threshold(slo, "ttft")
     rows: list[dict[str, Any]] = []
     deps: dict[str, Deployment] = {}
+    scens: dict[str, Any] = {}       # candidate key -> its one-replica scenario
+    engines: dict[str, Any] = {}     # candidate key -> sim.EngineConfig
     for i, c in enumerate(cands):
         tick("analytic model", i, len(cands))
         gpu = gpu_by_name[c.gpu]
@@ -182,11 +186,15 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
         if not scr.feasible:
             row.update(verdict="infeasible", reason=scr.reason)
             continue
-        dep = engine.deployment(Deployment(
-            model=model, gpu=gpu, tp=c.tp, pp=c.pp, ep=c.ep, weight_dtype=c.weight_dtype,
-            kv_dtype=c.kv_dtype, max_num_seqs=st.max_num_seqs,
-            max_num_batched_tokens=st.max_num_batched_tokens))
-        if req.calibration is not None and c.gpu == req.calibration_gpu:
+        use_cal = req.calibration is not None and c.gpu == req.calibration_gpu
+        try:
+            csc = build.derive(base, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weight_dtype=c.weight_dtype,
+                               kv_dtype=c.kv_dtype, calibration=base.calibration if use_cal else None)
+            dep = build.deployment(csc, cal=None)
+        except ConfigError as exc:
+            row.update(verdict="infeasible", reason=str(exc))
+            continue
+        if use_cal:
             dep = dataclasses.replace(dep, efficiency=req.calibration)
             row["notes"] = row["notes"] + [
                 f"efficiency from the calibration file (fitted on {req.calibration_gpu})"]
@@ -211,8 +219,10 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
             row.update(verdict="hopeless", reason=f"a lone median prompt takes {a.prefill_s:.2f} s "
                        f"to prefill > TTFT target {ttft_thr:.2f} s")
             continue
-        row["cost_lower_bound_per_hour"] = _cost_lower_bound(row, gpu, req, peak, req.ub_slack)
+        row["cost_lower_bound_per_hour"] = _cost_lower_bound(row, gpu, req, peak, req.ub_slack, base)
         deps[c.key] = dep
+        scens[c.key] = csc
+        engines[c.key] = build.replica_settings(csc, dep)
     tick("analytic model", len(cands), len(cands))
 
     # 9-11. simulate in waves ordered by the cost lower bound
@@ -230,7 +240,7 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
             # seen so far (x 1.1), so a workload the analytic rate underestimates
             # (e.g. heavy prefix reuse) cannot prune a candidate that would win.
             for r in queue:
-                r["cost_lower_bound_per_hour"] = _cost_lower_bound(r, gpu_by_name[r["gpu"]], req, peak, slack)
+                r["cost_lower_bound_per_hour"] = _cost_lower_bound(r, gpu_by_name[r["gpu"]], req, peak, slack, base)
             queue.sort(key=lambda r: (r["cost_lower_bound_per_hour"], r["key"]))
             wave: list[dict[str, Any]] = []
             while queue and len(wave) < req.wave_size:
@@ -246,7 +256,8 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
                 continue
             tasks = [CandidateTask(key=r["key"], deployment=deps[r["key"]], workload=workload,
                                    slo=slo, start_rps=r["analytic"]["saturation_rps"], settings=st,
-                                   peak_rate_rps=peak, headroom=req.headroom) for r in wave]
+                                   peak_rate_rps=peak, headroom=req.headroom, engine=engines[r["key"]])
+                     for r in wave]
 
             def _done(i: int, res: Any, base: int = done_count) -> None:
                 tick("simulate candidates", base + i + 1, len(viable))
@@ -269,11 +280,8 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
                 sz = size_replicas(peak_rate_rps=peak, capacity_per_replica_rps=ev.capacity_rps,
                                    headroom=req.headroom, spares=req.spares,
                                    saturation_rate_rps=a["saturation_rps"])
-                pk = pack_replicas(replicas=sz.replicas, gpus_per_replica=r["num_gpus"],
-                                   node_sizes=req.node_sizes, max_node_gpus=gpu.gpus_per_node)
-                cost = fleet_cost(packing=pk, price_per_gpu_hour_usd=gpu.price_per_hour_usd,
-                                  output_tokens_per_s=out_tokens_per_s,
-                                  price_source=f"{gpu.price_source} ({gpu.price_date})")
+                cost = build.fleet_cost(scens[r["key"]], output_tokens_per_s=out_tokens_per_s,
+                                        replicas=sz.replicas)
                 op = ev.operating
                 if not math.isfinite(ev.upper_rps):
                     r["notes"] = r["notes"] + [f"capacity search reached its cap ({st.max_gallop_up:g} x the "
@@ -289,11 +297,13 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
 
         # 12. heterogeneous pools; 13. recommendation (both simulate, through the runner)
         hetero = plan_heterogeneous(req=req, workload=workload, slo=slo, profile=prof,
-                                    evaluated=evaluated, deps=deps, gpus=gpu_by_name,
+                                    evaluated=evaluated, deps=deps, gpus=gpu_by_name, engines=engines,
+                                    scenarios=scens,
                                     runner=runner, tick=tick) if req.heterogeneous else \
             {"applicable": False, "reason": "disabled"}
         rec = recommend(req=req, workload=workload, slo=slo, profile=prof, evaluated=evaluated,
-                        deps=deps, rows=rows, runner=runner, tick=tick, rate=rate,
+                        deps=deps, scenarios=scens, engines=engines, rows=rows, runner=runner,
+                        tick=tick, rate=rate,
                         out_tokens_per_s=out_tokens_per_s, gpus=gpu_by_name)
         n_sims += rec.pop("_simulations", 0) + hetero.pop("_simulations", 0)
 
@@ -301,37 +311,39 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> dict[str, Any
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
-    return {
-        "inputs": {"model": model.name, "workload": workload.name, "rate_rps": rate,
-                   "engine": engine.name, "engine_profile": engine.to_dict(),
-                   "calibration": None if req.calibration is None else {
-                       **(req.calibration_info or {}), "gpu": req.calibration_gpu,
-                       "rule": (f"calibrated efficiency applied to candidates on "
-                                f"{req.calibration_gpu} only; candidates on other GPUs use the "
-                                f"{engine.name} engine profile"),
-                       "applied_to": calibrated},
-                   "slo": slo.as_text() if hasattr(slo, "as_text") else str(slo),
-                   "gpus": [g.name for g in gpus], "weight_dtypes": list(req.weight_dtypes),
-                   "kv_dtypes": list(kv_dtypes), "tps": list(req.tps), "pps": list(pps),
-                   "headroom": req.headroom, "spares": req.spares, "node_sizes": list(req.node_sizes),
-                   "seed": st.seed, "search": dataclasses.asdict(st), "prune_factor": req.prune_factor,
-                   "ub_slack": req.ub_slack, "ub_slack_final": slack},
-        "recommendation": rec["recommendation"],
-        "candidates": rows,
-        "steps": {
-            "1_characterize": prof.to_dict(),
-            "2_weights": {w: {"weight_bytes": b} for w, b in weights.items()},
-            "3_kv_cache": {k: {"kv_bytes_per_token": b} for k, b in kv.items()},
-            "4_candidates": {"total": len(rows), "by_verdict_before_simulation": {
+    steps_tables = _step_tables(rows)
+    return PlanResult(
+        inputs={"model": model.name, "workload": workload.name, "rate_rps": rate,
+                "engine": engine.name, "engine_profile": engine.to_dict(),
+                "calibration": None if req.calibration is None else {
+                    **(req.calibration_info or {}), "gpu": req.calibration_gpu,
+                    "rule": (f"calibrated efficiency applied to candidates on "
+                             f"{req.calibration_gpu} only; candidates on other GPUs use the "
+                             f"{engine.name} engine profile"),
+                    "applied_to": calibrated},
+                "slo": slo.as_text() if hasattr(slo, "as_text") else str(slo),
+                "gpus": [g.name for g in gpus], "weight_dtypes": list(req.weight_dtypes),
+                "kv_dtypes": list(kv_dtypes), "tps": list(req.tps), "pps": list(pps),
+                "headroom": req.headroom, "spares": req.spares, "node_sizes": list(base.prices.node_sizes),
+                "seed": st.seed, "search": dataclasses.asdict(st), "prune_factor": req.prune_factor,
+                "ub_slack": req.ub_slack, "ub_slack_final": slack,
+                "scenario": dump_scenario(base)},
+        recommendation=rec["recommendation"],
+        candidates=rows,
+        steps=PlanSteps(
+            characterize=prof.to_dict(),
+            weights={w: {"weight_bytes": b} for w, b in weights.items()},
+            kv_cache={k: {"kv_bytes_per_token": b} for k, b in kv.items()},
+            candidates={"total": len(rows), "by_verdict_before_simulation": {
                 "infeasible": sum(r["verdict"] == "infeasible" for r in rows),
                 "hopeless": sum(r["verdict"] == "hopeless" for r in rows),
                 "viable": len(viable)}},
-            **_step_tables(rows),
-            "7_quantization": _quantization(rows),
-            "9_search": {"simulated_candidates": sum("simulation" in r for r in rows),
-                         "simulations": n_sims, "verdicts": counts},
-            "12_heterogeneous": hetero,
-            "13_recommendation": {k: v for k, v in rec.items() if k != "recommendation"},
-        },
-        "timing": {"wall_s": time.perf_counter() - t_start},
-    }
+            memory=steps_tables["memory"], roofline=steps_tables["roofline"],
+            quantization=_quantization(rows), operating_point=steps_tables["operating_point"],
+            search={"simulated_candidates": sum("simulation" in r for r in rows),
+                    "simulations": n_sims, "verdicts": counts},
+            replicas=steps_tables["replicas"], cost=steps_tables["cost"],
+            heterogeneous=hetero,
+            recommendation={k: v for k, v in rec.items() if k != "recommendation"}),
+        wall_s=time.perf_counter() - t_start,
+    )

@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from .cost import fleet_cost, pack_replicas
+from ..scenario import build, dump_scenario
 from .evaluate import CandidateTask, evaluate_candidate
 from .fleet import FleetTask, run_fleet, scale_context
 from .pareto import pareto_front
+from .result import Recommendation
 from .sizing import size_replicas
 
 __all__ = ["recommend", "run_task", "MAX_EXTRA"]
@@ -42,7 +43,8 @@ def _lat(x: float | None) -> float:
 
 
 def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: list[dict[str, Any]],
-              deps: dict[str, Any], rows: list[dict[str, Any]], runner: Any,
+              deps: dict[str, Any], scenarios: dict[str, Any], engines: dict[str, Any],
+              rows: list[dict[str, Any]], runner: Any,
               tick: Callable[[str, int, int], None], rate: float, out_tokens_per_s: float,
               gpus: dict[str, Any]) -> dict[str, Any]:
     if not evaluated:
@@ -54,16 +56,17 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
         r["pareto"] = r["key"] in front
     chosen = min(evaluated, key=lambda r: (r["cost"]["cost_per_hour_usd"], _lat(r.get("ttft_p95_s")), r["key"]))
     dep = deps[chosen["key"]]
-    gpu = gpus[chosen["gpu"]]
+    csc = scenarios[chosen["key"]]
     st = req.search
-    dur = req.fleet_duration_s
+    dur = csc.duration_s
     replicas = chosen["sizing"]["replicas"]
     sims = 0
     adjustments = []
     tick("validate fleet", 0, 1)
     for extra in range(MAX_EXTRA + 1):
-        fleet = run_fleet(FleetTask(label="plan", deployment=dep, replicas=replicas, workload=workload,
-                                    rate_rps=rate, duration_s=dur, slo=slo, settings=st))
+        fleet_sc = build.derive(csc, replicas=replicas)
+        fleet = run_fleet(FleetTask(label="plan", scenario=fleet_sc, deployment=dep,
+                                    min_delivery=st.min_delivery))
         sims += 1
         if fleet.slo_met or extra == MAX_EXTRA:
             break
@@ -72,26 +75,25 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
                            f"added a replica")
         replicas += 1
     tick("validate fleet", 1, 1)
-    pk = pack_replicas(replicas=replicas, gpus_per_replica=chosen["num_gpus"], node_sizes=req.node_sizes,
-                       max_node_gpus=gpu.gpus_per_node)
-    cost = fleet_cost(packing=pk, price_per_gpu_hour_usd=gpu.price_per_hour_usd,
-                      output_tokens_per_s=out_tokens_per_s,
-                      price_source=f"{gpu.price_source} ({gpu.price_date})")
+    cost = build.fleet_cost(fleet_sc, output_tokens_per_s=out_tokens_per_s)
+    pk = cost.packing
     chosen["verdict"] = "recommended"
 
     sensitivity: list[dict[str, Any]] = []
     if req.sensitivity:
         wl2 = scale_context(workload, CONTEXT_FACTOR)
+        md = st.min_delivery
         tasks: list[Any] = [
-            FleetTask(label=f"rate x{RATE_FACTOR:g}", deployment=dep, replicas=replicas, workload=workload,
-                      rate_rps=rate * RATE_FACTOR, duration_s=dur, slo=slo, settings=st),
-            FleetTask(label=f"context x{CONTEXT_FACTOR:g}", deployment=dep, replicas=replicas, workload=wl2,
-                      rate_rps=rate, duration_s=dur, slo=slo, settings=st),
-            FleetTask(label="one replica lost", deployment=dep, replicas=replicas, workload=workload,
-                      rate_rps=rate, duration_s=dur, slo=slo, settings=st, fault_at_s=dur / 4),
+            FleetTask(label=f"rate x{RATE_FACTOR:g}", deployment=dep, min_delivery=md,
+                      scenario=build.derive(fleet_sc, rate_rps=rate * RATE_FACTOR)),
+            FleetTask(label=f"context x{CONTEXT_FACTOR:g}", deployment=dep, min_delivery=md,
+                      scenario=fleet_sc, context_factor=CONTEXT_FACTOR),
+            FleetTask(label="one replica lost", deployment=dep, min_delivery=md,
+                      scenario=build.derive(fleet_sc, faults=[{"at_s": dur / 4, "replica": 0,
+                                                               "in_flight": "retry"}])),
             CandidateTask(key=f"context x{CONTEXT_FACTOR:g}:{chosen['key']}", deployment=dep, workload=wl2,
                           slo=slo, start_rps=chosen["analytic"]["saturation_rps"] / CONTEXT_FACTOR,
-                          settings=st),
+                          settings=st, engine=engines[chosen["key"]]),
         ]
         res = runner.map(run_task, tasks, on_done=lambda i, _: tick("sensitivity", i + 1, len(tasks)))
         sims += sum(1 for t in res[:3]) + res[3].simulations
@@ -116,7 +118,7 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
     # the spare count stays the sizing policy's; utilization follows the active count.
     active = chosen["sizing"]["active_replicas"] + len(adjustments)
     util = chosen["sizing"]["utilization"] * chosen["sizing"]["active_replicas"] / active
-    rec = {
+    rec = Recommendation(**{
         "key": chosen["key"], "gpu": chosen["gpu"], "tp": chosen["tp"], "pp": chosen["pp"],
         "ep": chosen["ep"], "weight_dtype": chosen["weight_dtype"], "kv_dtype": chosen["kv_dtype"],
         "replicas": replicas, "active_replicas": active,
@@ -131,7 +133,9 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
         "delivery": fleet.delivery, "slo_met": fleet.slo_met, "slo_per_target": fleet.per_target,
         "warnings": list(chosen["sizing"]["warnings"]) + adjustments,
         "notes": chosen["notes"],
-    }
+        # The validated fleet as a scenario: `servelab simulate --scenario` re-runs it exactly.
+        "scenario": dump_scenario(fleet_sc),
+    })
     return {"recommendation": rec, "pareto": front, "fleet_validation": fleet.to_dict(),
             "sensitivity": sensitivity, "claims": _claims(rec, fleet, sensitivity, slo, rate),
             "_simulations": sims}
@@ -153,10 +157,10 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else (f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s")
 
 
-def _claims(rec: dict[str, Any], fleet: Any, sens: list[dict[str, Any]], slo: Any,
+def _claims(rec: Recommendation, fleet: Any, sens: list[dict[str, Any]], slo: Any,
             rate: float) -> list[dict[str, Any]]:
     slo_text = slo.as_text() if hasattr(slo, "as_text") else str(slo)
-    fleet_name = f"{rec['replicas']} x {rec['key']}"
+    fleet_name = f"{rec.replicas} x {rec.key}"
     claims = [{
         "claim": f"{fleet_name} meets {slo_text} at {rate:g} req/s",
         "status": "supported (simulation)" if fleet.slo_met else "rejected (simulation)",
@@ -170,14 +174,14 @@ def _claims(rec: dict[str, Any], fleet: Any, sens: list[dict[str, Any]], slo: An
             "evidence": f"p95 TTFT {_fmt(s['ttft_p95_s'])}, p95 TPOT {_fmt(s['tpot_p95_s'])}, "
                         f"delivery {s['delivery']}; replicas needed: {s['replicas_needed']}",
         })
-    if rec["weight_dtype"] not in ("bf16", "fp16") or rec["kv_dtype"] not in ("bf16", "fp16"):
+    if rec.weight_dtype not in ("bf16", "fp16") or rec.kv_dtype not in ("bf16", "fp16"):
         claims.append({
-            "claim": f"{rec['weight_dtype']} weights / {rec['kv_dtype']} KV cache keep the model's quality",
+            "claim": f"{rec.weight_dtype} weights / {rec.kv_dtype} KV cache keep the model's quality",
             "status": "pending (needs measurement: quality evaluation of the quantized model)",
             "evidence": "none in servelab: the simulation models speed and memory only",
         })
     claims.append({
-        "claim": f"the perf model's step times hold for {rec['gpu']} TP{rec['tp']}",
+        "claim": f"the perf model's step times hold for {rec.gpu} TP{rec.tp}",
         "status": "pending (needs measurement: servelab bench against a real server on this GPU)",
         "evidence": "the roofline model's calibration error is stated in docs/perf.md",
     })

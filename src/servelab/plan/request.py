@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cost import DEFAULT_NODE_SIZES
+from ..scenario.cost import DEFAULT_NODE_SIZES
 from .evaluate import SearchSettings
 from .sizing import DEFAULT_HEADROOM
 
-__all__ = ["PlanRequest", "DEFAULT_MODEL", "DEFAULT_WORKLOAD", "DEFAULT_RATE_RPS"]
+__all__ = ["PlanRequest", "base_scenario", "DEFAULT_MODEL", "DEFAULT_WORKLOAD", "DEFAULT_RATE_RPS"]
 
 DEFAULT_MODEL = "llama-3.1-8b"
 DEFAULT_WORKLOAD = "chat"
@@ -51,3 +51,26 @@ class PlanRequest:
     calibration: Any = None
     calibration_gpu: str | None = None
     calibration_info: dict[str, Any] | None = None
+    # The base scenario (servelab.scenario.Scenario) every candidate derives from: model,
+    # workload and rate, SLO, engine knobs, LoRA, speculative decoding, KV tiers, prices.
+    # None: built from the fields above (base_scenario). When given, its model, workload,
+    # rate, SLO, engine profile, seed and node sizes are the plan's.
+    scenario: Any = None
+
+
+def base_scenario(req: PlanRequest) -> Any:
+    """The scenario candidates derive from (``req.scenario``, else one built from ``req``).
+    Its ``duration_s`` and ``seed`` are the fleet validation's arrival window and seed, its
+    router least-outstanding (the plan's fleet router)."""
+    from ..scenario import Scenario, build
+
+    st = req.search
+    if req.scenario is None:
+        sc = Scenario(model=req.model, workload=req.workload, rate_rps=req.rate_rps, slo=req.slo,
+                      engine={"profile": req.engine, "max_num_seqs": st.max_num_seqs,
+                              "max_num_batched_tokens": st.max_num_batched_tokens},
+                      prices={"node_sizes": req.node_sizes})
+    else:
+        sc = req.scenario
+    return build.derive(sc, seed=st.seed, duration_s=req.fleet_duration_s, router="least-outstanding",
+                        replicas=1, autoscaler=None, faults=[])

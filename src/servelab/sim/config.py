@@ -77,11 +77,8 @@ class EngineConfig:
     num_kv_blocks: int | None = None        # None = perf.memory_budget(deployment).kv_blocks
     preemption: Literal["recompute"] = "recompute"
     scheduling_policy: Literal["fcfs", "priority"] = "fcfs"
-    cpu_kv_blocks: int = 0                  # host-DRAM KV tier (blocks) for evicted cached blocks; 0 = none
-    cpu_kv_load_s_per_block: float = 0.0    # load time per block = kv_bytes_per_token · block_size /
-                                            # host-to-device bytes/s (see cli/simulate.py)
-    kv_tiers: tuple[KVTier, ...] = ()       # offload tiers below HBM, fastest first (after the
-                                            # cpu_kv_blocks tier, which stays the first one, "dram")
+    kv_tiers: tuple[KVTier, ...] = ()       # offload tiers below HBM, fastest first (host DRAM,
+                                            # NVMe, …; sized by servelab.scenario.build)
     max_loras: int = 0                      # LoRA adapter slots on the GPU (vLLM --max-loras); 0 = not modelled
     lora_load_s: float = 0.0                # time to load a non-resident adapter (adapter bytes / host-to-device
                                             # bandwidth; measure it), added to the step that admits it
@@ -92,13 +89,8 @@ class EngineConfig:
                                             # target decode step's fixed time t0 (measure it)
 
     def offload_tiers(self) -> tuple[KVTier, ...]:
-        """Ordered offload tiers: the legacy ``cpu_kv_blocks`` tier ("dram") then ``kv_tiers``;
-        tiers of capacity 0 are left out."""
-        tiers = tuple(self.kv_tiers)
-        if self.cpu_kv_blocks:
-            tiers = (KVTier(name="dram", blocks=self.cpu_kv_blocks,
-                            block_bytes=self.cpu_kv_load_s_per_block, read_bytes_per_s=1.0),) + tiers
-        return tuple(t for t in tiers if t.blocks > 0)
+        """Ordered offload tiers (``kv_tiers`` without those of capacity 0)."""
+        return tuple(t for t in self.kv_tiers if t.blocks > 0)
 
     @property
     def spec_tokens_per_step(self) -> float:
@@ -116,10 +108,7 @@ class EngineConfig:
             raise ConfigError(
                 f"need num_speculative_tokens >= 0, 0 <= spec_acceptance_rate <= 1, spec_draft_cost >= 0; "
                 f"got {self.num_speculative_tokens!r}, {self.spec_acceptance_rate!r}, {self.spec_draft_cost!r}")
-        if self.cpu_kv_blocks < 0 or self.cpu_kv_load_s_per_block < 0:
-            raise ConfigError(f"cpu_kv_blocks and cpu_kv_load_s_per_block must be >= 0, got "
-                              f"{self.cpu_kv_blocks!r}, {self.cpu_kv_load_s_per_block!r}")
-        names = [t.name for t in self.offload_tiers()]
+        names = [t.name for t in self.kv_tiers]
         if len(set(names)) != len(names):
             raise ConfigError(f"KV tier names must be unique, got {names}")
         if self.max_loras < 0 or self.lora_load_s < 0:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..report import Page, Series, bar_chart, interval_chart, line_chart, scatter_chart, write_html
+from . import Page, Series, bar_chart, interval_chart, line_chart, scatter_chart, write_html
 
 __all__ = ["plan_page", "write_plan_report"]
 
@@ -39,8 +39,9 @@ def _ms(x: float | None) -> float | None:
     return None if x is None else x * 1e3
 
 
-def plan_page(res: dict[str, Any]) -> Page:
-    """The report page for one plan dict (as returned by ``servelab.plan.plan``)."""
+def plan_page(result: Any) -> Page:
+    """The HTML page of a plan (a ``plan.PlanResult``, or its ``to_dict()`` form)."""
+    res = result.to_dict() if hasattr(result, "to_dict") else result
     inp, steps, cands = res["inputs"], res["steps"], res["candidates"]
     rec = res["recommendation"]
     page = Page(f"Fleet plan: {inp['model']} · {inp['workload']} · {inp['rate_rps']:g} req/s",
@@ -272,6 +273,6 @@ def _roofline(shown: list[dict[str, Any]], res: dict[str, Any]) -> str:
                       log_x=True, log_y=True, height=460)
 
 
-def write_plan_report(res: dict[str, Any], path: str | Path) -> Path:
+def write_plan_report(res: Any, path: str | Path) -> Path:
     """Render the plan report to ``path``."""
     return write_html(plan_page(res), path)

@@ -1,4 +1,4 @@
-"""``--calibration FILE`` for ``estimate``, ``simulate`` and ``plan``.
+"""A calibration file applied to a deployment (``--calibration FILE``; scenario field ``calibration``).
 
 A calibration file (``servelab calibrate``, docs/calibration.md) holds a fitted
 ``perf.Efficiency`` and the deployment it was fitted on. With the option, that
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..calibrate import load_calibration
+from .calibration_file import load_calibration
 from ..errors import ConfigError
 from ..perf import Deployment, Efficiency
 
-__all__ = ["COMPARED_FIELDS", "Calibration", "load"]
+__all__ = ["COMPARED_FIELDS", "Calibration", "load_applied"]
 
 # Deployment properties the efficiencies depend on (what a mismatch warning names).
 COMPARED_FIELDS = ("model", "gpu", "tp", "pp", "ep", "weight_dtype", "kv_dtype")
@@ -60,7 +60,7 @@ class Calibration:
                 "efficiency": dataclasses.asdict(self.efficiency)}
 
 
-def load(path: str) -> Calibration:
+def load_applied(path: str) -> Calibration:
     """Read ``path`` (``ConfigError`` naming the problem, as ``load_calibration``)."""
     eff = load_calibration(path)
     raw = Path(path).read_bytes()

@@ -1,4 +1,4 @@
-"""Step 11: fleet cost — instance packing, $/hour, $/1M output tokens, monthly TCO.
+"""Fleet cost (the one cost model of plans, decisions and reports) — instance packing, $/hour, $/1M output tokens, monthly TCO.
 
 Instance granularity: GPUs are rented in nodes of ``node_sizes`` GPUs (default 1, 2, 4
 and 8, capped by the GPU's ``gpus_per_node``). A replica of ``g = tp × pp`` GPUs

@@ -80,8 +80,8 @@ def _items(claim: Any, v: Any) -> list[tuple[str, float, float, float]]:
 def render_report(result: Any, ledger: Any, path: str | Path) -> Path:
     """Write the decision's HTML report to ``path``."""
     from ..metrics import timeseries_from_records
-    from ..report.charts import Series, interval_chart, line_chart
-    from ..report.html import Page, write_html
+    from .charts import Series, interval_chart, line_chart
+    from .html import Page, write_html
 
     d = result.decision
     page = Page(f"Decision: {d.name}", subtitle=d.description)
