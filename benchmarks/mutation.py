@@ -2,7 +2,7 @@
 
 mutmut changes one operator, constant or call at a time in the modules listed under
 ``[tool.mutmut] only_mutate`` in pyproject.toml (``sim/``, ``perf/``, ``metrics/``,
-``evidence/verdict.py``, ``plan/sizing.py``, ``plan/cost.py``) and runs the tests that
+``evidence/verdict.py``, ``plan/sizing.py``, ``scenario/cost.py``) and runs the tests that
 cover the changed function; a mutant that no test notices "survived". The score of a
 part is killed / checked (timeouts count as killed: the mutant hung the code; mutants
 no test covers count as survivors).
