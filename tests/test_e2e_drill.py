@@ -42,7 +42,6 @@ import pytest
 
 MODEL, GPU, WORKLOAD = "llama-3.1-8b", "h100-sxm", "chat"
 RATE_RPS, DURATION_S, SEED = 10.0, 6.0, 0       # 54 requests of the chat preset (seed 0)
-MS = 1e-3
 
 
 # --------------------------------------------------------------------------- helpers
