@@ -11,6 +11,10 @@ Usage::
 
     python benchmarks/mutation.py                       # everything in scope
     python benchmarks/mutation.py src/servelab/sim/router.py src/servelab/perf/step.py
+    python benchmarks/mutation.py --collect src/servelab/sim/router.py   # record an interrupted run
+
+With ``--collect`` nothing runs: the results mutmut kept in mutants/ are recorded (an
+interrupted run leaves mutants "not checked"; they are counted apart, not as killed).
 
 Arguments are files or folders under src/; each becomes a mutmut name pattern
 (``servelab.sim.router.*``). Writes benchmarks/results/mutation.json (merged with the
@@ -63,9 +67,12 @@ def module_of(mutant: str) -> str:
 
 def main(argv: list[str]) -> int:
     mutmut = str(Path(sys.executable).with_name("mutmut"))
+    collect = bool(argv) and argv[0] == "--collect"
+    if collect:
+        argv = argv[1:]
     patterns = [pattern_of(a) for a in argv]
     t0 = time.monotonic()
-    rc = subprocess.call([mutmut, "run", *patterns], cwd=ROOT)
+    rc = 0 if collect else subprocess.call([mutmut, "run", *patterns], cwd=ROOT)
     wall_s = time.monotonic() - t0
     if rc != 0:
         print(f"mutmut run exited {rc}", file=sys.stderr)
@@ -83,7 +90,7 @@ def main(argv: list[str]) -> int:
             survivors[mod].append(name)
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"modules": {}}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    cmd = "python benchmarks/mutation.py " + " ".join(argv)
+    cmd = "python benchmarks/mutation.py " + ("--collect " if collect else "") + " ".join(argv)
     print(f"{'module':34s} {'mutants':>8s} {'killed':>7s} {'survived':>9s} {'score':>7s}")
     for mod in sorted(by_module):
         c = by_module[mod]
@@ -91,6 +98,7 @@ def main(argv: list[str]) -> int:
         killed = sum(v for k, v in c.items() if k in KILLED)
         score = killed / checked if checked else None
         old["modules"][mod] = {"statuses": dict(c), "checked": checked, "killed": killed,
+                               "not_checked": sum(v for k, v in c.items() if k in UNCHECKED),
                                "score": score, "survivors": sorted(survivors[mod]),
                                "measured": now, "command": cmd}
         print(f"{mod:34s} {checked:8d} {killed:7d} {checked - killed:9d} "
@@ -106,7 +114,8 @@ def main(argv: list[str]) -> int:
         for p, (k, n) in sorted(packages.items())}
     old["note"] = ("Scores cover only the modules listed; a package's figure is over the modules "
                    "measured so far, not the whole package unless every module is listed.")
-    old.setdefault("runs", []).append({"command": cmd, "at": now, "wall_s": round(wall_s, 1)})
+    if not collect:
+        old.setdefault("runs", []).append({"command": cmd, "at": now, "wall_s": round(wall_s, 1)})
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(old, indent=2, ensure_ascii=False) + "\n")
     print(f"wall {wall_s:.0f} s; wrote {RESULTS.relative_to(ROOT)}")

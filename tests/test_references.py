@@ -333,3 +333,96 @@ def test_lm_head_runs_once_per_sequence_not_per_prefill_token() -> None:
     # 2.345 TB/s ≈ 0.45 ms; over every prompt token it would be 4.3 TFLOP ≈ 6.7 ms
     assert lm_head(1) == pytest.approx((2 * h * V + 2 * h + 4 * V) / BW)
     assert 4.4e-4 < lm_head(1) < 4.6e-4 and 6.6e-3 < lm_head(4096) < 6.8e-3
+
+
+# ----------------------------------------------------------------------------- router details
+def test_round_robin_visits_replicas_in_order() -> None:
+    router = Router("round_robin", {})
+    reps = _reps([0, 0, 0], [0, 0, 0])
+    assert [router.pick(_SPEC, reps) for _ in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_shared_chain_of_conversation_zero_and_of_a_group() -> None:
+    from servelab.sim.router import shared_chain
+
+    chains: dict = {}
+    conv = RequestSpec(id="c", arrival_s=0.0, input_tokens=40, output_tokens=1, conversation=0)
+    assert len(shared_chain(conv, 16, chains)) == 2           # the whole history: 40 // 16 blocks
+    grp = RequestSpec(id="g", arrival_s=0.0, input_tokens=100, output_tokens=1, prefix_group=0,
+                      prefix_tokens=40)
+    assert len(shared_chain(grp, 16, chains)) == 2            # the shared prefix only: 40 // 16
+    assert shared_chain(_SPEC, 16, chains) == []              # shares nothing
+
+
+def test_prefix_router_considers_every_replica_with_a_view() -> None:
+    # replica 0 has seen nothing; replica 1 holds the group: the match wins
+    router = _warm_router(2, on=1)
+    assert router.pick(_GROUP, _prefix_reps([0, 5])) == 1
+
+
+def test_prefix_router_counts_matched_blocks_from_zero() -> None:
+    # group 1 (3 blocks) is on replica 0; a request of group 2 (one 16-token block of a
+    # 24-token prompt) matches nothing: the replica with the smallest view (1) gets it
+    router = _warm_router(2, on=0)
+    other = RequestSpec(id="o", arrival_s=0.0, input_tokens=24, output_tokens=1, prefix_group=2,
+                        prefix_tokens=16)
+    assert router.pick(other, _prefix_reps([0, 0])) == 1
+
+
+def test_prefix_router_one_block_match_is_a_match() -> None:
+    # a one-block (16-token) prefix of a 24-token prompt: 16 > 0.5·24 → the match wins
+    router = Router("prefix", {})
+    short = RequestSpec(id="s", arrival_s=0.0, input_tokens=24, output_tokens=1, prefix_group=3,
+                        prefix_tokens=16)
+    assert router.pick(short, _prefix_reps([1, 0])) == 1      # no view yet: smallest view, least load
+    assert router.pick(short, _prefix_reps([0, 0])) == 1      # now replica 1 holds the block
+
+
+def test_prefix_router_match_must_exceed_half_the_prompt() -> None:
+    # a 32-token (2-block) prefix of a 64-token prompt: 32 is not > 0.5·64 → no cache hit;
+    # the replica with the smallest view (the other one) gets it
+    router = Router("prefix", {})
+    half = RequestSpec(id="h", arrival_s=0.0, input_tokens=64, output_tokens=1, prefix_group=4,
+                       prefix_tokens=32)
+    assert router.pick(half, _prefix_reps([0, 1])) == 0
+    assert router.pick(half, _prefix_reps([0, 0])) == 1
+
+
+def test_prefix_router_view_is_lru_bounded_by_kv_blocks() -> None:
+    # replica 0 has room for 4 blocks: group A (3 blocks) then group B (3 blocks) leave
+    # the 4 most recent (A's last, B's three); A's chain breaks at its first block, so a
+    # later A request matches nothing there and goes to the replica with the smaller view
+    router = Router("prefix", {})
+    rep0 = _Rep("rep0", _Engine(_Pool(0, num_blocks=4), 0))
+    a = RequestSpec(id="a", arrival_s=0.0, input_tokens=64, output_tokens=1, prefix_group=5, prefix_tokens=48)
+    b = RequestSpec(id="b", arrival_s=0.0, input_tokens=64, output_tokens=1, prefix_group=6, prefix_tokens=48)
+    assert router.pick(a, [rep0]) == 0 and router.pick(b, [rep0]) == 0
+    assert len(router.trees["rep0"]) == 4
+    rep1 = _Rep("rep1", _Engine(_Pool(0, num_blocks=4), 0))
+    assert router.pick(a, [rep0, rep1]) == 1
+
+
+def test_prefix_router_forgets_a_removed_replica() -> None:
+    router = _warm_router(2, on=0)
+    router.forget("rep0")
+    assert "rep0" not in router.trees
+    # no view left anywhere: the smallest view, then the least load
+    assert router.pick(_GROUP, _prefix_reps([3, 0])) == 1
+
+
+def test_shared_chains_of_two_conversations_differ() -> None:
+    from servelab.sim.router import shared_chain
+
+    chains: dict = {}
+    c1 = RequestSpec(id="1", arrival_s=0.0, input_tokens=48, output_tokens=1, conversation=1)
+    c2 = RequestSpec(id="2", arrival_s=0.0, input_tokens=48, output_tokens=1, conversation=2)
+    h1, h2 = shared_chain(c1, 16, chains), shared_chain(c2, 16, chains)
+    assert len(h1) == len(h2) == 3 and not set(h1) & set(h2)
+
+
+def test_prefix_router_records_its_view_with_a_single_replica() -> None:
+    # a one-replica fleet still builds the view: when a second replica appears, the group
+    # stays where its prefix is cached
+    router = Router("prefix", {})
+    assert router.pick(_GROUP, _prefix_reps([0])) == 0
+    assert router.pick(_GROUP, _prefix_reps([1, 0])) == 0
