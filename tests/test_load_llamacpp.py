@@ -136,3 +136,18 @@ def test_synthetic_words_are_single_tokens(llamacpp_url: str) -> None:
         headers={"Content-Type": "application/json"})
     tokens = json.loads(urllib.request.urlopen(req, timeout=30).read())["tokens"]
     assert len(tokens) == len(WORDS)
+
+
+def test_watch_names_the_vllm_series_llamacpp_lacks(llamacpp_url: str, tmp_path: Path) -> None:
+    """`servelab watch` on a llama.cpp server: exit 3, naming the vLLM series it lacks and
+    the llamacpp:* series it does expose."""
+    from typer.testing import CliRunner
+
+    from servelab.cli import app
+
+    sc = tmp_path / "s.yaml"
+    sc.write_text("model: llama-3.1-8b\n")
+    r = CliRunner().invoke(app, ["watch", str(sc), "--url", llamacpp_url, "--count", "1", "--interval", "0.1"])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 3, msg
+    assert "lack vllm:num_requests_running, vllm:num_requests_waiting" in msg and "llamacpp:" in msg, msg

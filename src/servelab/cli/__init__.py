@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from . import bench, calibrate, catalog_cmd, decide, emulate, estimate, kernels, plan, report_cmd, simulate
+    from . import bench, calibrate, catalog_cmd, decide, deploy, emulate, estimate, kernels, plan, report_cmd, simulate
 
-    for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, kernels, decide, report_cmd, calibrate):
+    for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, kernels, decide, report_cmd, calibrate, deploy):
         module.register(app)
 
 

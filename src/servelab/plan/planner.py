@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..catalog import generate_requests, get_gpu, get_workload, list_gpus
@@ -127,55 +128,23 @@ def _step_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"memory": mem, "roofline": roof, "operating_point": op, "replicas": sizing, "cost": cost}
 
 
-def plan(req: PlanRequest, *, progress: Progress | None = None) -> PlanResult:
-    """Run the 13 steps for ``req``; see the module docstring."""
-    t_start = time.perf_counter()
-    tick = progress or (lambda stage, done, total: None)
-    base = base_scenario(req)
-    model = build.load_model(base.model)
-    wl0 = get_workload(base.workload)
-    rate = build.rate_rps(base)
-    if rate <= 0:
-        raise ConfigError(f"rate must be > 0 req/s, got {rate}")
-    slo = build.slo(base)
-    if not slo.targets:
-        raise ConfigError(f"no SLO given and workload {wl0.name!r} has none; pass e.g. "
-                          "--slo ttft_p95=2s,tpot_p95=50ms")
-    workload = build.workload(base)
-    st = req.search
-    engine = get_engine(base.engine.profile)
-    if req.calibration is not None and not req.calibration_gpu:
-        raise ConfigError("a calibration needs the GPU it was fitted on (calibration_gpu) to "
-                          "know which candidates it describes")
-    calibrated: list[str] = []
+@dataclass(kw_only=True)
+class _Screened:
+    """Steps 4–8 for every candidate: rows (all of them), and for the viable ones their
+    deployment, one-replica scenario and simulator settings."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    deps: dict[str, Deployment] = field(default_factory=dict)
+    scens: dict[str, Any] = field(default_factory=dict)
+    engines: dict[str, Any] = field(default_factory=dict)
+    calibrated: list[str] = field(default_factory=list)
 
-    # 1. characterize
-    tick("characterize", 0, 1)
-    reqs = generate_requests(workload, rate_rps=rate, duration_s=req.characterize_s, seed=st.seed)
-    prof = characterize(reqs, workload_name=workload.name, arrival_kind=workload.arrival.kind,
-                        burstiness=workload.arrival.burstiness, slo_targets=slo.targets,
-                        duration_s=req.characterize_s, window_s=req.peak_window_s,
-                        percentile=req.peak_percentile)
-    peak = prof.peak_rate_rps
-    out_tokens_per_s = rate * prof.output_tokens.mean
-    tick("characterize", 1, 1)
 
-    # 2-3. footprints
-    kv_dtypes = req.kv_dtypes or default_kv_dtypes(req.weight_dtypes)
-    weights = {w: weight_bytes_total(model, w) for w in req.weight_dtypes}
-    kv = {k: kv_bytes_per_token(model, k) for k in kv_dtypes}
-
-    # 4-8. candidates, screening, analytic model
-    gpus = list({g.name: g for g in (get_gpu(n) for n in req.gpus)}.values()) if req.gpus else list_gpus()
-    gpu_by_name = {g.name: g for g in gpus}
-    pps = req.pps or _auto_pps(weights, gpus)
-    cands = enumerate_candidates(model=model, gpus=gpus, weight_dtypes=req.weight_dtypes,
-                                 kv_dtypes=kv_dtypes, tps=req.tps, pps=pps)
+def _screen(cands: list[Any], *, req: PlanRequest, base: Any, model: Any, prof: Any, slo: Any,
+            gpu_by_name: dict[str, Any], peak: float, tick: Progress) -> _Screened:
+    """Memory, roofline and analytic pre-screen of each candidate (steps 5–8; module docstring)."""
+    out = _Screened()
+    rows, deps, scens, engines, calibrated = out.rows, out.deps, out.scens, out.engines, out.calibrated
     tpot_thr, ttft_thr = _slo_threshold(slo, "tpot"), _slo_threshold(slo, "ttft")
-    rows: list[dict[str, Any]] = []
-    deps: dict[str, Deployment] = {}
-    scens: dict[str, Any] = {}       # candidate key -> its one-replica scenario
-    engines: dict[str, Any] = {}     # candidate key -> sim.EngineConfig
     for i, c in enumerate(cands):
         tick("analytic model", i, len(cands))
         gpu = gpu_by_name[c.gpu]
@@ -224,76 +193,140 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> PlanResult:
         scens[c.key] = csc
         engines[c.key] = build.replica_settings(csc, dep)
     tick("analytic model", len(cands), len(cands))
+    return out
+
+
+def _simulate_waves(viable: list[dict[str, Any]], *, runner: Any, req: PlanRequest, scr: _Screened,
+                    workload: Any, slo: Any, peak: float, out_tokens_per_s: float,
+                    gpu_by_name: dict[str, Any], base: Any, tick: Progress) -> tuple[list[dict[str, Any]], int, float]:
+    """Steps 9–11: simulated SLO capacity in waves ordered by the cost lower bound, branch
+    and bound on cost; replicas and cost of each candidate that meets the SLO. Returns the
+    evaluated rows, the number of simulations and the final upper-bound slack."""
+    st = req.search
+    deps, scens, engines = scr.deps, scr.scens, scr.engines
+    best = math.inf
+    n_sims = 0
+    evaluated: list[dict[str, Any]] = []
+    queue = list(viable)
+    done_count = 0
+    slack = req.ub_slack
+    while queue:
+        # The bound's slack grows with the largest simulated/analytic capacity ratio
+        # seen so far (x 1.1), so a workload the analytic rate underestimates
+        # (e.g. heavy prefix reuse) cannot prune a candidate that would win.
+        for r in queue:
+            r["cost_lower_bound_per_hour"] = _cost_lower_bound(r, gpu_by_name[r["gpu"]], req, peak, slack, base)
+        queue.sort(key=lambda r: (r["cost_lower_bound_per_hour"], r["key"]))
+        wave: list[dict[str, Any]] = []
+        while queue and len(wave) < req.wave_size:
+            r = queue.pop(0)
+            if r["cost_lower_bound_per_hour"] > req.prune_factor * best:
+                r.update(verdict="pruned", reason=(
+                    f"cost lower bound ${r['cost_lower_bound_per_hour']:.2f}/h exceeds "
+                    f"{req.prune_factor:g} x the best simulated plan (${best:.2f}/h)"))
+                done_count += 1
+                continue
+            wave.append(r)
+        if not wave:
+            continue
+        tasks = [CandidateTask(key=r["key"], deployment=deps[r["key"]], workload=workload,
+                               slo=slo, start_rps=r["analytic"]["saturation_rps"], settings=st,
+                               peak_rate_rps=peak, headroom=req.headroom, engine=engines[r["key"]])
+                 for r in wave]
+
+        def _done(i: int, res: Any, base: int = done_count) -> None:
+            tick("simulate candidates", base + i + 1, len(viable))
+        results = runner.map(evaluate_candidate, tasks, on_done=_done)
+        done_count += len(wave)
+        tick("simulate candidates", done_count, len(viable))
+        for r, ev in zip(wave, results):
+            n_sims += ev.simulations
+            r["simulation"] = ev.to_dict()
+            if ev.error:
+                r.update(verdict="error", reason=ev.error)
+                continue
+            if ev.capacity_rps <= 0:
+                low = min((p["rate_rps"] for p in r["simulation"]["probes"]), default=st.min_rps)
+                r.update(verdict="no-capacity", reason=(
+                    f"no simulated rate down to {low:.3g} req/s meets the SLO"))
+                continue
+            a = r["analytic"]
+            gpu = gpu_by_name[r["gpu"]]
+            sz = size_replicas(peak_rate_rps=peak, capacity_per_replica_rps=ev.capacity_rps,
+                               headroom=req.headroom, spares=req.spares,
+                               saturation_rate_rps=a["saturation_rps"])
+            cost = build.fleet_cost(scens[r["key"]], output_tokens_per_s=out_tokens_per_s,
+                                    replicas=sz.replicas)
+            op = ev.operating
+            if not math.isfinite(ev.upper_rps):
+                r["notes"] = r["notes"] + [f"capacity search reached its cap ({st.max_gallop_up:g} x the "
+                                           "analytic rate): the capacity is a lower bound"]
+            r.update(verdict="meets-slo", reason="", capacity_rps=ev.capacity_rps,
+                     sizing=sz.to_dict(), cost=cost.to_dict(),
+                     ttft_p95_s=op.ttft_p95_s if op else None,
+                     tpot_p95_s=op.tpot_p95_s if op else None,
+                     operating_rate_rps=op.rate_rps if op else None)
+            evaluated.append(r)
+            best = min(best, cost.cost_per_hour_usd)
+            slack = max(slack, 1.1 * ev.capacity_rps / a["saturation_rps"])
+
+    return evaluated, n_sims, slack
+
+
+def plan(req: PlanRequest, *, progress: Progress | None = None) -> PlanResult:
+    """Run the 13 steps for ``req``; see the module docstring."""
+    t_start = time.perf_counter()
+    tick = progress or (lambda stage, done, total: None)
+    base = base_scenario(req)
+    model = build.load_model(base.model)
+    wl0 = get_workload(base.workload)
+    rate = build.rate_rps(base)
+    if rate <= 0:
+        raise ConfigError(f"rate must be > 0 req/s, got {rate}")
+    slo = build.slo(base)
+    if not slo.targets:
+        raise ConfigError(f"no SLO given and workload {wl0.name!r} has none; pass e.g. "
+                          "--slo ttft_p95=2s,tpot_p95=50ms")
+    workload = build.workload(base)
+    st = req.search
+    engine = get_engine(base.engine.profile)
+    if req.calibration is not None and not req.calibration_gpu:
+        raise ConfigError("a calibration needs the GPU it was fitted on (calibration_gpu) to "
+                          "know which candidates it describes")
+
+    # 1. characterize
+    tick("characterize", 0, 1)
+    reqs = generate_requests(workload, rate_rps=rate, duration_s=req.characterize_s, seed=st.seed)
+    prof = characterize(reqs, workload_name=workload.name, arrival_kind=workload.arrival.kind,
+                        burstiness=workload.arrival.burstiness, slo_targets=slo.targets,
+                        duration_s=req.characterize_s, window_s=req.peak_window_s,
+                        percentile=req.peak_percentile)
+    peak = prof.peak_rate_rps
+    out_tokens_per_s = rate * prof.output_tokens.mean
+    tick("characterize", 1, 1)
+
+    # 2-3. footprints
+    kv_dtypes = req.kv_dtypes or default_kv_dtypes(req.weight_dtypes)
+    weights = {w: weight_bytes_total(model, w) for w in req.weight_dtypes}
+    kv = {k: kv_bytes_per_token(model, k) for k in kv_dtypes}
+
+    # 4-8. candidates, screening, analytic model
+    gpus = list({g.name: g for g in (get_gpu(n) for n in req.gpus)}.values()) if req.gpus else list_gpus()
+    gpu_by_name = {g.name: g for g in gpus}
+    pps = req.pps or _auto_pps(weights, gpus)
+    cands = enumerate_candidates(model=model, gpus=gpus, weight_dtypes=req.weight_dtypes,
+                                 kv_dtypes=kv_dtypes, tps=req.tps, pps=pps)
+    scr = _screen(cands, req=req, base=base, model=model, prof=prof, slo=slo, gpu_by_name=gpu_by_name,
+                  peak=peak, tick=tick)
+    rows, deps, scens, engines, calibrated = scr.rows, scr.deps, scr.scens, scr.engines, scr.calibrated
 
     # 9-11. simulate in waves ordered by the cost lower bound
     viable = sorted((r for r in rows if r["key"] in deps),
                     key=lambda r: (r["cost_lower_bound_per_hour"], r["key"]))
-    best = math.inf
-    n_sims = 0
-    evaluated: list[dict[str, Any]] = []
     with TaskRunner(req.executor, req.jobs) as runner:
-        queue = list(viable)
-        done_count = 0
-        slack = req.ub_slack
-        while queue:
-            # The bound's slack grows with the largest simulated/analytic capacity ratio
-            # seen so far (x 1.1), so a workload the analytic rate underestimates
-            # (e.g. heavy prefix reuse) cannot prune a candidate that would win.
-            for r in queue:
-                r["cost_lower_bound_per_hour"] = _cost_lower_bound(r, gpu_by_name[r["gpu"]], req, peak, slack, base)
-            queue.sort(key=lambda r: (r["cost_lower_bound_per_hour"], r["key"]))
-            wave: list[dict[str, Any]] = []
-            while queue and len(wave) < req.wave_size:
-                r = queue.pop(0)
-                if r["cost_lower_bound_per_hour"] > req.prune_factor * best:
-                    r.update(verdict="pruned", reason=(
-                        f"cost lower bound ${r['cost_lower_bound_per_hour']:.2f}/h exceeds "
-                        f"{req.prune_factor:g} x the best simulated plan (${best:.2f}/h)"))
-                    done_count += 1
-                    continue
-                wave.append(r)
-            if not wave:
-                continue
-            tasks = [CandidateTask(key=r["key"], deployment=deps[r["key"]], workload=workload,
-                                   slo=slo, start_rps=r["analytic"]["saturation_rps"], settings=st,
-                                   peak_rate_rps=peak, headroom=req.headroom, engine=engines[r["key"]])
-                     for r in wave]
-
-            def _done(i: int, res: Any, base: int = done_count) -> None:
-                tick("simulate candidates", base + i + 1, len(viable))
-            results = runner.map(evaluate_candidate, tasks, on_done=_done)
-            done_count += len(wave)
-            tick("simulate candidates", done_count, len(viable))
-            for r, ev in zip(wave, results):
-                n_sims += ev.simulations
-                r["simulation"] = ev.to_dict()
-                if ev.error:
-                    r.update(verdict="error", reason=ev.error)
-                    continue
-                if ev.capacity_rps <= 0:
-                    low = min((p["rate_rps"] for p in r["simulation"]["probes"]), default=st.min_rps)
-                    r.update(verdict="no-capacity", reason=(
-                        f"no simulated rate down to {low:.3g} req/s meets the SLO"))
-                    continue
-                a = r["analytic"]
-                gpu = gpu_by_name[r["gpu"]]
-                sz = size_replicas(peak_rate_rps=peak, capacity_per_replica_rps=ev.capacity_rps,
-                                   headroom=req.headroom, spares=req.spares,
-                                   saturation_rate_rps=a["saturation_rps"])
-                cost = build.fleet_cost(scens[r["key"]], output_tokens_per_s=out_tokens_per_s,
-                                        replicas=sz.replicas)
-                op = ev.operating
-                if not math.isfinite(ev.upper_rps):
-                    r["notes"] = r["notes"] + [f"capacity search reached its cap ({st.max_gallop_up:g} x the "
-                                               "analytic rate): the capacity is a lower bound"]
-                r.update(verdict="meets-slo", reason="", capacity_rps=ev.capacity_rps,
-                         sizing=sz.to_dict(), cost=cost.to_dict(),
-                         ttft_p95_s=op.ttft_p95_s if op else None,
-                         tpot_p95_s=op.tpot_p95_s if op else None,
-                         operating_rate_rps=op.rate_rps if op else None)
-                evaluated.append(r)
-                best = min(best, cost.cost_per_hour_usd)
-                slack = max(slack, 1.1 * ev.capacity_rps / a["saturation_rps"])
+        evaluated, n_sims, slack = _simulate_waves(
+            viable, runner=runner, req=req, scr=scr, workload=workload, slo=slo, peak=peak,
+            out_tokens_per_s=out_tokens_per_s, gpu_by_name=gpu_by_name, base=base, tick=tick)
 
         # 12. heterogeneous pools; 13. recommendation (both simulate, through the runner)
         hetero = plan_heterogeneous(req=req, workload=workload, slo=slo, profile=prof,
