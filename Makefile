@@ -3,27 +3,48 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install kernel-deps test-deps bench mutate clean
+.PHONY: run test test-deps lint install kernel-deps bench bench-record docs-check mutate shell clean
+
+# Where `make bench` writes (git-ignored); `make bench-record` copies it into the
+# committed benchmarks/results/.
+BENCH_OUT ?= runs/bench-results
 
 $(BIN)/servelab: pyproject.toml
+	@echo "==> creating the virtual environment $(VENV) (once)"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "==> upgrading pip"
+	$(BIN)/python -m pip install --upgrade pip --progress-bar off 2>&1 | tail -n 1
+	@echo "==> installing servelab and its dependencies into $(VENV) (about a minute the first time)"
+	@( $(BIN)/python -m pip install -e '.[dev]' --progress-bar off 2>&1; echo $$? > $(VENV)/.pip-rc ) \
+	  | grep --line-buffered -E '^(Collecting|Installing collected|Successfully|ERROR|error)' || true
+	@exit $$(cat $(VENV)/.pip-rc)
 	touch $(BIN)/servelab
+	@echo "==> installed; use it with: source $(VENV)/bin/activate   (or: make shell)"
 
 install: $(BIN)/servelab
 
 # Kernel lab on CPU (Triton interpreter): the CPU build of torch + triton. `torch==2.13.0`
-# is the CPU build where pip finds it locally (see docs/kernels.md); elsewhere pip
-# fetches that release from PyPI.
+# is the CPU build where pip finds it locally (see docs/testing.md); elsewhere pip
+# fetches that release from PyPI. `make test` installs them too.
 kernel-deps: install
 	$(BIN)/python -m pip install -q 'torch==2.13.0' triton
 
+run: install
+	@mkdir -p runs
+	@echo "==> servelab plan on built-in defaults (report: runs/plan-report.html)"
+	$(BIN)/servelab plan --report runs/plan-report.html
+
+# A shell with the virtual environment active (exit to leave).
+shell: install
+	@echo "==> servelab $$($(BIN)/servelab --version | cut -d' ' -f2) active; exit to leave"
+	@VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $${SHELL:-bash} -i
+
 # Everything the suite needs: the real llama.cpp server (xllamacpp) for the load-client
-# integration tests and torch/triton for the kernel interpreter checks. An install that
-# fails stops `make test` here, loudly: nothing turns into a silent skip.
+# integration tests, local Ray for the sharded day simulation, torch/triton for the
+# kernel interpreter checks. An install that fails stops `make test` here, loudly:
+# nothing turns into a silent skip.
 $(VENV)/.test-deps: $(BIN)/servelab
-	$(BIN)/python -m pip install -q -e '.[dev,test-server]'
+	$(BIN)/python -m pip install -q -e '.[dev,test-server,dist]'
 	$(BIN)/python -m pip install -q 'torch==2.13.0' triton
 	touch $(VENV)/.test-deps
 
@@ -37,8 +58,21 @@ lint: install
 test: install $(VENV)/.test-deps lint
 	$(BIN)/python -m pytest
 
+# Numbers in README.md and docs/ against the files and commands they come from
+# (tests/test_docs.py; also part of `make test`).
+docs-check: install
+	$(BIN)/python -m pytest tests/test_docs.py
+
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	@mkdir -p $(BENCH_OUT)
+	SERVELAB_BENCH_OUT=$(BENCH_OUT) $(BIN)/python benchmarks/run_all.py
+	@echo "==> results in $(BENCH_OUT)/; to commit them: make bench-record"
+
+bench-record:
+	@test -d $(BENCH_OUT) || { echo "no $(BENCH_OUT)/: run make bench first"; exit 1; }
+	cp $(BENCH_OUT)/*.json benchmarks/results/
+	@if ls $(BENCH_OUT)/*.jsonl >/dev/null 2>&1; then cp $(BENCH_OUT)/*.jsonl benchmarks/results/; fi
+	@echo "==> copied into benchmarks/results/; run make docs-check to see which documented numbers changed"
 
 # Mutation testing of the modules where a wrong number changes a decision (see
 # docs/testing.md); `make mutate MUTATE_PATHS=src/servelab/sim/router.py` for one part.

@@ -14,7 +14,13 @@ import sys
 
 from servelab.cli import app
 from servelab.kernels._deps import cuda_available, gpu_extra_available
-from servelab.kernels.results import DEFAULT_RESULTS
+from pathlib import Path
+
+from servelab.kernels.results import DEFAULT_RESULTS as _COMMITTED
+
+# `make bench` writes to $SERVELAB_BENCH_OUT; `make bench-record` copies into benchmarks/results/.
+DEFAULT_RESULTS = (Path(__import__("os").environ["SERVELAB_BENCH_OUT"]) / _COMMITTED.name
+                   if __import__("os").environ.get("SERVELAB_BENCH_OUT") else _COMMITTED)
 
 
 def _invoke(args: list[str]) -> int:

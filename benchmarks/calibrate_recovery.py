@@ -30,7 +30,11 @@ from servelab.catalog._workload_types import RequestSpec
 from servelab.perf import Deployment, Efficiency, StepModel
 from servelab.sim import EngineConfig, ReplicaSpec, SimConfig, simulate
 
-OUT = Path(__file__).resolve().parent / "results" / "calibrate_recovery.json"
+# `make bench` writes to $SERVELAB_BENCH_OUT (outside tracked files); `make bench-record`
+# copies those results here, into the committed benchmarks/results/.
+_RESULTS = Path(__import__("os").environ.get("SERVELAB_BENCH_OUT") or Path(__file__).resolve().parent / "results")
+
+OUT = _RESULTS / "calibrate_recovery.json"
 TRUTH = Efficiency(memory=0.55, compute=0.5, step_overhead_s=3e-3)
 
 

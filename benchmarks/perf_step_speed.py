@@ -18,7 +18,11 @@ from pathlib import Path
 from servelab.catalog import get_gpu, get_model
 from servelab.perf import Deployment, StepBatch, StepModel
 
-OUT = Path(__file__).resolve().parent / "results" / "perf_step_speed.json"
+# `make bench` writes to $SERVELAB_BENCH_OUT (outside tracked files); `make bench-record`
+# copies those results here, into the committed benchmarks/results/.
+_RESULTS = Path(__import__("os").environ.get("SERVELAB_BENCH_OUT") or Path(__file__).resolve().parent / "results")
+
+OUT = _RESULTS / "perf_step_speed.json"
 
 
 def rate(fn, items) -> float:

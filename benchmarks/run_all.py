@@ -23,8 +23,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("perf_step_speed", "perf_step_speed.py", []),
     ("metrics", "bench_metrics.py", []),
     ("sim", "bench_sim.py", ["--repeat", "3"]),
+    ("tier_policies", "bench_tier_policies.py", []),
+    ("pd", "bench_pd.py", []),
     ("plan", "bench_plan.py", []),
     ("load", "bench_load.py", []),
+    ("sweep", "bench_sweep.py", []),
     ("kernels", "bench_kernels.py", ["--quick"]),
     ("drill", "bench_drill.py", []),
 ]
@@ -50,7 +53,8 @@ def main() -> int:
     print("\n=== summary")
     for name, rc, wall_s in status:
         print(f"{name:16s} {'ok' if rc == 0 else f'exit {rc}':8s} {wall_s:7.1f} s")
-    print(f"results in {HERE / 'results'}")
+    import os
+    print(f"results in {os.environ.get('SERVELAB_BENCH_OUT') or HERE / 'results'}")
     return 0 if all(rc == 0 for _, rc, _ in status) else 1
 
 

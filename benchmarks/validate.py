@@ -74,10 +74,14 @@ from servelab.perf import Deployment, Efficiency, StepBatch, StepModel, memory_b
 from servelab.perf.answers import offline_throughput, ttft_s  # noqa: E402
 from servelab.perf.engines import ENGINE_PROFILES, EngineProfile, get_engine  # noqa: E402
 
+# `make bench` writes to $SERVELAB_BENCH_OUT (outside tracked files); `make bench-record`
+# copies those results here, into the committed benchmarks/results/.
+_RESULTS = Path(__import__("os").environ.get("SERVELAB_BENCH_OUT") or Path(__file__).resolve().parent / "results")
+
 DATA = HERE / "data" / "validation_published.csv"
 VLLM_DATA = HERE / "data" / "vllm_published.csv"     # held-out vLLM rows (never fitted)
-OUT = HERE / "results" / "validation.json"
-OUT_ENGINES = HERE / "results" / "validation_engines.json"
+OUT = _RESULTS / "validation.json"
+OUT_ENGINES = _RESULTS / "validation_engines.json"
 VLLM_FIT_SOURCE = "vllm-ci"          # designated fit rows for the vLLM step overhead
 # Which profile runs a row: vLLM rows the vllm profile; TensorRT-LLM, NIM (TensorRT-LLM
 # backend) and LMDeploy TurboMind (a C++ runtime like TensorRT-LLM's) the trtllm profile.

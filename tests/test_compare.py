@@ -197,7 +197,8 @@ def test_to_dict_keys() -> None:
                    meta=RunMeta(run_id="r1", kind="bench", started_at="2026-01-01T00:00:00Z"))
     b = CompareRun(label="B", records=make_records(5, ttft_s=0.25), duration_s=2.5)
     d = compare_runs([a, b], metrics=["ttft_p50"], n_resamples=20, confidence=0.9).to_dict()
-    assert set(d) == {"baseline", "confidence", "n_resamples", "seed", "ci_method", "runs", "metrics"}
+    assert set(d) == {"baseline", "confidence", "n_resamples", "seed", "ci_method", "warnings", "runs", "metrics"}
+    assert d["warnings"] == []
     assert d["runs"][0] == {"label": "A", "source": "", "kind": "bench", "run_id": "r1", "n_records": 5,
                             "duration_s": 2.5}
     assert d["metrics"][0]["unit"] == "s" and d["metrics"][0]["better"] == "lower"
@@ -228,3 +229,18 @@ def test_property_copy_and_scaled_copy(ttfts, scale) -> None:
         assert e.ratio_ci[0] <= 1.0 <= e.ratio_ci[1]
         s = next(x for x in m.runs if x.label == "scaled")
         assert s.ratio == pytest.approx(scale, rel=1e-12)
+
+
+def test_runs_of_different_work_are_flagged():
+    from servelab.report.compare import CompareRun, compare_runs, workload_differences
+
+    def run(label, n, inp, out):
+        return CompareRun(label=label, records=[
+            RequestRecord(id=str(i), arrival_s=0.1 * i, input_tokens=inp, output_tokens=out,
+                          first_token_s=0.1 * i + 0.02, finish_s=0.1 * i + 0.02 + 0.01 * out) for i in range(n)])
+    base = run("measured", 50, 1024, 128)
+    assert workload_differences([base, run("same", 52, 1000, 130)]) == []          # within 10 %
+    [w] = workload_differences([base, run("chat", 50, 160, 330)])
+    assert w.startswith("chat served different work than measured") and "mean input tokens 160 vs 1,024" in w
+    cmp = compare_runs([base, run("chat", 50, 160, 330)], metrics=["ttft_p50"], n_resamples=20)
+    assert cmp.warnings == (w,) and cmp.to_dict()["warnings"] == [w]

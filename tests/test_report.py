@@ -171,7 +171,11 @@ def test_run_page_has_every_figure_and_no_urls(tmp_path):
     meta = RunMeta(run_id="sim-7", kind="simulate", started_at="2026-01-01T00:00:00Z", config={"rate": 2})
     html = write_html(run_page("sim", summarize(recs), recs, meta=meta, ttft_slo_s=0.25),
                       tmp_path / "run.html").read_text()
-    assert html.count("<svg ") == 6 and "Delivery over time" in html and "sim-7" in html
+    # no server series in these records: the 9 record-based charts, none of them empty
+    assert html.count("<svg ") == 9 and "Delivery over time" in html and "sim-7" in html
+    assert "no data" not in html and "TPOT and ITL" in html
+    assert "{&#x27;rate" not in html and "{'rate" not in html          # metadata flattened, no dict repr
+    assert "<td>config.rate</td>" in html
     assert "http://" not in html and "https://" not in html
     cdf = cdf_series("TTFT", [0.3, 0.1, float("nan"), 0.2])
     assert cdf.xs == [0.1, 0.2, 0.3] and cdf.ys == pytest.approx([1 / 3, 2 / 3, 1.0])

@@ -197,7 +197,8 @@ def test_public_api_is_all() -> None:
     assert required <= set(sim.__all__)
     assert all(hasattr(sim, name) for name in sim.__all__)
     public = {n for n in dir(sim) if not n.startswith("_")} - {
-        "cluster", "config", "engine", "fakes", "kv", "router", "request", "scheduler", "summary", "annotations"}
+        "cluster", "config", "engine", "fakes", "kv", "router", "request", "scheduler", "series", "summary",
+        "annotations", "tiering", "tier_sched", "disagg", "pd_fleet"}
     assert public == set(sim.__all__)
 
 

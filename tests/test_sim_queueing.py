@@ -17,6 +17,7 @@ from servelab.sim import (
     ConstantStepModel,
     EngineConfig,
     Fault,
+    KVPolicy,
     KVTier,
     ReplicaSpec,
     SimConfig,
@@ -80,6 +81,14 @@ def test_mdc_little_law_and_utilisation() -> None:
     assert abs(in_system / (rate * mean_e2e) - 1) < 0.03
 
 
+def _kv_policy(name: str | None, two_tiers: int) -> KVPolicy | None:
+    if name is None or (name.startswith("prefetch") and not two_tiers):
+        return None
+    if name.startswith("prefetch"):
+        return KVPolicy(prefetch=True, prefetch_deadline_s=0.5, prefetch_wait=name == "prefetch-wait")
+    return KVPolicy(policy=name, pin_priority=0, pin_blocks=20)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     n=st.integers(1, 60),
@@ -100,11 +109,13 @@ def test_mdc_little_law_and_utilisation() -> None:
     cpu_blocks=st.sampled_from([0, 50]),
     nvme_blocks=st.sampled_from([0, 40]),
     to_zero=st.booleans(),
+    kv_policy=st.sampled_from([None, "priority", "cost", "prefetch", "prefetch-wait"]),
 )
 def test_conservation_every_request_ends_exactly_once(n, seed, blocks, max_seqs, replicas, router,
                                                        max_queue, rate_limit, timeout, fault,
                                                        exact, scaler, loras, spec_k, policy,
-                                                       cpu_blocks, nvme_blocks, to_zero) -> None:
+                                                       cpu_blocks, nvme_blocks, to_zero,
+                                                       kv_policy) -> None:
     rng = random.Random(seed)
     t = 0.0
     reqs = []
@@ -123,7 +134,8 @@ def test_conservation_every_request_ends_exactly_once(n, seed, blocks, max_seqs,
                           kv_tiers=(KVTier(name="dram", blocks=cpu_blocks, block_bytes=1e6,
                                            read_bytes_per_s=1e9),
                                     KVTier(name="nvme", blocks=nvme_blocks, block_bytes=1e6,
-                                           read_bytes_per_s=7.45e9, latency_s=1e-4),))
+                                           read_bytes_per_s=7.45e9, latency_s=1e-4),),
+                          kv_policy=_kv_policy(kv_policy, cpu_blocks and nvme_blocks))
     # scale to zero: one replica fewer at the start (none when replicas = 1)
     spec = ReplicaSpec(engine=engine, step_model=AffineStepModel(),
                        count=replicas - 1 if (to_zero and scaler) else replicas)

@@ -74,13 +74,16 @@ def _choose(rng: np.random.Generator, shares: tuple[tuple[object, float], ...], 
     return [labels[i] for i in idx]
 
 
-def _draw(w: Workload, seed: int, n_c: int, conv_rate: float) -> dict[str, Any]:
-    """All random draws for ``n_c`` conversations, one independent stream per aspect."""
+def _draw(w: Workload, seed: int, n_c: int, conv_rate: float,
+          starts: np.ndarray | None = None) -> dict[str, Any]:
+    """All random draws for ``n_c`` conversations, one independent stream per aspect
+    (``starts``: given conversation start times instead of drawn gaps)."""
     rng_arr, rng_in, rng_out, rng_pre, rng_pri, rng_ada, rng_think = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7))
     turns = w.turns
-    gaps = interarrival_times(w.arrival, rng_arr, n_c, conv_rate)
-    starts = np.concatenate(([0.0], np.cumsum(gaps[:-1])))
+    if starts is None:
+        gaps = interarrival_times(w.arrival, rng_arr, n_c, conv_rate)
+        starts = np.concatenate(([0.0], np.cumsum(gaps[:-1])))
     if turns > 1 and w.think_time_s > 0:
         think = rng_think.exponential(w.think_time_s, size=(n_c, turns - 1))
     else:
@@ -110,9 +113,15 @@ def generate_requests(
     duration_s: float | None = None,
     num_requests: int | None = None,
     seed: int = 0,
+    starts_s: np.ndarray | None = None,
 ) -> list[RequestSpec]:
-    """Deterministic request list for a seed: arrivals until ``duration_s`` or ``num_requests``."""
+    """Deterministic request list for a seed: arrivals until ``duration_s`` or ``num_requests``.
+
+    ``starts_s``: sorted conversation start times (e.g. from a rate curve,
+    :mod:`.ratecurve`) instead of gaps drawn from the workload's arrival process."""
     w = workload
+    if starts_s is not None:
+        return _from_starts(w, np.asarray(starts_s, dtype=np.float64), duration_s, seed)
     rate = w.arrival.rate_rps if rate_rps is None else float(rate_rps)
     if not rate > 0:
         raise ConfigError(f"rate_rps must be > 0 (or inf for offline), got {rate!r}")
@@ -150,37 +159,54 @@ def generate_requests(
             break
         n_conv *= 2
 
-    n_c = n_conv
+    return _rows(w, draw, n_conv, duration_s, num_requests)
+
+
+def _from_starts(w: Workload, starts: np.ndarray, duration_s: float | None, seed: int) -> list[RequestSpec]:
+    if starts.size and not (np.diff(starts) >= 0).all():
+        raise ConfigError("conversation start times must be sorted")
+    if starts.size == 0:
+        return []
+    return _rows(w, _draw(w, seed, int(starts.size), 1.0, starts=starts), int(starts.size), duration_s, None)
+
+
+def _rows(w: Workload, draw: dict[str, Any], n_conv: int, duration_s: float | None,
+          num_requests: int | None) -> list[RequestSpec]:
+    """Requests in arrival order (ties: conversation, then turn), ids ``r0, r1, …``; each
+    RequestSpec is built once, from plain Python numbers."""
+    turns = w.turns
+    times = draw["times"]
     new_in, out, groups = draw["new_in"], draw["out"], draw["groups"]
     prios, adapters = draw["prios"], draw["adapters"]
-    p = w.prefix
-    rows: list[tuple[float, int, int, RequestSpec]] = []
-    for c in range(n_c):
-        g = int(groups[c])
-        pre = p.prefix_tokens if g >= 0 else 0
+    pre_tok = w.prefix.prefix_tokens
+    if turns == 1:
+        # starts are sorted, so conversation order is arrival order (ties keep conversation order)
+        t = times[:, 0]
+        n = int(np.searchsorted(t, duration_s, side="left")) if duration_s is not None else n_conv
+        if num_requests is not None:
+            n = min(n, num_requests)
+        ts, ins, outs, gs = t[:n].tolist(), new_in[:n, 0].tolist(), out[:n, 0].tolist(), groups[:n].tolist()
+        return [RequestSpec(id=f"r{c}", arrival_s=ts[c], input_tokens=(pre_tok if gs[c] >= 0 else 0) + ins[c],
+                            output_tokens=outs[c], prefix_group=gs[c], prefix_tokens=pre_tok if gs[c] >= 0 else 0,
+                            conversation=-1, turn=0,
+                            priority=int(prios[c]) if prios else 0,  # type: ignore[call-overload]
+                            adapter=str(adapters[c]) if adapters else None, history_tokens=0)
+                for c in range(n)]
+    rows: list[tuple[float, int, int, int, int, int]] = []   # (t, conversation, turn, input, output, history)
+    for c in range(n_conv):
+        pre = pre_tok if groups[c] >= 0 else 0
         history = 0
         for j in range(turns):
-            t = float(times[c, j])
-            if duration_s is not None and t >= duration_s:
+            t_cj = float(times[c, j])
+            if duration_s is not None and t_cj >= duration_s:
                 break
-            rows.append((t, c, j, RequestSpec(
-                id="", arrival_s=t, input_tokens=pre + history + int(new_in[c, j]),
-                output_tokens=int(out[c, j]), prefix_group=g, prefix_tokens=pre,
-                conversation=c if turns > 1 else -1, turn=j,
-                priority=int(prios[c]) if prios else 0,  # type: ignore[call-overload]
-                adapter=str(adapters[c]) if adapters else None,
-                history_tokens=history,
-            )))
+            rows.append((t_cj, c, j, pre + history + int(new_in[c, j]), int(out[c, j]), history))
             history += int(new_in[c, j]) + int(out[c, j])
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     if num_requests is not None:
         rows = rows[:num_requests]
-    return [_with_id(spec, f"r{i}") for i, (_, _, _, spec) in enumerate(rows)]
-
-
-def _with_id(spec: RequestSpec, rid: str) -> RequestSpec:
-    return RequestSpec(id=rid, arrival_s=spec.arrival_s, input_tokens=spec.input_tokens,
-                       output_tokens=spec.output_tokens, prefix_group=spec.prefix_group,
-                       prefix_tokens=spec.prefix_tokens, conversation=spec.conversation,
-                       turn=spec.turn, priority=spec.priority, adapter=spec.adapter,
-                       history_tokens=spec.history_tokens)
+    return [RequestSpec(id=f"r{i}", arrival_s=t_cj, input_tokens=inp, output_tokens=o, prefix_group=int(groups[c]),
+                        prefix_tokens=pre_tok if groups[c] >= 0 else 0, conversation=c, turn=j,
+                        priority=int(prios[c]) if prios else 0,  # type: ignore[call-overload]
+                        adapter=str(adapters[c]) if adapters else None, history_tokens=hist)
+            for i, (t_cj, c, j, inp, o, hist) in enumerate(rows)]

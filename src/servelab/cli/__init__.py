@@ -18,10 +18,25 @@ app = typer.Typer(
 )
 
 
-def _register_all() -> None:
-    from . import bench, calibrate, catalog_cmd, decide, deploy, emulate, estimate, kernels, plan, report_cmd, simulate
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+        typer.echo(f"servelab {__version__}")
+        raise typer.Exit()
 
-    for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, kernels, decide, report_cmd, calibrate, deploy):
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print servelab's version and exit.")) -> None:
+    """The LLM serving decision lab: estimate, simulate, measure, plan and decide."""
+
+
+def _register_all() -> None:
+    from . import (bench, calibrate, catalog_cmd, decide, deploy, emulate, estimate, kernels, plan, plan_day,
+                   report_cmd, simulate)
+
+    for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, plan_day, kernels, decide, report_cmd,
+                   calibrate, deploy):
         module.register(app)
 
 

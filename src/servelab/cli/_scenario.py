@@ -34,6 +34,7 @@ P_HW, P_ENGINE, P_FEAT, P_FLEET, P_AUTO, P_LOAD, P_FILE = (
     "Scenario: model and hardware", "Scenario: engine", "Scenario: LoRA, speculative decoding, KV tiers",
     "Scenario: fleet", "Scenario: autoscaler and faults", "Scenario: workload, SLO, prices",
     "Scenario file")
+P_PD = "Scenario: prefill/decode pools (simulate, decide)"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,22 @@ FLAGS: tuple[Flag, ...] = (
     _f("nvme_read_gb_s", "--nvme-read-gbps", "", float, f"NVMe sequential read per replica, GB/s. [default: {NVME_READ_GB_S} (Samsung 990 PRO)]", P_FEAT),
     _f("nvme_latency_ms", "--nvme-latency-ms", "", float, f"Fixed cost of one NVMe load, ms (assumption). [default: {NVME_LATENCY_MS}]", P_FEAT),
     _f("kv_tiers", "--kv-tiers", "", str, "More KV tiers below DRAM/NVMe: name:GiB[:GB/s[:latency_ms]],…", P_FEAT),
+    _f("kv_policy", "--kv-policy", "kv_policy.policy", str, "KV tier policy: lru | priority | cost. [default: lru]", P_FEAT),
+    _f("kv_pin_priority", "--kv-pin-priority", "kv_policy.pin_priority", int, "priority policy: requests with priority <= this are pinned. [default: 0]", P_FEAT),
+    _f("kv_pin_fraction", "--kv-pin-fraction", "kv_policy.pin_fraction", float, "priority policy: share of KV blocks high-priority prefixes may pin. [default: 0]", P_FEAT),
+    _f("kv_prefetch", "--kv-prefetch/--no-kv-prefetch", "kv_policy.prefetch", bool, "Prefetch queued requests' prefixes from lower KV tiers into the first. [default: off]", P_FEAT),
+    _f("kv_prefetch_deadline", "--kv-prefetch-deadline", "kv_policy.prefetch_deadline_s", float, "A prefetch stops this many seconds after arrival. [default: at admission]", P_FEAT),
+    _f("kv_prefetch_wait", "--kv-prefetch-wait/--no-kv-prefetch-wait", "kv_policy.prefetch_wait", bool, "Hold a request until its prefetch ends or its deadline (HiCache timeout). [default: off]", P_FEAT),
+    _f("prefill_replicas", "--prefill-replicas", "disagg.prefill.replicas", int, "Disaggregated serving: prefill replicas (with --decode-replicas).", P_PD),
+    _f("decode_replicas", "--decode-replicas", "disagg.decode.replicas", int, "Disaggregated serving: decode replicas (with --prefill-replicas).", P_PD),
+    _f("prefill_gpu", "--prefill-gpu", "disagg.prefill.gpu", str, "Prefill pool GPU. [default: --gpu]", P_PD),
+    _f("decode_gpu", "--decode-gpu", "disagg.decode.gpu", str, "Decode pool GPU. [default: --gpu]", P_PD),
+    _f("prefill_tp", "--prefill-tp", "disagg.prefill.tp", int, "Prefill pool TP. [default: --tp]", P_PD),
+    _f("decode_tp", "--decode-tp", "disagg.decode.tp", int, "Decode pool TP. [default: --tp]", P_PD),
+    _f("kv_link", "--kv-link", "disagg.link", str, "KV link: nvlink | ib-ndr | ib-hdr | roce-400 | roce-200 | pcie. [default: ib-ndr]", P_PD),
+    _f("kv_link_gb_s", "--kv-link-gbps", "disagg.link_gb_s", float, "KV link rate per GPU, GB/s. [default: the link's]", P_PD),
+    _f("kv_link_latency_ms", "--kv-link-latency-ms", "disagg.link_latency_ms", float, "Fixed cost per KV transfer, ms. [default: the link's]", P_PD),
+    _f("max_kv_transfers", "--max-kv-transfers", "disagg.max_transfers", int, "Concurrent KV transfers per prefill replica. [default: 1]", P_PD),
     _f("replicas", "--replicas", "replicas", int, "Replicas at start (0 needs --autoscale-min 0). [default: 1]", P_FLEET),
     _f("router", "--router", "router", str, "round-robin | least-outstanding | least-kv | prefix-aware (underscores accepted). [default: round-robin]", P_FLEET),
     _f("max_queue", "--max-queue", "admission.max_queue", int, "Fleet waiting-queue bound (503 when full). [default: unbounded]", P_FLEET),
@@ -101,10 +118,15 @@ FLAGS: tuple[Flag, ...] = (
     _f("retry", "--retry/--no-retry", "", bool, "With --kill-at: in-flight requests retry elsewhere. [default: off]", P_AUTO),
     _f("workload", "--workload -w", "workload", str, "Workload preset (see `servelab catalog workloads`). [default: chat]", P_LOAD),
     _f("request_rate", "--request-rate --rate", "rate_rps", float, "Mean arrival rate, req/s. [default: the workload's]", P_LOAD),
+    _f("rate_trace", "--rate-trace", "", str, "CSV of per-interval request counts (timestamp,count) replayed "
+       "as arrivals (rate_curve kind trace; other curves via --set rate_curve=…).", P_LOAD),
     _f("duration", "--duration", "duration_s", float, "Seconds of arrivals. [default: 600]", P_LOAD),
     _f("seed", "--seed", "seed", int, "Seed of the request list. [default: 0]", P_LOAD),
     _f("input_tokens", "--input-tokens --input", "input_tokens", int, "Fixed prompt length, tokens. [default: the workload's]", P_LOAD),
     _f("output_tokens", "--output-tokens --output", "output_tokens", int, "Fixed output length, tokens. [default: the workload's]", P_LOAD),
+    _f("priorities", "--priorities", "priorities", str, "Priority classes (tenants) and shares, lower = more important: 0:0.2,1:0.8.", P_LOAD),
+    _f("priority_by_prefix", "--priority-by-prefix/--no-priority-by-prefix", "priority_by_prefix", bool,
+       "Tenants own their prefixes: a request with a shared prefix takes its group's class. [default: off]", P_LOAD),
     _f("arrival", "--arrival", "arrival", str, "constant | poisson | gamma. [default: the workload's]", P_LOAD),
     _f("burstiness", "--burstiness", "burstiness", float, "Gamma shape of arrivals (vLLM --burstiness).", P_LOAD),
     _f("prefix_groups", "--prefix-groups", "prefix.num_groups", int, "Distinct shared prefixes (overrides the workload's).", P_LOAD),
@@ -121,7 +143,8 @@ FLAGS: tuple[Flag, ...] = (
 # Flags that set a combined field: --cpu-kv-gib/--nvme-*/--kv-tiers -> kv_tiers;
 # --kill-at/--retry -> faults.
 _COMBINED = {"cpu_kv_gib": "kv_tiers", "nvme_kv_gib": "kv_tiers", "nvme_read_gb_s": "kv_tiers",
-             "nvme_latency_ms": "kv_tiers", "kv_tiers": "kv_tiers", "kill_at": "faults", "retry": "faults"}
+             "nvme_latency_ms": "kv_tiers", "kv_tiers": "kv_tiers", "kill_at": "faults", "retry": "faults",
+             "rate_trace": "rate_curve"}
 
 
 def flag_paths(exclude: tuple[str, ...] = ()) -> set[str]:
@@ -148,6 +171,24 @@ def parse_kv_tiers(spec: str) -> list[dict[str, Any]]:
         if gib < 0 or (bw is not None and bw <= 0) or lat < 0:
             raise ConfigError(f"KV tier {part!r}: need GiB >= 0, GB/s > 0, latency_ms >= 0")
         out.append({"name": f[0], "gib": gib, "read_gb_s": bw, "latency_ms": lat})
+    return out
+
+
+def _shares(text: str) -> dict[int, float]:
+    """``0:0.2,1:0.8`` → ``{0: 0.2, 1: 0.8}`` (``--priorities``)."""
+    out: dict[int, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        k, sep, v = part.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            out[int(k)] = float(v)
+        except ValueError:
+            raise ConfigError(f"bad --priorities entry {part!r}; expected CLASS:SHARE, e.g. 0:0.2,1:0.8") from None
+    if not out:
+        raise ConfigError("--priorities needs at least one CLASS:SHARE")
     return out
 
 
@@ -186,7 +227,8 @@ class ScenarioArgs:
         for f in FLAGS:
             if f.path and f.param in fl:
                 v = fl[f.param]
-                out[f.path] = _ints(v, "--node-sizes") if f.param == "node_sizes" else v
+                out[f.path] = (_ints(v, "--node-sizes") if f.param == "node_sizes"
+                               else _shares(v) if f.param == "priorities" else v)
         tiers = []
         if fl.get("cpu_kv_gib"):
             tiers.append({"name": "dram", "gib": fl["cpu_kv_gib"]})
@@ -200,6 +242,8 @@ class ScenarioArgs:
             tiers += parse_kv_tiers(fl["kv_tiers"])
         if tiers:
             out["kv_tiers"] = tiers
+        if fl.get("rate_trace"):
+            out["rate_curve"] = {"kind": "trace", "file": fl["rate_trace"]}
         if "kill_at" in fl:
             out["faults"] = [{"at_s": fl["kill_at"], "replica": 0,
                               "in_flight": "retry" if fl.get("retry") else "fail"}]

@@ -1,6 +1,12 @@
 """`servelab bench`: measure an OpenAI-compatible endpoint (flags follow `vllm bench serve`).
 
 `servelab bench import vllm FILE` / `import guidellm FILE` convert other tools' results.
+
+vLLM spellings are accepted as aliases: ``--dataset-name`` (``--dataset-format``;
+``custom`` = jsonl), ``--dataset-path`` (``--dataset``), ``--goodput`` with several
+space-separated terms (``--goodput ttft:200 tpot:20``), ``--save-result``
+``--result-dir`` ``--result-filename`` (vLLM's result JSON, ``load.vllm_result``),
+``--save-detailed`` and ``--label``.
 """
 
 from __future__ import annotations
@@ -13,16 +19,46 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import ConfigError
+from ._outputs import default_run_dir
 
 _err = Console(stderr=True)
 
+_GOODPUT_TERM = ("ttft:", "tpot:", "itl:", "e2el:", "e2e:")
+
+
+def expand_multi_value_flags(args: list[str]) -> list[str]:
+    """``--goodput ttft:200 tpot:20`` (argparse ``nargs='+'``, as vLLM spells it) →
+    ``--goodput ttft:200 --goodput tpot:20``: the terms after ``--goodput`` that look
+    like ``metric:value`` are each given their own flag."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        out.append(a)
+        if a == "--goodput" and i + 1 < len(args):
+            out.append(args[i + 1])
+            i += 2
+            while i < len(args) and args[i].lower().startswith(_GOODPUT_TERM):
+                out += ["--goodput", args[i]]
+                i += 1
+            continue
+        i += 1
+    return out
+
+
+class _BenchGroup(typer.core.TyperGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_value_flags(list(args)))
+
+
 bench_app = typer.Typer(help="Measure an OpenAI-compatible endpoint under load; import other tools' results.",
-                        invoke_without_command=True, no_args_is_help=False)
+                        invoke_without_command=True, no_args_is_help=False, cls=_BenchGroup)
 
 
 def _parse_headers(items: list[str]) -> tuple[tuple[str, str], ...]:
@@ -94,12 +130,32 @@ def bench(
     random_prefix_len: int = typer.Option(0, help="Shared prefix length (words ≈ tokens)"),
     num_prefix_groups: int = typer.Option(1),
     workload: Optional[str] = typer.Option(None, help="Workload preset from the catalog"),
-    dataset: Optional[Path] = typer.Option(None, help="Prompts file (JSONL or ShareGPT JSON)"),
-    dataset_format: str = typer.Option("random", help="random | jsonl | sharegpt"),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", "--dataset-path",
+                                           help="Prompts file (JSONL or ShareGPT JSON)"),
+    dataset_format: str = typer.Option("random", "--dataset-format", "--dataset-name",
+                                       help="random | jsonl (vLLM: custom) | sharegpt"),
     trace: Optional[Path] = typer.Option(None, help="JSONL trace with timestamps to replay"),
     percentile_metrics: str = typer.Option("ttft,tpot,itl", help="Shown in the table: ttft,tpot,itl,e2el"),
     metric_percentiles: str = typer.Option("50,90,95,99"),
-    goodput: list[str] = typer.Option([], help="SLO per request, vLLM form: ttft:MS tpot:MS e2el:MS"),
+    goodput: list[str] = typer.Option([], help="SLO per request, vLLM form: --goodput ttft:MS tpot:MS e2el:MS"),
+    save_result: bool = typer.Option(False, "--save-result", help="Also write vLLM's result JSON "
+                                     "(`vllm bench serve --save-result` schema, per-request lists included)"),
+    save_detailed: bool = typer.Option(False, "--save-detailed", help="Accepted for vLLM compatibility: the "
+                                       "per-request lists are always written"),
+    result_dir: Optional[Path] = typer.Option(None, "--result-dir", help="Folder of the vLLM result JSON "
+                                              "(default: the run folder)"),
+    result_filename: Optional[str] = typer.Option(None, "--result-filename", help="Its file name (default: "
+                                                  "vLLM's LABEL-RATEqps-MODEL-DATE.json)"),
+    sweep: bool = typer.Option(False, "--sweep", help="Find the highest rate meeting --slo: synchronous, "
+                               "throughput, then constant rates between them (guidellm's sweep), stopping "
+                               "where the SLO breaks, then bisecting; writes sweep.json and sweep.html"),
+    sweep_rates: int = typer.Option(8, "--sweep-rates", min=1, help="Constant rates between the sweep's ends"),
+    sweep_refine: int = typer.Option(2, "--sweep-refine", min=0,
+                                     help="Bisection steps between the last rate meeting the SLO and the first "
+                                          "breaking it"),
+    slo: Optional[str] = typer.Option(None, "--slo", help="SLO of the sweep, e.g. ttft_p95=2s,tpot_p95=50ms"),
+    result_label: Optional[str] = typer.Option(None, "--label", help="Label in the vLLM result and its file name "
+                                        "(default: the endpoint type, openai or openai-chat)"),
     seed: int = typer.Option(0),
     scrape_interval: float = typer.Option(1.0, help="Seconds between /metrics scrapes (0: off)"),
     metrics_url: Optional[str] = typer.Option(None, help="Default: BASE_URL/metrics"),
@@ -107,7 +163,8 @@ def bench(
     timeout: float = typer.Option(600.0, help="Per-request timeout (s)"),
     http_client: str = typer.Option("raw", help="raw (lean asyncio transport) | aiohttp"),
     drain_timeout: float = typer.Option(5.0, help="After Ctrl-C, wait this long for in-flight requests"),
-    out: Optional[Path] = typer.Option(None, help="Run directory (records.jsonl, summary.json, ...)"),
+    out: Optional[Path] = typer.Option(None, help="Run directory (records.jsonl, summary.json, ...); "
+                                       "default runs/bench-<UTC time>"),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
 ) -> None:
     """Measure an endpoint: streamed requests on a schedule, one record per request."""
@@ -144,8 +201,19 @@ def bench(
             workers=workers, drain_timeout_s=drain_timeout,
         )
     except (ConfigError, ValueError) as e:
-        _err.print(f"[red]error:[/red] {e}")
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
+    if slo and not sweep:
+        _err.print("[red]error:[/red] --slo sets the SLO of --sweep; for one run, give per-request targets "
+                   "with --goodput ttft:MS tpot:MS")
+        raise typer.Exit(2)
+    if sweep and request_rate != "inf":
+        _err.print("[yellow]note:[/yellow] --sweep chooses its own rates; --request-rate is ignored")
+    if sweep:
+        _sweep(spec, out=out, slo=slo, n_rates=sweep_rates, refine=sweep_refine, json_out=json_out, shown=shown,
+               vllm_result=(result_dir, result_filename, result_label) if save_result else None)
+        return
+    out = out or default_run_dir("bench")
     summaries = []
     for rate in rates:
         rate_dir = None
@@ -155,7 +223,7 @@ def bench(
             from ..load.bench import make_prompts
             prompts = make_prompts(spec, rate)
         except (ConfigError, ValueError, NotImplementedError, OSError) as e:
-            _err.print(f"[red]error:[/red] {e}")
+            _err.print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(2)
         label = f"rate {'inf' if math.isinf(rate) else f'{rate:g}'} req/s"
         counts = {"ok": 0, "bad": 0}
@@ -172,15 +240,122 @@ def bench(
         s = outcome.summary
         summaries.append(s)
         if outcome.meta.notes:
-            _err.print(f"[yellow]{outcome.meta.notes}[/yellow]")
+            _err.print(f"[yellow]{escape(outcome.meta.notes)}[/yellow]")
         if not json_out:
             Console().print(_table(s, f"servelab bench — {label}", shown))
             if rate_dir is not None:
                 Console().print(f"run written to {rate_dir}")
+        if save_result:
+            written = _save_vllm_result(outcome, spec, rate, result_dir or rate_dir, result_filename, result_label,
+                                        many=len(rates) > 1)
+            _err.print(f"vLLM result written to {written}")
         if s.get("interrupted"):
             break
     if json_out:
         sys.stdout.write(json.dumps(summaries[0] if len(rates) == 1 else {"sweep": summaries}, indent=2) + "\n")
+
+
+SWEEP_SYNC_PROMPTS = 20   # the synchronous point only fixes the grid's lower end
+
+
+def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine: int, json_out: bool,
+           shown: list[str], vllm_result: tuple[Path | None, str | None, str | None] | None = None) -> None:
+    """``bench --sweep`` (``load.sweep``): one run folder per point under OUT, then
+    sweep.json, sweep.html and a table; with ``--save-result`` a vLLM result file per
+    point (in its run folder, or ``--result-dir`` with the point's tag in the name)."""
+    from dataclasses import replace
+
+    from ..catalog.slo import parse_slo
+    from ..load.bench import make_prompts, run_bench
+    from ..load.sweep import run_sweep
+    from ..metrics import summarize
+    from ..report import write_html
+    from ..report.sweep import SWEEP_COLUMNS, sweep_page, sweep_rows
+
+    try:
+        slo_obj = parse_slo(slo) if slo else None
+    except ConfigError as e:
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2)
+    out = out or default_run_dir("bench-sweep")
+    seq = iter(range(1, 10_000))
+
+    def run(kind: str, rate: float) -> dict[str, Any]:
+        if kind == "synchronous":
+            sp = replace(spec, request_rate=math.inf, max_concurrency=1,
+                         num_prompts=min(spec.num_prompts or SWEEP_SYNC_PROMPTS, SWEEP_SYNC_PROMPTS))
+        elif kind == "throughput":
+            sp = replace(spec, request_rate=math.inf, max_concurrency=None)
+        else:
+            sp = replace(spec, request_rate=rate, arrival="constant", burstiness=1.0)
+        tag = kind if math.isinf(rate) else f"{kind}-{rate:.4g}"
+        d = out / f"{next(seq):02d}-{tag}"
+        prompts = make_prompts(sp, sp.request_rate)
+        with Progress(TextColumn(f"[bold]sweep {tag}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=_err, transient=True, disable=not _err.is_terminal) as prog:
+            task = prog.add_task(tag, total=len(prompts))
+            o = run_bench(sp, rate=sp.request_rate, out_dir=d, prompts=prompts,
+                          on_record=lambda _r: prog.update(task, advance=1))
+        if vllm_result is not None:
+            rdir, rname, rlabel = vllm_result
+            if rname:
+                stem, dot, ext = rname.rpartition(".")
+                rname = f"{stem}-{d.name}.{ext}" if dot else f"{rname}-{d.name}"
+            _save_vllm_result(o, sp, sp.request_rate, rdir or d, rname, rlabel, many=False)
+        s = dict(o.summary)
+        s.update({k: v for k, v in summarize(o.records, duration_s=o.meta.duration_s, slo=slo_obj,
+                                             percentiles=spec.percentiles).items()
+                  if k in ("slo_met", "slo_thresholds_s")})
+        return s
+
+    def show(p: Any) -> None:
+        if not json_out:
+            verdict = "" if p.met is None else (" · SLO met" if p.met else " · [red]SLO not met[/red]")
+            _err.print(f"{p.kind}: {p.achieved_rps:.4g} req/s achieved{verdict}")
+
+    try:
+        res = run_sweep(run, n_rates=n_rates, refine=refine, on_point=show)
+    except (ConfigError, ValueError, OSError) as e:
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2)
+    doc = {"slo": slo, **res.to_dict()}
+    (out / "sweep.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    targets = {t.metric: t.threshold_s for t in slo_obj.targets} if slo_obj else {}
+    write_html(sweep_page(doc, title="servelab bench --sweep", slo=slo, ttft_slo_s=targets.get("ttft"),
+                          tpot_slo_s=targets.get("tpot")), out / "sweep.html")
+    if json_out:
+        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        return
+    t = Table(title="servelab bench --sweep" + (f" — SLO {slo}" if slo else ""))
+    for i, c in enumerate(SWEEP_COLUMNS):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    from ..report.html import fmt_cell
+    for row in sweep_rows(doc["points"]):
+        t.add_row(*[fmt_cell(v)[0] for v in row])
+    con = Console()
+    con.print(t)
+    if res.max_rate_met_rps is not None:
+        con.print(f"highest rate meeting the SLO: [bold]{res.max_rate_met_rps:.4g} req/s[/bold]"
+                  + (f" (broken at {res.first_rate_broken_rps:.4g} req/s)" if res.first_rate_broken_rps else ""))
+    con.print(f"sweep written to {out} (sweep.json, sweep.html, one run folder per point)")
+
+
+def _save_vllm_result(outcome: Any, spec: Any, rate: float, folder: Path | None, filename: str | None,
+                      label: str | None, *, many: bool) -> Path:
+    """Write vLLM's result JSON of one rate (``load.vllm_result``)."""
+    from ..load.vllm_result import vllm_result, vllm_result_filename, write_vllm_result
+    ep = spec.endpoint
+    etype = "openai-chat" if ep.endpoint.rstrip("/").endswith("chat/completions") else "openai"
+    doc = vllm_result(outcome.records, outcome.summary, meta=outcome.meta, model=ep.model, request_rate=rate,
+                      burstiness=spec.burstiness, max_concurrency=spec.max_concurrency,
+                      num_prompts=spec.num_prompts, endpoint_type=etype, label=label)
+    name = filename or vllm_result_filename(label=label or etype, request_rate=rate, model=ep.model,
+                                            date=doc["date"], max_concurrency=spec.max_concurrency)
+    if filename and many:
+        stem, dot, ext = filename.rpartition(".")
+        tag = "inf" if math.isinf(rate) else f"{rate:g}"
+        name = f"{stem}-{tag}qps.{ext}" if dot else f"{filename}-{tag}qps"
+    return write_vllm_result(doc, Path(folder or ".") / name)
 
 
 def _discover_model(base_url: str, api_key: str | None) -> str:
@@ -214,7 +389,7 @@ def import_cmd(
     try:
         runs = import_result(tool, file)
     except (ConfigError, ValueError, KeyError) as e:
-        _err.print(f"[red]error:[/red] {e}")
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     pcts = tuple(float(x) for x in metric_percentiles.split(",") if x.strip())
     summaries = []

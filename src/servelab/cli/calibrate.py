@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -62,7 +63,7 @@ def _print_fit(d: dict[str, Any]) -> None:
     _out.print(f"records {counts['records']}, ok {counts['ok']}; excluded: "
                + (", ".join(f"{k} {v}" for k, v in excl.items()) or "none"))
     for note in d.get("notes") or []:
-        _out.print(f"[yellow]note:[/yellow] {note}")
+        _out.print(f"[yellow]note:[/yellow] {escape(str(note))}")
 
 
 def _print_bounds(kb: dict[str, Any]) -> None:
@@ -75,7 +76,7 @@ def _print_bounds(kb: dict[str, Any]) -> None:
                   f"{b['datasheet'] / scale:.1f} {unit}", b["source"])
     _out.print(t)
     for note in kb.get("notes") or []:
-        _out.print(f"[yellow]note:[/yellow] {note}")
+        _out.print(f"[yellow]note:[/yellow] {escape(str(note))}")
 
 
 def _deployment(scn: ScenarioArgs, hints: dict[str, Any]) -> Deployment:

@@ -6,6 +6,7 @@ import asyncio
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 from ..errors import ConfigError
@@ -21,9 +22,11 @@ def _one_replica(sc) -> object:
 
     if sc.replicas != 1:
         raise ConfigError(f"emulate serves one replica; the scenario has replicas={sc.replicas} (valid: 1)")
-    for name in ("autoscaler", "faults"):
+    for name in ("autoscaler", "faults", "disagg"):
         if getattr(sc, name):
             raise ConfigError(f"emulate serves one replica without {name}; remove '{name}' from the scenario")
+    if sc.kv_policy is not None and sc.kv_policy.prefetch_wait:
+        raise ConfigError("emulate does not hold requests for their KV prefetch; set kv_policy.prefetch_wait: false")
     if sc.admission.rate_limit_rps is not None or sc.admission.timeout_s is not None:
         raise ConfigError("emulate does not apply admission rate limits or client timeouts "
                           "(admission.rate_limit_rps, admission.timeout_s); set them on the load client")
@@ -57,7 +60,7 @@ def emulate(
                              served_model_name=served_model_name, engine=sc.engine.profile, scenario=sc)
         emu = Emulator(cfg)                 # builds the replica: a bad scenario exits 2 before serving
     except ConfigError as e:
-        _err.print(f"[red]error:[/red] {e}")
+        _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
 
     async def main() -> None:

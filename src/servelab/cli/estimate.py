@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +32,7 @@ def _print_table(r: dict[str, Any]) -> None:
         cal = r["calibration"]
         con.print(f"efficiency from calibration {cal['path']} (sha256 {cal['sha256'][:12]}…)")
     for note in r["notes"]:
-        con.print(f"[yellow]note:[/yellow] {note}")
+        con.print(f"[yellow]note:[/yellow] {escape(str(note))}")
 
     mem = Table(title="Memory per GPU")
     mem.add_column("item")
@@ -96,6 +97,9 @@ def estimate(
     from ..scenario import build
     try:
         sc = scn.resolve()
+        if sc.disagg is not None:
+            raise ConfigError("estimate sizes one aggregated replica; a disaggregated fleet (disagg) runs "
+                              "with `servelab simulate` or `servelab decide`")
         profile = get_engine(sc.engine.profile)
         cal = build.calibration(sc)
         dep = build.deployment(sc, cal=cal)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -45,7 +46,7 @@ def _kernels(names: Optional[list[str]]) -> list[str]:
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {msg}")
+    _err.print(f"[red]error:[/red] {escape(str(msg))}")
     return typer.Exit(code)
 
 
@@ -137,7 +138,7 @@ def check_cmd(
                       f"{max(r.excess for r in rs):.0%}", "[green]pass[/green]" if ok else "[red]FAIL[/red]")
         _out.print(t)
         for r in failed:
-            _err.print(f"[red]FAIL[/red] {r.kernel}/{r.provider}/{r.dtype} {r.shape}: {r.message}")
+            _err.print(f"[red]FAIL[/red] {r.kernel}/{r.provider}/{r.dtype} {r.shape}: {escape(str(r.message))}")
     if failed:
         raise typer.Exit(1)
 
@@ -176,9 +177,9 @@ def run_cmd(
         summary = run_lab(opts, on_event=lambda m: status.update(m))
     _out.print(f"run {summary.run_id}: {summary.rows} rows appended to {results}")
     for s in summary.skipped:
-        _err.print(f"[yellow]skipped[/yellow] {s}")
+        _err.print(f"[yellow]skipped[/yellow] {escape(str(s))}")
     for f in summary.failed_checks:
-        _err.print(f"[red]FAIL[/red] {f}")
+        _err.print(f"[red]FAIL[/red] {escape(str(f))}")
     if summary.failed_checks:
         raise typer.Exit(1)
 

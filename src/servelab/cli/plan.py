@@ -6,6 +6,7 @@ import json
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -58,6 +59,9 @@ def plan_command(
     export_scenario: Optional[str] = typer.Option(
         None, "--export-scenario", help="Write the recommended fleet as a scenario file (YAML, or JSON for .json); "
                                         "`servelab simulate --scenario FILE` re-runs its fleet simulation exactly."),
+    disagg: bool = typer.Option(False, "--disagg/--no-disagg", help="Also compare the recommended configuration aggregated "
+                                "against prefill/decode splits (1P+1D, 1P+2D, 2P+1D, 1P+3D; decode at its TP and at twice it; "
+                                "KV over NVLink) by DistServe per-GPU goodput at the SLO; needs TTFT and TPOT targets."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON on stdout."),
 ) -> None:
     """Plan a serving fleet: candidates, simulated SLO capacity, replicas, cost, recommendation."""
@@ -71,6 +75,9 @@ def plan_command(
         if fleet_duration is not None:
             scn.flags["duration"] = fleet_duration
         sc = scn.resolve(extra)
+        if sc.disagg is not None:
+            raise ConfigError("plan searches aggregated fleets; compare a disaggregated fleet (disagg) with "
+                              "`servelab simulate` or `servelab decide` (docs/sim.md, disaggregation)")
         given = scn.given()
         gpu_list = _csv(gpus) or ((sc.gpu,) if "gpu" in given else ())
         weight_dtypes = _csv(precisions) or ((sc.weight_dtype,) if "weight_dtype" in given else ("bf16", "fp8"))
@@ -109,7 +116,7 @@ def plan_command(
             calibration_info={"path": cal.path, "sha256": cal.sha256, "deployment": cal.deployment,
                               "notices": notices} if cal is not None else None)
         for n in notices:
-            err.print(f"[yellow]note:[/] {n}")
+            err.print(f"[yellow]note:[/] {escape(str(n))}")
         with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as prog:
             tasks: dict[str, Any] = {}
@@ -126,20 +133,34 @@ def plan_command(
                                   comment=f"servelab plan: recommended fleet {rec.replicas} x {rec.key}\n"
                                           f"re-run: servelab simulate --scenario {export_scenario}")
             err.print(f"scenario written to {path}")
+        pd_cmp = None
+        if disagg and rec is not None:
+            from ..plan.pd import compare_pd
+            from ..scenario import resolve as _resolve
+            rsc = _resolve(rec.scenario)
+            from ..catalog import get_gpu
+            twice = rsc.tp * 2
+            pd_cmp = compare_pd(rsc, decode_tps=(twice,) if twice * rsc.pp <= get_gpu(rsc.gpu).gpus_per_node else ())
     except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if report:
         from ..report.plan_page import write_plan_report
         path = write_plan_report(res, report)
         err.print(f"report written to {path}")
     if as_json:
-        typer.echo(json.dumps(clean_json(res.to_dict()), indent=1))
+        d = res.to_dict()
+        if pd_cmp is not None:
+            d["disagg"] = pd_cmp.to_dict()
+        typer.echo(json.dumps(clean_json(d), indent=1))
     else:
         out = Console()
         if not out.is_terminal:
             out = Console(width=160)
         print_plan(res, out)
+        if pd_cmp is not None:
+            from ..report.pd_text import print_pd
+            print_pd(pd_cmp, out)
     if res.recommendation is None:
         if export_scenario:
             err.print("[yellow]no scenario written: no configuration meets the SLO[/]")

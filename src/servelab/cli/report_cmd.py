@@ -68,6 +68,29 @@ def _import(tool: str, p: Path, data: dict[str, Any]) -> list[LoadedRun]:
             for i, (meta, recs) in enumerate(runs)]
 
 
+def _unified_timeseries(ts: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored ``timeseries.json`` in the current format (``metrics.run_timeseries``);
+    folders written before it (the simulator's gauges, or raw ``/metrics`` samples at
+    the top level) get their ``server`` section rebuilt, the request part is
+    recomputed from the records by the report."""
+    from ..metrics import TIMESERIES_FORMAT
+    if not ts or ts.get("format") == TIMESERIES_FORMAT:
+        return ts
+    server = None
+    if isinstance(ts.get("samples"), list):
+        from ..load.scrape import server_series
+        server = server_series(ts)
+    elif isinstance(ts.get("kv_usage"), list) and "bucket_s" not in ts:
+        from ..sim.series import server_section_of
+        server = server_section_of(ts)
+    doc: dict[str, Any] = {"format": TIMESERIES_FORMAT}
+    if "bucket_s" in ts:
+        doc["requests"] = ts
+    if server is not None:
+        doc["server"] = server
+    return doc
+
+
 def load_inputs(path: str | Path) -> list[LoadedRun]:
     """Read one input (module docstring); ``ConfigError`` naming the valid inputs
     when the path is missing or its format is not one of them."""
@@ -86,7 +109,8 @@ def load_inputs(path: str | Path) -> list[LoadedRun]:
             raise ConfigError(f"{str(p)!r} is a folder without meta.json, not a run folder; expected {VALID_INPUTS}")
         run = recordio.read_run(p)
         return [LoadedRun(path=p, label=_meta_label(run.meta, p.name), records=list(run.records), meta=run.meta,
-                          summary=run.summary or None, timeseries=run.timeseries, fmt="run-folder",
+                          summary=run.summary or None, timeseries=_unified_timeseries(run.timeseries),
+                          fmt="run-folder",
                           skipped_lines=run.skipped_lines)]
     suffix = p.suffix.lower()
     if suffix == ".parquet":
@@ -261,6 +285,9 @@ def compare_cmd(
     if json_out:
         sys.stdout.write(json.dumps(cmp.to_dict(), indent=2, allow_nan=False) + "\n")
         return
+    for w in cmp.warnings:
+        _err.print(f"[yellow]warning:[/yellow] {escape(w)} — compare runs of the same requests "
+                   "(same workload, rate, seed and count) to read differences as model error", soft_wrap=True)
     con = Console()
     con.print(_compare_tables(cmp))
     flagged = [(m.metric, e.label) for m in cmp.metrics for e in m.runs if e.overlap is False]

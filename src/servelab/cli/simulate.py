@@ -19,7 +19,8 @@ __all__ = ["register", "simulate_cmd"]
 def simulate_cmd(
     scn: ScenarioArgs,
     exact: bool = typer.Option(False, "--exact", help="Step by step instead of event skipping (slower)."),
-    out: Optional[str] = typer.Option(None, "--out", help="Write meta, records, summary and time series here."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write meta, records, summary and time series here "
+                                                          "[default: runs/simulate-<UTC time>]."),
     token_times: bool = typer.Option(False, "--token-times", help="Record every token's time (bigger records)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -65,15 +66,26 @@ def simulate_cmd(
     summary["calibration"] = cal.to_dict() if cal is not None else None
     if warnings:
         summary["warnings"] = warnings
+    if not out:
+        from ._outputs import default_run_dir
+        out = str(default_run_dir("simulate"))
     if out:
-        recordio.write_run(out, result.meta, result.records, summary, result.timeseries)
+        from ..metrics import run_timeseries
+        from ..sim.series import server_section_of
+        recordio.write_run(out, result.meta, result.records, summary,
+                           run_timeseries(result.records, server=server_section_of(result.timeseries)))
     if json_out:
         typer.echo(json.dumps(summary, indent=2, allow_nan=False))
         return
     from ..report.tables import summary_table
     con = Console()
     shape = f"TP{sc.tp}" + (f" PP{sc.pp}" if sc.pp > 1 else "") + (f" EP{sc.ep}" if sc.ep > 1 else "")
-    con.print(summary_table(summary, f"{sc.model} on {sc.replicas}× {sc.gpu} {shape} ({profile.name}) — "
+    fleet = f"{sc.replicas}× {sc.gpu} {shape}"
+    if sc.disagg is not None:
+        d = sc.disagg
+        fleet = (f"{d.prefill.replicas}× prefill {d.prefill.gpu or sc.gpu} TP{d.prefill.tp or sc.tp} + "
+                 f"{d.decode.replicas}× decode {d.decode.gpu or sc.gpu} TP{d.decode.tp or sc.tp}, KV over {d.link}")
+    con.print(summary_table(summary, f"{sc.model} on {fleet} ({profile.name}) — "
                                      f"{sc.workload} at {build.rate_rps(sc):g} req/s for {sc.duration_s:g} s "
                                      f"(simulated)"))
     if cal is not None:

@@ -84,4 +84,7 @@ def load_target(path: str | Path, *, overrides: Sequence[str] = ()) -> Target:
         data = data["scenario"]
     data = {k: v for k, v in dict(data).items() if k != "experiments"}
     sc = resolve(data, parse_set(list(overrides)), source=str(p) + (" and --set" if overrides else ""))
+    if sc.disagg is not None:
+        raise ConfigError(f"{p}: rendering disaggregated prefill/decode pools (disagg) is not supported; "
+                          "deploy renders one aggregated pool — remove 'disagg' or render each pool as its own scenario")
     return Target(scenario=sc, source=str(p), kind=kind, spare_replicas=spares, plan=plan)

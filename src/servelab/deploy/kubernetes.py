@@ -168,6 +168,9 @@ def vllm_args(sc: Any, *, model_id: str) -> tuple[list[str], list[str]]:
                      "gateway in front of the Service")
     if sc.kv_tiers:
         notes.append("KV offload tiers are not rendered (they need an engine-side connector such as LMCache)")
+    if sc.kv_policy is not None:
+        notes.append("the KV tier policy (kv_policy) is a simulator setting; the rendered engine keeps its own "
+                     "eviction and offload behaviour")
     return args, notes
 
 

@@ -5,6 +5,10 @@ What it emulates: one vLLM-like replica. Requests go into ``sim.ReplicaEngine``
 caching, preemption, bounded waiting queue); a driver coroutine runs the engine step
 by step in real time — each step's modelled duration (``perf.StepModel``) is slept,
 divided by ``speedup`` — and streams each request's new tokens as the step ends.
+While the engine has work, modelled time is continuous: a step starts where the last
+one ended, so the time the host spends between steps (sleep overshoot, writing
+chunks) delays delivery but does not slow the emulated engine; when it is idle it
+resumes at the wall clock.
 
 Timing parameters: the deployment runs under an engine profile (``EmulatorConfig.engine``,
 default ``vllm``, :mod:`servelab.perf.engines`): its efficiencies (kernel fractions of
@@ -170,7 +174,13 @@ class Emulator:
             if not self.engine.has_work:
                 self._wake.clear()
                 await self._wake.wait()
-            now = max(self._sim_now, self._sim_clock())
+                now = max(self._sim_now, self._sim_clock())     # idle: the engine resumes at the present
+            else:
+                # busy: the next step starts when the last one ended in modelled time. Starting
+                # it at the wall clock instead would add every sleep overshoot and every
+                # millisecond spent writing chunks (× speedup) to the engine's step time, and
+                # the emulated replica would serve fewer requests than the model it emulates.
+                now = self._sim_now
             out = self.engine.step(now)
             end = now + out.duration_s
             self._sim_now = end

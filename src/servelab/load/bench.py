@@ -7,7 +7,8 @@ streams records to ``records.jsonl``, summarizes with ``servelab.metrics.summari
 and writes the run directory. The summary adds to ``summarize``'s keys:
 ``request_rate``, ``token_count_source`` (how many records counted tokens from
 ``usage`` vs. chunks), ``not_offered``, ``interrupted`` and ``server_metrics`` (peaks
-of the scraped key series).
+of the scraped gauges, and the change of the server's counters over the run —
+:func:`server_metrics_summary`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from ._loop import loop_name
 from ._loop import run as run_loop
 from .results import RecordSink, host_versions, now_iso, write_run_files
 from .runner import LoadResult, RunOptions, run_load
-from .scrape import key_series
+from .scrape import key_series, server_series
 
-__all__ = ["BenchSpec", "BenchOutcome", "make_prompts", "run_bench", "summarize_load"]
+__all__ = ["BenchSpec", "BenchOutcome", "make_prompts", "run_bench", "summarize_load", "run_timeseries_doc"]
 
 DATASET_FORMATS = ("random", "jsonl", "sharegpt")
+DATASET_ALIASES = {"custom": "jsonl"}      # vLLM's --dataset-name for a JSONL prompts file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,9 +107,10 @@ def make_prompts(spec: BenchSpec, rate: float) -> list[Prompt]:
         return prompts_from_specs(specs, seed=spec.seed)
     times = arrival_times(kind=kind, rate_rps=rate, num_requests=spec.num_prompts,
                           duration_s=spec.duration_s, burstiness=spec.burstiness, seed=spec.seed)
-    fmt = spec.dataset_format
+    fmt = DATASET_ALIASES.get(spec.dataset_format, spec.dataset_format)
     if fmt not in DATASET_FORMATS:
-        raise ConfigError(f"unknown dataset format {fmt!r}; known: {', '.join(DATASET_FORMATS)}")
+        raise ConfigError(f"unknown dataset format {fmt!r}; known: {', '.join(DATASET_FORMATS)} "
+                          f"(vLLM's 'custom' = jsonl)")
     if spec.dataset and fmt == "random":
         fmt = "sharegpt" if spec.dataset.endswith(".json") else "jsonl"
     if fmt == "jsonl":
@@ -140,13 +143,50 @@ def summarize_load(records: list[RequestRecord], result: LoadResult | None, *, r
         s["interrupted"] = result.interrupted
         ts = result.timeseries
         if ts and ts.get("samples"):
-            peaks: dict[str, float] = {}
-            for sample in ts["samples"]:
-                for k, v in key_series(sample["values"]).items():
-                    peaks[k] = max(peaks.get(k, -math.inf), v)
-            s["server_metrics"] = {"samples": len(ts["samples"]), "max": peaks,
-                                   "scrape_errors": ts.get("errors", 0)}
+            s["server_metrics"] = server_metrics_summary(ts)
     return s
+
+
+def server_metrics_summary(scraped: dict[str, Any]) -> dict[str, Any]:
+    """The scraped series summed up for the run: ``max`` of the gauges (running,
+    waiting, KV usage) and ``change`` of the counters (prompt and generation tokens,
+    preemptions) between the first and the last sample — the run's own share, not the
+    server's totals since it started. A counter that went down (server restart) has
+    no change (None). ``mean_s``: the mean of the observations the server's latency
+    histograms received during the run (Δsum / Δcount), per latency base — the
+    server's own view of TTFT, ITL, E2E and queueing, to set beside the client's."""
+    samples = scraped.get("samples") or []
+    keyed = [key_series(x["values"]) for x in samples]
+    peaks: dict[str, float] = {}
+    change: dict[str, float | None] = {}
+    for k in keyed:
+        for name, v in k.items():
+            if not name.endswith("_total"):
+                peaks[name] = max(peaks.get(name, -math.inf), v)
+    for name in sorted({n for k in keyed for n in k if n.endswith("_total")}):
+        vals = [k[name] for k in keyed if name in k]
+        ok = all(b >= a for a, b in zip(vals, vals[1:]))
+        change[name] = vals[-1] - vals[0] if ok and len(vals) > 1 else None
+    means: dict[str, float] = {}
+    for key, bases in SERVER_HISTOGRAMS.items():
+        for base in bases:
+            pts = [(x["values"].get(f"{base}_sum"), x["values"].get(f"{base}_count")) for x in samples]
+            pts = [(a, b) for a, b in pts if a is not None and b is not None]
+            if len(pts) >= 2 and pts[-1][1] > pts[0][1] and pts[-1][0] >= pts[0][0]:
+                means[key] = (pts[-1][0] - pts[0][0]) / (pts[-1][1] - pts[0][1])
+                break
+    return {"samples": len(samples), "max": peaks, "change": change, "mean_s": means,
+            "scrape_errors": scraped.get("errors", 0)}
+
+
+# The server's own latency histograms (vLLM names), by the summary's latency base.
+SERVER_HISTOGRAMS: dict[str, tuple[str, ...]] = {
+    "ttft": ("vllm:time_to_first_token_seconds",),
+    "itl": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+    "tpot": ("vllm:request_time_per_output_token_seconds", "vllm:time_per_output_token_seconds"),
+    "e2e": ("vllm:e2e_request_latency_seconds",),
+    "queue": ("vllm:request_queue_time_seconds",),
+}
 
 
 def _scrape_url(spec: BenchSpec) -> str | None:
@@ -222,8 +262,15 @@ def run_bench(
     if result.interrupted:
         meta.notes = "interrupted: dispatch stopped; in-flight requests past the drain timeout are 'cancelled'"
     summary = summarize_load(records, result, rate=rate, spec=spec, duration_s=result.duration_s)
+    timeseries = run_timeseries_doc(records, result.timeseries)
     out = None
     if out_dir:
-        out = write_run_files(out_dir, meta, records, summary, result.timeseries)
-    return BenchOutcome(meta=meta, records=records, summary=summary, timeseries=result.timeseries,
-                        out_dir=out)
+        out = write_run_files(out_dir, meta, records, summary, timeseries)
+    return BenchOutcome(meta=meta, records=records, summary=summary, timeseries=timeseries, out_dir=out)
+
+
+def run_timeseries_doc(records: list[RequestRecord], scraped: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's ``timeseries.json``: ``metrics.run_timeseries`` with the scraped
+    ``/metrics`` series as its ``server`` section, the raw samples kept beside it."""
+    from ..metrics import run_timeseries
+    return {**(scraped or {}), **run_timeseries(records, server=server_series(scraped))}

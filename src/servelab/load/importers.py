@@ -7,8 +7,10 @@ lists of equal length: ``input_lens``, ``output_lens``, ``ttfts`` (s), ``itls`` 
 s per request), ``errors`` ("" when ok), optionally ``start_times`` (perf_counter s,
 newer releases). Record i: ``arrival_s`` = start_times[i] − min(start_times) (0 when
 absent: vLLM does not keep arrival times), first token = arrival + ttft, token times
-= first token + cumulative ITLs, finish = last token time (vLLM's E2EL also includes
-the time after the last chunk; that tail is lost). A non-empty error → ``failed``.
+= first token + cumulative ITLs, finish = arrival + ``latencies``[i] (vLLM's E2EL,
+newer releases) or else the last token time (the tail after the last chunk is then
+lost). A non-empty error → ``failed``. Files written by ``servelab bench
+--save-result`` have the same schema (``servelab.load.vllm_result``).
 Without the per-request lists no record can be rebuilt: a ConfigError says so.
 
 guidellm (``guidellm benchmark``/``run`` JSON output, ``benchmarks[].requests`` =
@@ -51,6 +53,8 @@ def import_vllm(data: dict[str, Any], *, source: str = "") -> tuple[RunMeta, lis
             raise ConfigError(f"vLLM result: list {k!r} has {len(data[k])} entries, ttfts has {n}")
     starts = data.get("start_times")
     base = min(starts) if starts else 0.0
+    latencies = data.get("latencies") if isinstance(data.get("latencies"), list) \
+        and len(data["latencies"]) == n else None
     records = []
     for i in range(n):
         arrival = (starts[i] - base) if starts else 0.0
@@ -68,7 +72,9 @@ def import_vllm(data: dict[str, Any], *, source: str = "") -> tuple[RunMeta, lis
             times = [first]
             for g in itl:
                 times.append(times[-1] + g)
-            rec.first_token_s, rec.token_times_s, rec.finish_s = first, times, times[-1]
+            lat = latencies[i] if latencies is not None else None
+            finish = arrival + float(lat) if lat else times[-1]
+            rec.first_token_s, rec.token_times_s, rec.finish_s = first, times, max(finish, times[-1])
         records.append(rec)
     cfg = {k: data.get(k) for k in ("backend", "model_id", "tokenizer_id", "num_prompts", "request_rate",
                                     "burstiness", "max_concurrency", "endpoint_type") if k in data}

@@ -151,11 +151,17 @@ async def run_load(
     async with aiohttp.ClientSession(connector=connector, auto_decompress=True,
                                      read_bufsize=1 << 16) as session:
         transport: aiohttp.ClientSession | RawPool = RawPool() if ep.http_client == "raw" else session
+        if opts.scrape_url:
+            # one sample before the first request, so the run's change of every counter is known
+            scraper = Scraper(opts.scrape_url, interval_s=opts.scrape_interval_s, t0=t0 or perf(),
+                              headers={k: v for k, v in headers.items() if k == "Authorization"})
+            await scraper.scrape_once(session)
         if t0 is None:
             t0 = perf()
-        if opts.scrape_url:
-            scraper = Scraper(opts.scrape_url, interval_s=opts.scrape_interval_s, t0=t0,
-                              headers={k: v for k, v in headers.items() if k == "Authorization"})
+        if scraper is not None:
+            for sample in scraper.samples:                  # re-based on the run's start (≤ 0)
+                sample["t_s"] = round(sample["t_s"] + scraper.t0 - t0, 6)
+            scraper.t0 = t0
             scrape_task = asyncio.create_task(scraper.run(session))
         for c in conv_ids:
             for p in prompts:

@@ -23,6 +23,13 @@ Names servelab knows (used by :func:`key_series`, the docs and the report):
   ``llamacpp:prompt_tokens_seconds``, ``llamacpp:predicted_tokens_seconds``,
   ``llamacpp:kv_cache_usage_ratio`` (older builds).
 - SGLang: ``sglang:num_running_reqs``, ``sglang:num_queue_reqs``, ``sglang:token_usage``.
+
+:func:`server_series` turns the samples into the ``server`` section of a run's time
+series (``servelab.metrics.run_timeseries``): the gauges as sampled, each counter as
+its rate over the interval ending at a sample (Δvalue / Δt; None at the first sample
+and where the counter went down, i.e. the server restarted), and each latency
+histogram as the mean of the observations that fell in the interval
+(Δ``_sum`` / Δ``_count``; None when none did).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["parse_metrics", "Scraper", "KEY_SERIES", "key_series"]
+__all__ = ["parse_metrics", "Scraper", "KEY_SERIES", "key_series", "server_series"]
 
 _IGNORED_LABELS = frozenset({"model_name", "engine"})
 
@@ -48,6 +55,17 @@ KEY_SERIES: dict[str, tuple[str, ...]] = {
                             "sglang:prompt_tokens_total"),
     "generation_tokens_total": ("vllm:generation_tokens_total", "llamacpp:tokens_predicted_total",
                                 "sglang:generation_tokens_total"),
+    "preemptions_total": ("vllm:num_preemptions_total",),
+}
+_GAUGES = ("running", "waiting", "kv_usage")
+_COUNTERS = {"prompt_tokens_total": "prompt_tokens_per_s", "generation_tokens_total": "generation_tokens_per_s",
+             "preemptions_total": "preemptions_per_s"}
+# Latency histograms (vLLM names) → series of the interval's mean observation.
+_HISTOGRAMS: dict[str, tuple[str, ...]] = {
+    "server_ttft_mean_s": ("vllm:time_to_first_token_seconds",),
+    "server_itl_mean_s": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+    "server_e2e_mean_s": ("vllm:e2e_request_latency_seconds",),
+    "server_queue_mean_s": ("vllm:request_queue_time_seconds",),
 }
 
 
@@ -133,3 +151,44 @@ class Scraper:
             "source": self.url, "interval_s": self.interval_s, "errors": self.errors,
             "last_error": self.last_error, "samples": self.samples,
         }
+
+
+def server_series(scraped: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``server`` section (module docstring) from :meth:`Scraper.timeseries`'s
+    output; None when nothing was scraped or no known series was found."""
+    samples = (scraped or {}).get("samples") or []
+    if not samples:
+        return None
+    t = [float(s["t_s"]) for s in samples]
+    keyed = [key_series(s["values"]) for s in samples]
+    series: dict[str, list[float | None]] = {}
+    for g in _GAUGES:
+        if any(g in k for k in keyed):
+            series[g] = [k.get(g) for k in keyed]
+
+    def rate(vals: list[float | None]) -> list[float | None]:
+        out: list[float | None] = [None]
+        for i in range(1, len(vals)):
+            a, b, dt = vals[i - 1], vals[i], t[i] - t[i - 1]
+            out.append((b - a) / dt if a is not None and b is not None and dt > 0 and b >= a else None)
+        return out
+
+    for c, name in _COUNTERS.items():
+        if any(c in k for k in keyed):
+            series[name] = rate([k.get(c) for k in keyed])
+    for name, bases in _HISTOGRAMS.items():
+        base = next((b for b in bases if any(f"{b}_count" in s["values"] for s in samples)), None)
+        if base is None:
+            continue
+        sums = [s["values"].get(f"{base}_sum") for s in samples]
+        counts = [s["values"].get(f"{base}_count") for s in samples]
+        means: list[float | None] = [None]
+        for i in range(1, len(samples)):
+            ds = None if sums[i] is None or sums[i - 1] is None else sums[i] - sums[i - 1]
+            dc = None if counts[i] is None or counts[i - 1] is None else counts[i] - counts[i - 1]
+            means.append(ds / dc if ds is not None and dc and dc > 0 and ds >= 0 else None)
+        series[name] = means
+    if not series:
+        return None
+    from ..metrics import server_section
+    return server_section(str(scraped.get("source", "")), t, series)

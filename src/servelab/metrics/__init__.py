@@ -28,10 +28,11 @@ from ._columns import LATENCY_BASES, Columns, columns
 from .bootstrap import bootstrap_ci, bootstrap_distribution
 from .proportion import newcombe_diff_interval, wilson_interval
 from .summary import DEFAULT_PERCENTILES, metric_names, metric_value, summarize
-from .timeseries import timeseries_from_records
+from .timeseries import TIMESERIES_FORMAT, default_bucket_s, run_timeseries, server_section, timeseries_from_records
 
 __all__ = [
     "summarize", "metric_value", "metric_names", "bootstrap_ci", "bootstrap_distribution",
-    "timeseries_from_records", "columns", "Columns", "DEFAULT_PERCENTILES", "LATENCY_BASES",
+    "timeseries_from_records", "run_timeseries", "server_section", "default_bucket_s", "TIMESERIES_FORMAT",
+    "columns", "Columns", "DEFAULT_PERCENTILES", "LATENCY_BASES",
     "wilson_interval", "newcombe_diff_interval",
 ]

@@ -13,7 +13,25 @@ start) to the last arrival/finish. Per bucket:
   any status) — ∫ N(t) dt over the bucket / b, computed exactly from
   prefix sums: ∫₀ᵀ N = Σᵢ (T − aᵢ)⁺ − (T − fᵢ)⁺.
 - ``delivery``: ok / offered among requests *arriving* in the bucket (None if none).
-- ``ttft_p50_s``, ``ttft_p95_s``: of ok requests arriving in the bucket.
+- ``ttft_p50_s``, ``ttft_p95_s``, ``ttft_p99_s``, ``tpot_p50_s``, ``tpot_p95_s``,
+  ``e2e_p50_s``, ``e2e_p95_s``: percentiles (numpy's linear interpolation, as in
+  ``summarize``) of the ok requests arriving in the bucket; None where it has none.
+
+The run's time-series file
+--------------------------
+``run_timeseries`` builds the one format every source writes to a run folder's
+``timeseries.json`` (``format: "servelab.timeseries/1"``), whatever produced the run
+(simulator, load client against a server or the emulator, an imported result):
+
+- ``requests``: the per-bucket series above, from the records;
+- ``server`` (when the source has one): ``{"source", "t_s", "series": {name: [...]}}``,
+  gauges sampled at ``t_s`` (seconds from the run's start) — ``running``, ``waiting``
+  (requests), ``kv_usage`` (fraction of KV blocks in use, 0–1), ``replicas`` — and
+  counter rates per second over the interval ending at ``t_s`` (``*_per_s``, from
+  the change between samples; None at the first sample and across a counter reset).
+
+A source may add its raw data beside these keys (the load client keeps the scraped
+``/metrics`` samples); readers use ``requests``/``server`` only.
 """
 
 from __future__ import annotations
@@ -27,7 +45,10 @@ from ..records import STATUSES, RequestRecord
 from ._columns import Columns, columns
 from .summary import json_number
 
-__all__ = ["timeseries_from_records"]
+__all__ = ["timeseries_from_records", "run_timeseries", "server_section", "default_bucket_s", "TIMESERIES_FORMAT"]
+
+TIMESERIES_FORMAT = "servelab.timeseries/1"
+_PCT_SERIES = (("ttft", 50), ("ttft", 95), ("ttft", 99), ("tpot", 50), ("tpot", 95), ("e2e", 50), ("e2e", 95))
 
 
 def _integral_in_system(a: np.ndarray, f: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -93,12 +114,18 @@ def timeseries_from_records(records: Iterable[RequestRecord], bucket_s: float) -
     running = np.diff(_integral_in_system(a, end_time, edges)) / bucket_s
     with np.errstate(invalid="ignore", divide="ignore"):
         delivery = np.where(offered > 0, ok_arr / np.maximum(offered, 1), np.nan)
-    p50 = np.full(nb, np.nan)
-    p95 = np.full(nb, np.nan)
-    has = np.isfinite(c.ttft_s)
-    for k in np.unique(bucket[has]):
-        vals = c.ttft_s[has & (bucket == k)]
-        p50[k], p95[k] = np.percentile(vals, [50, 95])
+    pct: dict[str, np.ndarray] = {}
+    for base in sorted({b for b, _ in _PCT_SERIES}):
+        qs = [q for b, q in _PCT_SERIES if b == base]
+        arr = {q: np.full(nb, np.nan) for q in qs}
+        vals_all = c.latency(base)
+        has = np.isfinite(vals_all)
+        for k in np.unique(bucket[has]):
+            got = np.percentile(vals_all[has & (bucket == k)], qs)
+            for q, v in zip(qs, got):
+                arr[q][k] = v
+        for q in qs:
+            pct[f"{base}_p{q}_s"] = arr[q]
 
     def js(x: np.ndarray) -> list[float | None]:
         return [json_number(v) for v in x]
@@ -113,6 +140,47 @@ def timeseries_from_records(records: Iterable[RequestRecord], bucket_s: float) -
         "throughput_tokens_per_s": js(tokens / bucket_s),
         "running": js(running),
         "delivery": js(delivery),
-        "ttft_p50_s": js(p50),
-        "ttft_p95_s": js(p95),
+        **{f"{b}_p{q}_s": js(pct[f"{b}_p{q}_s"]) for b, q in _PCT_SERIES},
     }
+
+
+def default_bucket_s(records: Iterable[RequestRecord], buckets: int = 60) -> float:
+    """A bucket width giving about ``buckets`` buckets over the run's span, rounded
+    to 1, 2 or 5 × 10^k seconds (at least 1 ms)."""
+    c = columns(list(records))
+    if c.n == 0:
+        return 1.0
+    end = np.where(np.isfinite(c.finish_s), c.finish_s, c.arrival_s)
+    span = float(max(np.nanmax(end), np.nanmax(c.arrival_s), 1e-3))
+    raw = max(span / buckets, 1e-3)
+    e = math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * 10 ** e >= raw * 0.999:
+            return float(m * 10 ** e)
+    return float(10 ** (e + 1))   # pragma: no cover - the loop always returns
+
+
+def server_section(source: str, t_s: Iterable[float], series: dict[str, Iterable[float | None]]) -> dict[str, Any]:
+    """The ``server`` part of a run's time series; ``ValueError`` when a series'
+    length differs from ``t_s``'s."""
+    t = [json_number(float(x)) for x in t_s]
+    out: dict[str, list[float | None]] = {}
+    for name, vals in series.items():
+        v = [None if x is None else json_number(float(x)) for x in vals]
+        if len(v) != len(t):
+            raise ValueError(f"server series {name!r} has {len(v)} values for {len(t)} sample times")
+        out[name] = v
+    return {"source": source, "t_s": t, "series": out}
+
+
+def run_timeseries(records: Iterable[RequestRecord], *, server: dict[str, Any] | None = None,
+                   bucket_s: float | None = None) -> dict[str, Any]:
+    """A run folder's ``timeseries.json`` (module docstring): request series from
+    ``records`` in ``bucket_s`` buckets (default ``default_bucket_s``), plus the
+    ``server`` section when given (``server_section``)."""
+    recs = list(records)
+    doc: dict[str, Any] = {"format": TIMESERIES_FORMAT,
+                           "requests": timeseries_from_records(recs, bucket_s or default_bucket_s(recs))}
+    if server is not None:
+        doc["server"] = server
+    return doc

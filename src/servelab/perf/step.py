@@ -55,6 +55,7 @@ class StepModel:
                                 c.kv_bytes_per_ctx / c.attn_bytes_per_s)
         self._linear_cache: dict[int, float] = {}
         self._affine_cache: dict[int, tuple[float, float]] = {}
+        self._lm_head_cache: dict[int, float] = {}
         self.pipeline_depth = dep.pp
         self._seq_overhead_s = dep.efficiency.seq_overhead_s
 
@@ -118,11 +119,19 @@ class StepModel:
         return self._general_time(batch)
 
     def _general_time(self, batch: StepBatch) -> float:
-        n = sum(ch[0] for ch in batch.prefill_chunks) + batch.num_decode
-        rows = len(batch.prefill_chunks) + batch.num_decode
+        chunks = batch.prefill_chunks
+        n = batch.num_decode
+        for ch in chunks:
+            n += ch[0]
+        rows = len(chunks) + batch.num_decode
         if n <= 0:
             return 0.0
-        return self._linear_time(n) + self._lm_head_time(rows) + self._attention_time(batch)
+        lm = self._lm_head_cache.get(rows)
+        if lm is None:
+            lm = self._lm_head_time(rows)
+            if len(self._lm_head_cache) < 65536:
+                self._lm_head_cache[rows] = lm
+        return self._linear_time(n) + lm + self._attention_time(batch)
 
     def breakdown(self, batch: StepBatch) -> StepBreakdown:
         """Seconds per component, for tables and explanations (not for the hot path)."""

@@ -5,6 +5,11 @@ namespace URL — it is meant to be inlined in HTML; ``svg_document`` makes a
 standalone file). All text is XML-escaped. Non-finite values are skipped (a line
 breaks at them), as are values ≤ 0 on a log axis; an empty chart still draws its
 axes and says "no data". Colours: Okabe–Ito (see ``_svg``).
+
+Every drawn point carries hover text: a ``<title>`` child (shown by browsers as a
+tooltip, no script) reading "series — x label: x, y label: y", or the point's
+``Series.hover`` text when given. On lines with many points the hover targets are
+thinned evenly to at most ``_MAX_HOVER`` per series (the line itself is complete).
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ __all__ = ["Series", "line_chart", "scatter_chart", "bar_chart", "interval_chart
 
 _FONT = 'font-family="system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif"'
 _CHAR_W = 6.6          # approximate width of one 12 px character, for layout
+_MAX_HOVER = 300       # hover targets per line series (evenly thinned beyond)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Series:
     """One named data series. ``y_lo``/``y_hi``: optional error-bar ends per point;
-    ``labels``: optional text per point (drawn by ``scatter_chart``)."""
+    ``labels``: optional text per point (drawn by ``scatter_chart``); ``hover``:
+    optional tooltip text per point (default: series name and both coordinates)."""
     name: str
     xs: Sequence[float]
     ys: Sequence[float]
@@ -34,6 +41,7 @@ class Series:
     labels: Sequence[str] | None = None
     color: str | None = None
     dashed: bool = False
+    hover: Sequence[str] | None = None
 
 
 def svg_document(svg: str) -> str:
@@ -137,9 +145,11 @@ def _xy_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: st
     parts.append(f'<clipPath id="{clip}"><rect x="{sx.p0}" y="{sy.p1}" width="{sx.p1 - sx.p0}" '
                  f'height="{sy.p0 - sy.p1}"/></clipPath><g clip-path="url(#{clip})">')
     drawn = 0
+    hover_parts: list[str] = []
     for s, color in zip(series, colors):
         pts = [(x, y) if sx.ok(x) and sy.ok(y) else None for x, y in zip(s.xs, s.ys)]
         drawn += sum(p is not None for p in pts)
+        hover_parts += _hover_targets(s, pts, sx, sy, color, x_label, y_label)
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         if s.kind in ("line", "step"):
             seg: list[str] = []
@@ -159,17 +169,13 @@ def _xy_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: st
                     seg.append(f"{px:.1f},{prev[1]:.1f}")
                 seg.append(f"{px:.1f},{py:.1f}")
                 prev = (px, py)
-        else:
-            for p in pts:
-                if p is not None:
-                    parts.append(f'<circle cx="{sx(p[0]):.1f}" cy="{sy(p[1]):.1f}" r="4" fill="{color}" '
-                                 f'fill-opacity="0.85"/>')
         if s.y_lo is not None and s.y_hi is not None:
             for x, lo, hi in zip(s.xs, s.y_lo, s.y_hi):
                 if sx.ok(x) and sy.ok(lo) and sy.ok(hi):
                     px = sx(x)
                     parts.append(f'<path d="M{px:.1f},{sy(lo):.1f}V{sy(hi):.1f}M{px - 4:.1f},{sy(lo):.1f}'
                                  f'h8M{px - 4:.1f},{sy(hi):.1f}h8" stroke="{color}" stroke-width="1.5" fill="none"/>')
+    parts += hover_parts
     parts.append("</g>")
     if point_labels:
         for s in series:
@@ -199,6 +205,29 @@ def _xy_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: st
     return "".join(parts)
 
 
+def _hover_targets(s: Series, pts: list[tuple[float, float] | None], sx: Scale, sy: Scale, color: str,
+                   x_label: str, y_label: str) -> list[str]:
+    """A ``<circle>`` with a ``<title>`` per placeable point (thinned on long lines):
+    transparent on lines (it only catches the pointer), the marker itself on scatters."""
+    idx = [i for i, p in enumerate(pts) if p is not None]
+    if s.kind != "scatter" and len(idx) > _MAX_HOVER:
+        step = len(idx) / _MAX_HOVER
+        idx = sorted({idx[min(int(k * step), len(idx) - 1)] for k in range(_MAX_HOVER)} | {idx[-1]})
+    out = []
+    for i in idx:
+        x, y = pts[i]  # type: ignore[misc]
+        if s.hover is not None and i < len(s.hover):
+            text = s.hover[i]
+        else:
+            lab = f" ({s.labels[i]})" if s.labels is not None and i < len(s.labels) and s.labels[i] else ""
+            text = f"{s.name}{lab} — {x_label}: {fmt_tick(x)}, {y_label}: {fmt_tick(y)}"
+        opacity = 'fill-opacity="0"' if s.kind != "scatter" else 'fill-opacity="0.85"'
+        r = 4 if s.kind == "scatter" else 3.5
+        out.append(f'<circle class="pt" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="{r}" fill="{color}" {opacity}>'
+                   f'<title>{esc(text)}</title></circle>')
+    return out
+
+
 def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: str,
                log_x: bool = False, log_y: bool = False,
                hlines: Sequence[tuple[float, str]] = (), vlines: Sequence[tuple[float, str]] = (),
@@ -219,7 +248,7 @@ def scatter_chart(series: Sequence[Series], *, title: str, x_label: str, y_label
     """Like ``line_chart`` with every series drawn as points and ``Series.labels``
     written next to them (e.g. config names on a cost/latency Pareto plot)."""
     pts = [Series(name=s.name, xs=s.xs, ys=s.ys, kind="scatter", y_lo=s.y_lo, y_hi=s.y_hi,
-                  labels=s.labels, color=s.color) if s.kind != "scatter" else s for s in series]
+                  labels=s.labels, color=s.color, hover=s.hover) if s.kind != "scatter" else s for s in series]
     return _xy_chart(pts, title=title, x_label=x_label, y_label=y_label, log_x=log_x, log_y=log_y,
                      hlines=hlines, vlines=vlines, width=width, height=height, x_range=x_range,
                      y_range=y_range, point_labels=True)

@@ -34,6 +34,7 @@ a fraction. NaN (metric undefined, e.g. no ok request) propagates to None in JSO
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
@@ -50,7 +51,7 @@ from .charts import Series, interval_chart, line_chart
 from .html import Page
 from .runs import cdf_series
 
-__all__ = ["CompareRun", "RunEstimate", "MetricComparison", "Comparison", "compare_runs",
+__all__ = ["workload_differences", "CompareRun", "RunEstimate", "MetricComparison", "Comparison", "compare_runs",
            "comparison_rows", "compare_figures", "compare_page", "DEFAULT_METRICS", "itl_gaps_s"]
 
 DEFAULT_METRICS: tuple[str, ...] = ("ttft_p50", "ttft_p95", "tpot_p95", "e2e_p95",
@@ -106,6 +107,7 @@ class Comparison:
     seed: int
     runs: tuple[CompareRun, ...]
     metrics: tuple[MetricComparison, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()        # the runs served different work (``workload_differences``)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (NaN → None); keys documented in docs/compare.md."""
@@ -118,6 +120,7 @@ class Comparison:
             "baseline": self.baseline, "confidence": self.confidence,
             "n_resamples": self.n_resamples, "seed": self.seed,
             "ci_method": "percentile bootstrap over requests; runs resampled independently",
+            "warnings": list(self.warnings),
             "runs": [{"label": r.label, "source": r.source, "kind": r.meta.kind if r.meta else None,
                       "run_id": r.meta.run_id if r.meta else None, "n_records": len(r.records),
                       "duration_s": num(r.duration_s) if r.duration_s is not None else None}
@@ -159,6 +162,37 @@ def _describe(metric: str) -> tuple[str, Literal["lower", "higher"] | None]:
     if stat:
         return ("count" if stat == "count" else "s"), (None if stat in ("count", "std") else "lower")
     return _UNITS.get(base, "requests"), ("higher" if base in _HIGHER_BETTER else None)
+
+
+WORKLOAD_TOLERANCE = 0.10   # relative difference in request count or mean lengths that is worth a warning
+
+
+def _work(records: Sequence[RequestRecord]) -> tuple[int, float, float]:
+    """(requests, mean input tokens of all, mean output tokens of the ok ones)."""
+    recs = list(records)
+    ok = [r.output_tokens for r in recs if r.status == "ok"]
+    return (len(recs), float(np.mean([r.input_tokens for r in recs])) if recs else math.nan,
+            float(np.mean(ok)) if ok else math.nan)
+
+
+def workload_differences(runs: Sequence[CompareRun], baseline: int = 0,
+                         tolerance: float = WORKLOAD_TOLERANCE) -> list[str]:
+    """Sentences naming each run whose request count, mean input length or mean output
+    length (of its ok requests) differs from the baseline's by more than ``tolerance``
+    (relative): such runs served different work, and their latencies are not
+    comparable as a prediction and its measurement."""
+    b = _work(runs[baseline].records)
+    out = []
+    for i, r in enumerate(runs):
+        if i == baseline:
+            continue
+        w = _work(r.records)
+        diffs = [f"{name} {x:,.4g} vs {y:,.4g}" for name, x, y in
+                 zip(("requests", "mean input tokens", "mean output tokens"), w, b)
+                 if math.isfinite(x) and math.isfinite(y) and y and abs(x - y) / abs(y) > tolerance]
+        if diffs:
+            out.append(f"{r.label} served different work than {runs[baseline].label}: " + "; ".join(diffs))
+    return out
 
 
 def compare_runs(runs: Sequence[CompareRun], *, baseline: int = 0,
@@ -206,7 +240,8 @@ def compare_runs(runs: Sequence[CompareRun], *, baseline: int = 0,
                 ratio_ci=_interval(ratio_d, confidence), rel_error=ratio - 1.0 if math.isfinite(ratio) else math.nan,
                 overlap=(lo <= bhi and blo <= hi) if known else None))
         out.append(MetricComparison(metric=metric, unit=unit, better=better, runs=tuple(ests)))
-    return Comparison(baseline=runs[baseline].label, confidence=confidence, n_resamples=n_resamples,
+    return Comparison(warnings=tuple(workload_differences(runs, baseline)),
+                      baseline=runs[baseline].label, confidence=confidence, n_resamples=n_resamples,
                       seed=seed, runs=tuple(runs), metrics=tuple(out))
 
 
@@ -302,6 +337,8 @@ def compare_page(cmp: Comparison, *, title: str = "Run comparison") -> Page:
     page.table(["label", "kind", "run id", "records", "window (s)", "source"],
                [[r.label, r.meta.kind if r.meta else None, r.meta.run_id if r.meta else None,
                  len(r.records), r.duration_s, r.source] for r in cmp.runs])
+    for w in cmp.warnings:
+        page.raw(f'<p class="warn">warning: {html.escape(w)}</p>')
     page.heading("Metrics")
     head, rows = comparison_rows(cmp)
     page.table(head, rows, caption="Latency in ms; Δ and ratio are run vs baseline")

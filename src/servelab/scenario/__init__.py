@@ -15,11 +15,12 @@ from . import build
 from ._model import (ROUTERS, AdmissionSettings, AutoscalerSettings, BurstSpec, EngineSettings,
                      FaultSettings, KVTierSettings, LoraSettings, PrefixOverride, PriceSettings, Scenario,
                      SpeculativeSettings)
+from ._curve import CurveBurst, RateCurveSettings
 from .io import dump_scenario, field_paths, json_schema, load_scenario_data, parse_set, resolve, write_scenario
 
 __all__ = [
     "Scenario", "EngineSettings", "LoraSettings", "SpeculativeSettings", "KVTierSettings",
     "AdmissionSettings", "AutoscalerSettings", "FaultSettings", "BurstSpec", "PrefixOverride",
-    "PriceSettings", "ROUTERS", "build", "resolve", "load_scenario_data", "dump_scenario",
+    "PriceSettings", "RateCurveSettings", "CurveBurst", "ROUTERS", "build", "resolve", "load_scenario_data", "dump_scenario",
     "write_scenario", "json_schema", "parse_set", "field_paths",
 ]

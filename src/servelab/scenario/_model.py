@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..errors import ServelabError
 from ..perf.quant import KV_DTYPES, WEIGHT_DTYPES
+from ._curve import RateCurveSettings
+from ._disagg import DisaggSettings, KVPolicySettings
 
 __all__ = [
     "Scenario", "EngineSettings", "LoraSettings", "SpeculativeSettings", "KVTierSettings",
@@ -203,6 +205,8 @@ class Scenario(_Model):
     speculative: SpeculativeSettings | None = Field(None, description="Speculative decoding (None: off).")
     kv_tiers: tuple[KVTierSettings, ...] = Field(
         (), description="KV offload tiers below HBM per replica, fastest first (e.g. dram, nvme).")
+    kv_policy: KVPolicySettings | None = Field(
+        None, description="KV tier policy (lru, priority, cost) and prefetch (None: lru, no prefetch).")
     calibration: str | None = Field(
         None, description="Calibration JSON (`servelab calibrate`): its efficiency replaces the engine profile's.")
     # fleet
@@ -212,6 +216,8 @@ class Scenario(_Model):
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings, description="Fleet front door.")
     autoscaler: AutoscalerSettings | None = Field(None, description="Horizontal autoscaler (None: fixed fleet).")
     faults: tuple[FaultSettings, ...] = Field((), description="Replicas killed during the run.")
+    disagg: DisaggSettings | None = Field(
+        None, description="Disaggregated prefill/decode pools and the KV link (None: aggregated replicas).")
     # workload
     workload: str = Field("chat", description="Catalog workload preset.")
     rate_rps: float | None = Field(None, gt=0.0, le=1e6, description="Mean arrival rate, requests/s (default: the preset's).")
@@ -220,9 +226,16 @@ class Scenario(_Model):
     input_tokens: int | None = Field(None, ge=1, le=1 << 21, description="Override: fixed input length.")
     output_tokens: int | None = Field(None, ge=1, le=1 << 20, description="Override: fixed output length.")
     prefix: PrefixOverride | None = Field(None, description="Override: shared-prefix groups.")
+    priorities: dict[int, float] | None = Field(
+        None, description="Override: priority classes (lower = more important; tenants) and their shares, e.g. {0: 0.2, 1: 0.8}.")
+    priority_by_prefix: bool = Field(
+        False, description="Tenants own their prefixes: a request with a shared prefix takes its group's priority "
+                           "class (groups split among classes by share, most important first).")
     arrival: Literal["constant", "poisson", "gamma"] | None = Field(None, description="Override: arrival process.")
     burstiness: float | None = Field(None, gt=0.0, le=1000.0, description="Override: gamma shape (vLLM --burstiness).")
     burst: BurstSpec | None = Field(None, description="A window where the rate is multiplied.")
+    rate_curve: RateCurveSettings | None = Field(
+        None, description="Time-varying arrival rate (diurnal, table, points or a trace) instead of rate_rps.")
     slo: str | None = Field(None, description="SLO like 'ttft_p95=2s,tpot_p95=50ms' (default: the workload's).")
     # money
     prices: PriceSettings = Field(default_factory=PriceSettings, description="GPU price and instance sizes.")
@@ -267,6 +280,10 @@ class Scenario(_Model):
         if self.replicas == 0 and (self.autoscaler is None or self.autoscaler.min_replicas != 0):
             raise ValueError("replicas 0 needs an autoscaler with min_replicas 0 (scale to zero; "
                              "on the command line: --autoscale-max N --autoscale-min 0)")
+        if self.rate_curve is not None and self.rate_rps is not None:
+            raise ValueError("give rate_rps or rate_curve, not both (rate_curve.scale multiplies a curve)")
+        if self.disagg is not None and self.autoscaler is not None:
+            raise ValueError("disagg and autoscaler cannot be combined (autoscaling P/D pools is not modelled)")
         names = [t.name for t in self.kv_tiers]
         if len(set(names)) != len(names):
             raise ValueError(f"kv_tiers names must be unique, got {names}")

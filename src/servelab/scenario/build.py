@@ -35,12 +35,13 @@ from typing import Any, Sequence
 from ..errors import ConfigError
 from ..units import GB, GiB
 from ._model import Scenario
+from ._disagg import disagg_sim_config, disagg_usd_per_hour, kv_policy
 from .cost import FleetCost, fleet_cost as _fleet_cost, pack_replicas
 
 __all__ = [
     "derive", "load_model", "calibration", "deployment", "replica_settings", "sim_config", "workload",
     "requests", "slo", "rate_rps", "throughput_window_s", "price_per_gpu_hour", "price_source",
-    "fleet_cost", "fleet_usd_per_hour", "warnings", "adapter_shares",
+    "fleet_cost", "fleet_usd_per_hour", "warnings", "adapter_shares", "rate_curve",
 ]
 
 
@@ -130,7 +131,7 @@ def replica_settings(sc: Scenario, dep: Any) -> Any:
         max_num_seqs=e.max_num_seqs, max_num_batched_tokens=e.max_num_batched_tokens,
         block_size=e.block_size, enable_prefix_caching=e.enable_prefix_caching,
         enable_chunked_prefill=e.enable_chunked_prefill, max_waiting=e.max_queue,
-        scheduling_policy=e.scheduling_policy, kv_tiers=_kv_tiers(sc, dep),
+        scheduling_policy=e.scheduling_policy, kv_tiers=_kv_tiers(sc, dep), kv_policy=kv_policy(sc, dep),
         max_loras=sc.lora.max_loras if sc.lora else 0, lora_load_s=sc.lora.load_s if sc.lora else 0.0,
         num_speculative_tokens=spec.num_tokens if spec else 0,
         spec_acceptance_rate=spec.acceptance_rate if spec else 0.0,
@@ -139,7 +140,8 @@ def replica_settings(sc: Scenario, dep: Any) -> Any:
 
 def sim_config(sc: Scenario, *, exact: bool = False, record_token_times: bool = False,
                dep: Any = None) -> Any:
-    """The simulated fleet of ``sc`` (one pool of identical replicas)."""
+    """The simulated fleet of ``sc`` (one pool of identical replicas, or with ``disagg`` a
+    prefill pool and a decode pool, :mod:`._disagg`)."""
     from ..sim import AdmissionConfig, AutoscalerConfig, Fault, ReplicaSpec, SimConfig
 
     dep = deployment(sc) if dep is None else dep
@@ -154,10 +156,11 @@ def sim_config(sc: Scenario, *, exact: bool = False, record_token_times: bool = 
                                 model_load_delay_s=s.model_load_delay_s, cooldown_s=s.cooldown_s,
                                 min_replicas=s.min_replicas, max_replicas=s.max_replicas)
     faults = tuple(Fault(at_s=f.at_s, replica=f.replica, in_flight=f.in_flight) for f in sc.faults)
-    return SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=replica_settings(sc, dep),
-                                           count=sc.replicas),),
-                     router=sc.sim_router, admission=admission, autoscaler=auto, faults=faults,
-                     exact=exact, seed=sc.seed, record_token_times=record_token_times)
+    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=replica_settings(sc, dep),
+                                          count=sc.replicas),),
+                    router=sc.sim_router, admission=admission, autoscaler=auto, faults=faults,
+                    exact=exact, seed=sc.seed, record_token_times=record_token_times)
+    return cfg if sc.disagg is None else disagg_sim_config(sc, cfg)
 
 
 def adapter_shares(lora: Any) -> tuple[tuple[str, float], ...]:
@@ -186,6 +189,11 @@ def workload(sc: Scenario) -> Any:
                                        fraction=sc.prefix.fraction)
     if sc.lora is not None:
         changes["adapters"] = adapter_shares(sc.lora)
+    if sc.priorities is not None:
+        total = sum(sc.priorities.values())
+        if total <= 0 or min(sc.priorities.values()) < 0:
+            raise ConfigError(f"priorities shares must be >= 0 and sum to > 0, got {sc.priorities}")
+        changes["priorities"] = tuple((int(k), v / total) for k, v in sorted(sc.priorities.items()))
     arrival = wl.arrival
     kind = sc.arrival or ("gamma" if sc.burstiness is not None else arrival.kind)
     changes["arrival"] = ArrivalSpec(kind=kind, rate_rps=rate_rps(sc),
@@ -194,10 +202,64 @@ def workload(sc: Scenario) -> Any:
 
 
 def rate_rps(sc: Scenario) -> float:
-    """The mean arrival rate: the scenario's, else the workload preset's."""
+    """The mean arrival rate: the scenario's, else over the run window of its rate curve,
+    else the workload preset's."""
     from ..catalog import get_workload
 
+    if sc.rate_rps is None and sc.rate_curve is not None:
+        return rate_curve(sc).mean_rps()
     return float(sc.rate_rps if sc.rate_rps is not None else get_workload(sc.workload).arrival.rate_rps)
+
+
+def rate_curve(sc: Scenario) -> Any:
+    """The scenario's λ(t) over its run window ``[0, duration_s)`` (``catalog.ratecurve.RateCurve``;
+    curve time ``rate_curve.start_s`` is run time 0), or None without a curve. A ``burst``
+    multiplies the curve inside its window."""
+    from ..catalog import ratecurve as rc
+
+    c = sc.rate_curve
+    if c is None:
+        return None
+    if c.kind == "diurnal":
+        assert c.peak_rps is not None
+        curve = rc.diurnal(peak_rps=c.peak_rps, peak_to_trough=c.peak_to_trough, peak_hour=c.peak_hour,
+                           days=c.days, start_hour=c.start_hour)
+    elif c.kind == "table":
+        curve = rc.table(c.rates_rps, step_s=c.step_s, interpolate=c.interpolate)
+    elif c.kind == "points":
+        curve = rc.points(c.points)
+    else:
+        assert c.file is not None
+        curve = rc.from_counts_csv(c.file)
+    if c.scale != 1.0:
+        curve = curve.scaled(c.scale)
+    if c.weekly is not None:
+        curve = curve.weekly(c.weekly, start_day=c.start_day)
+    for b in c.bursts:
+        curve = curve.burst(factor=b.factor, start_s=b.start_s, duration_s=b.duration_s)
+    curve = curve.noisy(cv=c.noise_cv, interval_s=c.noise_interval_s, seed=sc.seed)
+    curve = curve.window(c.start_s, sc.duration_s)
+    if sc.burst is not None:
+        curve = curve.burst(factor=sc.burst.factor, start_s=sc.burst.start_s, duration_s=sc.burst.duration_s)
+    return curve
+
+
+def _curve_starts(sc: Scenario) -> Any:
+    """Conversation start times on the run window: NHPP thinning, or a trace's counts replayed."""
+    import numpy as np
+
+    from ..catalog import ratecurve as rc
+
+    c = sc.rate_curve
+    assert c is not None
+    rng = np.random.default_rng(np.random.SeedSequence([sc.seed, 0x6375727665]))
+    if c.kind == "trace" and c.trace_mode == "counts":
+        counts, step = rc.read_counts_csv(c.file or "")
+        t = rc.replay_counts(counts, step, rng) - c.start_s
+        return t[(t >= 0) & (t < sc.duration_s)]
+    curve = rate_curve(sc)
+    turns = workload(sc).turns
+    return rc.nhpp_arrivals(curve.scaled(1.0 / turns) if turns > 1 else curve, rng)
 
 
 def requests(sc: Scenario) -> list[Any]:
@@ -205,6 +267,8 @@ def requests(sc: Scenario) -> list[Any]:
     from ..catalog import generate_requests
 
     wl = workload(sc)
+    if sc.rate_curve is not None:
+        return list(generate_requests(wl, duration_s=sc.duration_s, seed=sc.seed, starts_s=_curve_starts(sc)))
     rate = rate_rps(sc)
     reqs = list(generate_requests(wl, rate_rps=rate, duration_s=sc.duration_s, seed=sc.seed))
     if sc.burst is not None and sc.burst.factor > 1.0:
@@ -216,7 +280,22 @@ def requests(sc: Scenario) -> list[Any]:
             reqs += [dataclasses.replace(r, id=f"burst-{r.id}", arrival_s=r.arrival_s + b.start_s)
                      for r in extra]
             reqs.sort(key=lambda r: (r.arrival_s, r.id))
+    if sc.priority_by_prefix and wl.priorities and wl.prefix is not None:
+        reqs = [dataclasses.replace(r, priority=_group_class(r.prefix_group, wl)) if r.prefix_group >= 0 else r
+                for r in reqs]
     return reqs
+
+
+def _group_class(group: int, wl: Any) -> int:
+    """Priority class owning prefix group ``group``: groups 0… go to the classes in order of
+    importance, each class taking its share of the groups (tenants own their prefixes)."""
+    n = wl.prefix.num_groups
+    acc = 0.0
+    for cls, share in sorted(wl.priorities):
+        acc += share * n
+        if group < acc - 1e-9:
+            return cls
+    return sorted(wl.priorities)[-1][0]
 
 
 def slo(sc: Scenario) -> Any:
@@ -273,5 +352,7 @@ def fleet_cost(sc: Scenario, *, output_tokens_per_s: float, replicas: int | None
 
 
 def fleet_usd_per_hour(sc: Scenario, *, replicas: int | None = None) -> float:
-    """$/hour of the scenario's packed fleet (:func:`fleet_cost`)."""
+    """$/hour of the scenario's packed fleet (:func:`fleet_cost`; both pools with ``disagg``)."""
+    if sc.disagg is not None and replicas is None:
+        return disagg_usd_per_hour(sc)
     return fleet_cost(sc, output_tokens_per_s=0.0, replicas=replicas).cost_per_hour_usd

@@ -3,7 +3,10 @@
 Replicas run a vLLM-like continuous-batching scheduler over a paged KV cache with
 prefix caching (:mod:`.engine`, :mod:`.kv`); the fleet adds routing, admission
 control, an autoscaler and faults (:mod:`.cluster`, :mod:`.router`). Between events
-that change a batch the engine jumps over whole stretches of decode steps.
+that change a batch the engine jumps over whole stretches of decode steps. KV offload
+tiers take a policy (lru, priority, cost) and prefetch (:mod:`.tiering`); a fleet may be
+split into prefill and decode pools with KV transfers between them (:mod:`.disagg`,
+:mod:`.pd_fleet`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from .config import (
 from .engine import ReplicaEngine
 from .request import SimRequest, StepOutcome
 from .fakes import AffineStepModel, ConstantStepModel
+from .tiering import TIER_POLICIES, KVPolicy
+from .disagg import LINKS, DisaggConfig, KVLink, link_for, transfer_s
 
 __all__ = [
     "EngineConfig", "KVTier", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault", "SimConfig",
     "ROUTERS", "AUTOSCALER_METRICS",
     "simulate", "SimResult", "ReplicaEngine", "StepOutcome", "SimRequest",
-    "ConstantStepModel", "AffineStepModel",
+    "ConstantStepModel", "AffineStepModel", "KVPolicy", "TIER_POLICIES",
+    "DisaggConfig", "KVLink", "LINKS", "link_for", "transfer_s",
 ]

@@ -147,6 +147,8 @@ class _Sim:
 
     def _start(self, rep: _Replica, now: float) -> None:
         end = rep.engine.begin(now, self.max_steps)
+        if rep.engine.wake_s is not None:
+            self._wake_at(rep)
         if end is None:
             rep.busy = False
             if rep.state == "draining":
@@ -156,6 +158,23 @@ class _Sim:
         rep.version += 1
         self.seq += 1
         heapq.heappush(self.heap, (end, _STEP, self.seq, "step", rep, rep.version))
+
+    def _wake_at(self, rep: _Replica) -> None:
+        """Schedule a wake-up when a request held for its KV prefetch may join the queue
+        (``KVPolicy.prefetch_wait``): the replica starts, or its stretch is cut there."""
+        eng = rep.engine
+        if eng.wake_s != eng.wake_pushed:
+            eng.wake_pushed = eng.wake_s
+            self.push(eng.wake_s, _ARRIVAL, "wake", rep)
+
+    def on_wake(self, rep: _Replica, now: float) -> None:
+        rep.engine.wake_pushed = None
+        if rep.state == "dead":
+            return
+        if rep.busy:
+            self._truncate(rep, now)
+        else:
+            self._start(rep, now)
 
     def _retire(self, rep: _Replica, now: float) -> None:
         rep.state = "dead"
@@ -256,6 +275,8 @@ class _Sim:
         if not eng.enqueue(r, now, checked=True):
             self._end(r, "rejected", "503 queue full", now, counted=counted)
             return False
+        if eng.wake_s is not None:
+            self._wake_at(rep)
         if not counted:
             self.in_flight += 1
         if not rep.busy:
@@ -333,6 +354,7 @@ class _Sim:
         self.router.forget(target.name)
         self.events.append((now, "killed", target.name))
         victims = [r for r in target.engine.all_requests() if not r.status]
+        victims += self._extra_victims(target, now)
         if self.transit:
             lost = [i for i, (x, _t) in self.transit.items() if x is target]
             for i in lost:
@@ -347,6 +369,13 @@ class _Sim:
                 self.dispatch(r, now)
             else:
                 self._end(r, "failed", f"replica {target.name} killed", now, counted=True)
+
+    def _extra_victims(self, target: _Replica, now: float) -> list[SimRequest]:
+        """Requests lost with ``target`` outside its engine (P/D transfers; none here)."""
+        return []
+
+    def on_xfer(self, r: SimRequest, token: int, now: float) -> None:
+        """A KV transfer ended (disaggregated fleets only, :mod:`.pd_fleet`)."""
 
     def on_ready(self, rep: _Replica, now: float) -> None:
         self.provisioning -= 1
@@ -426,7 +455,8 @@ class _Sim:
             if i < n:
                 spec = reqs[i]
                 ta = spec.arrival_s
-                if not heap or (ta, _ARRIVAL) <= heap[0][:2]:
+                h0 = heap[0] if heap else None
+                if h0 is None or ta < h0[0] or (ta == h0[0] and _ARRIVAL <= h0[1]):
                     now = ta
                     i += 1
                     self.arrive(spec, now)
@@ -456,6 +486,10 @@ class _Sim:
                     self.on_fault(ev[4], now)
                 elif kind == "ready":
                     self.on_ready(ev[4], now)
+                elif kind == "xfer":
+                    self.on_xfer(ev[4], ev[5], now)
+                elif kind == "wake":
+                    self.on_wake(ev[4], now)
             count += 1
             if progress is not None and count & 4095 == 0 and horizon > 0:
                 progress(min(1.0, now / horizon))
@@ -514,7 +548,11 @@ def simulate(
     window instead would overstate the throughput of an overloaded fleet.
     """
     started = datetime.now(timezone.utc)
-    sim = _Sim(config, requests)
+    if getattr(config, "disagg", None) is not None:
+        from .pd_fleet import PDSim
+        sim: _Sim = PDSim(config, requests)
+    else:
+        sim = _Sim(config, requests)
     last_event_s = sim.run(progress)
     for r in sim.all:
         if not r.status:

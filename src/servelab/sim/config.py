@@ -79,6 +79,7 @@ class EngineConfig:
     scheduling_policy: Literal["fcfs", "priority"] = "fcfs"
     kv_tiers: tuple[KVTier, ...] = ()       # offload tiers below HBM, fastest first (host DRAM,
                                             # NVMe, …; sized by servelab.scenario.build)
+    kv_policy: Any = None                   # sim.tiering.KVPolicy (lru / priority / cost, prefetch); None = lru
     max_loras: int = 0                      # LoRA adapter slots on the GPU (vLLM --max-loras); 0 = not modelled
     lora_load_s: float = 0.0                # time to load a non-resident adapter (adapter bytes / host-to-device
                                             # bandwidth; measure it), added to the step that admits it
@@ -234,6 +235,7 @@ class SimConfig:
     seed: int = 0                           # recorded in meta; the request list carries the randomness
     record_token_times: bool = False
     timeseries_interval_s: float = 1.0
+    disagg: Any = None                      # sim.disagg.DisaggConfig: prefill and decode pools
 
     def __post_init__(self) -> None:
         if self.router not in ROUTERS:

@@ -66,6 +66,8 @@ class ReplicaEngine(Scheduler):
                          priority_preemption=priority_preemption, chains=chains)
         self.model = step_model
         self.exact = exact
+        if self.kv_policy is not None:
+            self.init_policy(step_model)
         self._affine: dict[int, tuple[float, float]] = {}
         # plan in flight
         self.active = False
@@ -279,7 +281,16 @@ class ReplicaEngine(Scheduler):
             "cpu_kv_hit_tokens": self._tier_hits().get("dram", 0),
             "kv_tier_hit_tokens": self._tier_hits(),
             "kv_tier_blocks": dict(zip(self.tier_names, (len(t) for t in self.pool.tiers))),
+            **self.policy_stats(),
         }
+
+    def policy_stats(self) -> dict[str, int]:
+        """Tier-policy counters (empty without a policy): blocks pinned now, blocks that
+        loaded at the first tier's rate thanks to a prefetch."""
+        if self.kv_policy is None:
+            return {}
+        return {"kv_pinned_blocks": len(getattr(self.pool, "pinned", ())),
+                "kv_prefetched_blocks": self.pf_landed}
 
     def _tier_hits(self) -> dict[str, int]:
         """Prefix tokens loaded back from each offload tier (by tier name)."""

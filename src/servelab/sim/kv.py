@@ -221,8 +221,9 @@ class BlockPool:
                     break
         return True
 
-    def release(self, shared: list[int], num_private: int) -> None:
-        """Drop a sequence's blocks: shared refs decrement (tail first), private ones free."""
+    def release(self, shared: list[int], num_private: int, priority: int = 0) -> None:
+        """Drop a sequence's blocks: shared refs decrement (tail first), private ones free
+        (``priority``: the releasing request's, used by :class:`~.tiering.PolicyBlockPool`)."""
         cache = self.cache
         ev = self.evictable
         for h in reversed(shared):

@@ -24,6 +24,7 @@ class SimRequest:
         "registered", "share_upto", "admit_seq", "priority", "arrival_s", "dispatch_s",
         "start_s", "first_token_s", "finish_s", "cached_tokens", "token_times",
         "retries", "status", "reason", "replica", "recompute", "deadline_s", "end_s",
+        "pf", "remote",
     )
 
     def __init__(self, spec: RequestSpec, idx: int) -> None:
@@ -42,6 +43,7 @@ class SimRequest:
         self.deadline_s = math.inf
         self.end_s: float | None = None     # when a non-ok status was decided (fleet-owned)
         self.token_times: list[float] | None = None
+        self.remote = False                 # KV of the prompt arrives from a prefill replica (P/D)
         self.reset()
 
     def reset(self) -> None:
@@ -61,6 +63,7 @@ class SimRequest:
         self.finish_s: float | None = None
         self.cached_tokens = 0
         self.recompute = False
+        self.pf: tuple[float, float, int, float] | None = None   # prefetch: (t_data, s/block, blocks, stop)
         if self.token_times is not None:
             self.token_times = []
 

@@ -37,13 +37,15 @@ from collections import OrderedDict, deque
 
 from ..catalog.workloads import RequestSpec
 from .config import EngineConfig
-from .kv import BlockPool, chain_hashes
+from .kv import chain_hashes
+from .tier_sched import TierScheduling
+from .tiering import restore_s
 from .request import ABORTED, DECODE, DONE, PREFILL, WAITING, SimRequest
 
 __all__ = ["Scheduler"]
 
 
-class Scheduler:
+class Scheduler(TierScheduling):
     """Queues, KV cache and batch composition of one replica (no notion of time)."""
 
     def __init__(self, engine: EngineConfig, num_blocks: int, *, name: str,
@@ -52,7 +54,11 @@ class Scheduler:
         self.cfg = engine
         self.bs = engine.block_size
         tiers = engine.offload_tiers()
-        self.pool = BlockPool(int(num_blocks), tiers=[t.blocks for t in tiers])
+        self._init_tiers(engine, int(num_blocks), tiers)
+        # P/D prefill side: finished requests keep their KV blocks until release_kv (the
+        # decode side has read them); set by the disaggregated fleet
+        self.hold_kv = False
+        self.held_kv: dict[int, SimRequest] = {}
         self.tier_cost = [(t.load_s_per_block, t.latency_s) for t in tiers]
         self.tier_names = [t.name for t in tiers]
         self.record_times = record_token_times
@@ -109,6 +115,16 @@ class Scheduler:
         r.state = WAITING
         r.replica = self.name
         r.dispatch_s = now_s
+        if self.pf_on:
+            self._prefetch(r, now_s)
+            if self.pf_wait and r.pf is not None:
+                self.pf_hold.append(r)            # waits outside the queue for its prefetch
+                self.num_waiting += 1
+                t_data, per, n, stop = r.pf
+                ready = min(t_data + n * per, stop)
+                if self.wake_s is None or ready < self.wake_s:
+                    self.wake_s = ready
+                return True
         self._wpush(r, front=False)
         return True
 
@@ -154,6 +170,7 @@ class Scheduler:
         """Every request waiting or running here (for faults)."""
         out = [r for r in self.waiting_q if r.state == WAITING]
         out += [e[3] for e in self.waiting_h if e[3].state == WAITING]
+        out += [r for r in self.pf_hold if r.state == WAITING]
         return out + self.prefilling + list(self.decoding.values())
 
     # ------------------------------------------------------------------ KV helpers
@@ -202,7 +219,7 @@ class Scheduler:
             r.share_upto = r.computed // self.bs
             self._register(r)
         nblocks = -(-r.computed // self.bs)
-        self.pool.release(r.shared, nblocks - len(r.shared))
+        self.pool.release(r.shared, nblocks - len(r.shared), r.priority)
         r.shared = []
         r.registered = 0
         ad = r.spec.adapter
@@ -264,6 +281,7 @@ class Scheduler:
         else:
             self.prefilling.remove(r)
         r.recompute = True
+        r.remote = False                 # P/D: its KV is gone; recompute the prompt here
         self._release(r, keep_own=True)
         r.computed = 0
         r.prompt_len = r.input + r.outputs
@@ -289,7 +307,8 @@ class Scheduler:
         if self.B:
             need = self.cnt[(-self.S) % bs]
             if need:
-                while need > pool.free_uncached + len(pool.evictable):
+                while need > (pool.free_uncached + len(pool.evictable) if self.kv_policy is None
+                               else pool.num_free()):
                     v = self._victim()
                     if v is None:
                         break
@@ -323,6 +342,8 @@ class Scheduler:
             budget -= n
             i += 1
         # 3. waiting
+        if self.pf_hold:
+            self._pf_release(self.p_t)
         if not preempted and self.num_waiting:
             self._admit(chunks, budget)
         self.p_preempted = preempted
@@ -347,10 +368,10 @@ class Scheduler:
             if load and len(lora) >= max_loras and 0 not in lora.values():
                 break                     # every adapter slot is in use by running requests
             L = r.prompt_len
-            hits = 0
+            hits = landed = 0
             loaded: list[int] = []
             where: list[int] = []
-            if caching:
+            if caching and not r.remote:
                 s = r.spec
                 if r.recompute or s.conversation >= 0 or s.prefix_group >= 0:
                     look = (L - 1) // bs
@@ -364,10 +385,12 @@ class Scheduler:
                         if where:
                             loaded = chain[hits:hits + len(where)]
                             pool.take_tiers(loaded, where)
+                            if self.kv_policy is not None:
+                                where, loaded, landed = self._policy_restore(r, hits, where, loaded, L)
                     r.share_upto = (L // bs if (r.recompute or s.conversation >= 0)
                                     else s.prefix_tokens // bs)
                     r.registered = hits + len(loaded)
-            done = (hits + len(loaded)) * bs
+            done = (hits + len(loaded)) * bs if not r.remote else L - 1
             n = L - done
             if n > budget:
                 if not cfg.enable_chunked_prefill:
@@ -382,7 +405,11 @@ class Scheduler:
             if loaded:
                 pool.load_tiers(loaded, where, bs)
                 r.shared.extend(loaded)
-                self.p_extra_s += self._load_s(where)
+                if landed:
+                    self.p_extra_s += restore_s(where, self.tier_cost, None, landed)
+                    self.pf_landed += landed
+                else:
+                    self.p_extra_s += self._load_s(where)
             if ad is not None:
                 if load:
                     if len(lora) >= max_loras:
@@ -392,12 +419,14 @@ class Scheduler:
                     self.p_extra_s += cfg.lora_load_s
                 lora[ad] += 1
                 lora.move_to_end(ad)
-            if caching:
+            if caching and not r.remote:
                 pool.query_tokens += L
                 pool.hit_tokens += hits * bs
             r.state = PREFILL
             r.computed = done
             r.admit_seq = self._next_seq()
+            if r.pf is not None:
+                r.pf = None
             if r.start_s is None:
                 r.cached_tokens = done
                 r.start_s = self.p_t
@@ -444,7 +473,17 @@ class Scheduler:
         if r.spec.conversation >= 0 and self.cfg.enable_prefix_caching:
             r.share_upto = r.computed // self.bs
             self._register(r)
+        if self.hold_kv:
+            self.held_kv[r.idx] = r
+            return
         self._release(r, keep_own=False)
+
+    def release_kv(self, r: SimRequest) -> bool:
+        """Free the blocks of a finished request held for a KV transfer (``hold_kv``)."""
+        if self.held_kv.pop(r.idx, None) is None:
+            return False
+        self._release(r, keep_own=False)
+        return True
 
     # ------------------------------------------------------------------ aborts
     def request_abort(self, r: SimRequest) -> None:

@@ -1,0 +1,157 @@
+"""`servelab plan-day` and `servelab simulate-day`: a day of a multi-model fleet."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ConfigError, InfeasibleError
+
+__all__ = ["register", "plan_day_cmd", "simulate_day_cmd"]
+
+
+def _bar(label: str):  # noqa: ANN202 - rich progress or None
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{label}" + " {task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+
+
+def plan_day_cmd(
+    fleet_file: str = typer.Argument(..., help="Fleet-day file (YAML/JSON): prices, autoscaler, pools of scenarios."),
+    sim_hours: float = typer.Option(0.0, "--sim-hours", help="Hours of the day to simulate for hourly SLO attainment (0: none)."),
+    sim_from: int = typer.Option(0, "--sim-from", help="First simulated hour of the day (0-23)."),
+    sim_mode: str = typer.Option("both", "--sim-mode", help="schedule (fixed fleet of the planned replicas per hour) "
+                                 "| autoscaler (the planned HPA settings) | both."),
+    executor: str = typer.Option("local", "--executor", help="local (processes) | ray (the dist extra)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", help="Workers. [default: the CPUs]"),
+    out: Optional[str] = typer.Option(None, "--out", help="Write the Markdown report here (and .json next to it)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+) -> None:
+    """Plan a day: per pool the replica capacity, replicas hour by hour, reserved/on-demand/spot mix,
+    autoscaler settings, cost per day and per 1M tokens, lead time before the morning ramp."""
+    from ..plan.dayplanner import plan_day
+    from ..plan.fleetday import load_fleet_day
+    from ..report.day_text import day_plan_markdown
+
+    try:
+        fleet, scenarios = load_fleet_day(fleet_file)
+        bar = None if json_out else _bar("planning")
+        if bar is None:
+            res = plan_day(fleet, scenarios, sim_hours=sim_hours, sim_start_h=sim_from, sim_mode=sim_mode,
+                           executor=executor, jobs=jobs)
+        else:
+            with bar:
+                task = bar.add_task("", total=1)
+
+                def tick(stage: str, done: int, total: int) -> None:
+                    bar.update(task, description=stage, completed=done, total=max(1, total))
+                res = plan_day(fleet, scenarios, sim_hours=sim_hours, sim_start_h=sim_from, sim_mode=sim_mode,
+                               executor=executor, jobs=jobs, progress=tick)
+    except (ConfigError, InfeasibleError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    d = res.to_dict()
+    md = day_plan_markdown(d)
+    if out:
+        p = Path(out)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(md + "\n", encoding="utf-8")
+        p.with_suffix(".json").write_text(json.dumps(d, indent=2, allow_nan=False, default=str) + "\n")
+    if json_out:
+        typer.echo(json.dumps(d, indent=2, allow_nan=False, default=str))
+    else:
+        typer.echo(md)
+
+
+def simulate_day_cmd(
+    fleet_file: str = typer.Argument(..., help="Fleet-day file; each pool's scenario runs as written (replicas, autoscaler)."),
+    hours: float = typer.Option(24.0, "--hours", help="Hours of the curves to simulate."),
+    plan_file: Optional[str] = typer.Option(None, "--plan", help="A plan-day JSON (--out …/x.md writes x.json): each "
+                                            "pool starts with the plan's hour-0 replicas and runs its autoscaler."),
+    groups: int = typer.Option(1, "--groups", help="Replica groups per pool, simulated as separate shards (approximate)."),
+    executor: str = typer.Option("local", "--executor", help="local (processes) | ray (the dist extra)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", help="Workers. [default: the CPUs]"),
+    out: Optional[str] = typer.Option(None, "--out", help="Write one merged run folder here."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Simulate every pool of a fleet-day file, sharded by pool (and replica group), into one run."""
+    from .. import recordio
+    from ..metrics import summarize
+    from ..plan.dayrun import simulate_day
+    from ..plan.fleetday import load_fleet_day
+    from ..scenario import build
+
+    try:
+        if hours <= 0:
+            raise ConfigError(f"--hours must be > 0, got {hours}")
+        fleet, scenarios = load_fleet_day(fleet_file)
+        pools = [(p.name, build.derive(sc, duration_s=hours * 3600.0)) for p, sc in zip(fleet.pools, scenarios)]
+        if plan_file:
+            pools = _with_plan(pools, plan_file)
+        bar = None if json_out else _bar("simulating")
+        if bar is None:
+            run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs)
+        else:
+            with bar:
+                task = bar.add_task("shards", total=len(pools) * groups)
+                run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs,
+                                   on_done=lambda i, total: bar.advance(task))
+    except (ConfigError, InfeasibleError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    summary = summarize(run.records, duration_s=run.duration_s)
+    summary["pools"] = {}
+    for (name, sc) in pools:
+        recs = [r for r in run.records if r.extra.get("pool") == name]
+        summary["pools"][name] = summarize(recs, slo=build.slo(sc))
+    summary["shards"] = run.meta["config"]["shards"]
+    summary["wall_s"] = run.wall_s
+    if out:
+        from ..records import RunMeta
+        recordio.write_run(out, RunMeta(**run.meta), run.records, summary)
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2, allow_nan=False, default=str))
+        return
+    typer.echo(f"{len(run.records):,} requests over {hours:g} h in {len(run.shards)} shards, "
+               f"{run.wall_s:.1f} s wall")
+    for name, s in summary["pools"].items():
+        typer.echo(f"  {name}: {s['offered']:,} requests, delivery {s['delivery']:.4f}, "
+                   f"p95 TTFT {s['ttft_s']['p95']}, p95 TPOT {s['tpot_s']['p95']}, SLO met {s['slo_met']}")
+    if out:
+        typer.echo(f"wrote {out}/")
+
+
+def _with_plan(pools: list, plan_file: str) -> list:
+    """Pools with the plan's configuration, hour-0 replicas and autoscaler."""
+    from ..plan.dayplanner import day_scenario
+    from ..scenario import build
+
+    try:
+        plan = json.loads(Path(plan_file).read_text("utf-8"))
+        by_name = {p["name"]: p for p in plan["pools"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--plan {plan_file}: not a plan-day JSON ({exc})") from None
+    out = []
+    for name, sc in pools:
+        if name not in by_name:
+            raise ConfigError(f"--plan {plan_file} has no pool {name!r}; it has {', '.join(by_name)}")
+        p = by_name[name]
+        tp = int(p["shape"].split()[0].removeprefix("TP"))
+        wd, kd = p["shape"].split()[-1].split("/kv-")
+        sc = build.derive(sc, gpu=p["gpu"], tp=tp, pp=p["gpus_per_replica"] // tp, weight_dtype=wd, kv_dtype=kd)
+        out.append((name, day_scenario(sc, start_h=0, hours=sc.duration_s / 3600.0,
+                                       replicas=p["replicas_per_hour"][0], autoscaler=p["autoscaler"])))
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan-day")(plan_day_cmd)
+    app.command("simulate-day")(simulate_day_cmd)
