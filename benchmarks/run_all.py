@@ -27,6 +27,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("pd", "bench_pd.py", []),
     ("plan", "bench_plan.py", []),
     ("load", "bench_load.py", []),
+    ("faults", "bench_faults.py", []),
     ("sweep", "bench_sweep.py", []),
     ("kernels", "bench_kernels.py", ["--quick"]),
     ("drill", "bench_drill.py", []),

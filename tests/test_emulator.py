@@ -60,9 +60,12 @@ def test_queue_full_gives_503_rejections(tmp_path) -> None:
                                         max_num_batched_tokens=2048)) as emu:
         r = CliRunner().invoke(app, ["bench", "--base-url", f"http://127.0.0.1:{emu.port}", "--model", "x",
                                      "--num-prompts", "12", "--random-input-len", "64",
-                                     "--random-output-len", "32", "--scrape-interval", "0", "--json"])
+                                     "--random-output-len", "32", "--scrape-interval", "0",
+                                     "--max-failure-rate", "1", "--json"])
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
+    assert s["failures"]["count"] == s["rejected"]
+    assert s["failures"]["by_reason"][0]["status"] == "rejected"
     # 12 at once against a waiting queue of 2: at least the 2 queued ones run, the rest get
     # 503 — unless an engine step begins between arrivals and moves queued requests into
     # the batch (≤ max_num_seqs = 2 per step), freeing queue slots; so 2..6 complete

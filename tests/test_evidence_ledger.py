@@ -176,7 +176,7 @@ def test_scrub_rules():
     out = scrub(cfg)
     assert out["api_key"] == "***" and out["headers"]["Authorization"] == "***"
     assert out["headers"]["X-Trace"] == "1"
-    assert out["url"] == "https://user:***@example.com/v1?api_key=%2A%2A%2A&model=m"
+    assert out["url"] == "https://user:***@example.com/v1?api_key=***&model=m"
     assert out["max_tokens"] == 128 and out["output_tokens"] == 5
     assert out["nested"] == [{"password": "***", "token": "***"}]
     assert out["api_key_env"] == "OPENAI_API_KEY"     # the variable's name, not its value

@@ -36,6 +36,9 @@ CASES = {
     "broken_sse": ("failed", "malformed SSE", "chunks"),
     "cut": ("failed", "stream cut after 3 chunks", "chunks"),
     "error_event": ("failed", "engine died", "chunks"),
+    "bad_usage": ("ok", "", "chunks"),                       # wrong-typed counts: fall back, keep the record
+    "truncated_chunk": ("failed", "stream cut after 3 chunks", "chunks"),
+    "invalid_json": ("failed", "the answer is not an event stream (Content-Type: application/json)", "chunks"),
 }
 
 
@@ -126,7 +129,7 @@ def test_api_key_sent_but_never_stored(tmp_path: Path) -> None:
         assert key.encode() not in data, f.name
         assert b"blue" not in data, f.name            # header values are not stored either
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["config"]["endpoint"]["api_key"] == "set"
+    assert meta["config"]["endpoint"]["api_key"] == "***"          # a key was sent, not which
 
 
 def test_cli_sweep_json_and_timeseries(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable
 
+from ._files import atomic_path, atomic_write_text
 from .records import RequestRecord, RunMeta
 
 __all__ = [
@@ -118,12 +119,7 @@ def read_records_jsonl(path: str | os.PathLike[str], *, strict: bool = False) ->
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def write_records_jsonl(records: Iterable[RequestRecord], path: str | os.PathLike[str]) -> None:
@@ -152,10 +148,8 @@ def write_records_parquet(records: Iterable[RequestRecord], path: str | os.PathL
     cols: dict[str, list[Any]] = {name: [getattr(r, name) for r in recs] for name in schema.names}
     cols["extra"] = [json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in cols["extra"]]
     table = pa.table(cols, schema=schema)
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, p)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def read_records_parquet(path: str | os.PathLike[str]) -> list[RequestRecord]:

@@ -65,12 +65,8 @@ def calibration_dict(*, result: Any | None = None, deployment: Deployment | None
 
 def write_calibration(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
     """Write the calibration JSON atomically (temporary file, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    from .._files import atomic_write_text
+    return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False, default=str) + "\n")
 
 
 def load_calibration(path: str | os.PathLike[str]) -> Efficiency:

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._limits import check_request_count
 from ..errors import ConfigError
 from ._workload_types import ArrivalSpec, RequestSpec, Workload
 
@@ -135,6 +136,10 @@ def generate_requests(
         raise ConfigError(f"duration_s must be > 0, got {duration_s}")
     if duration_s is not None and num_requests is None and math.isinf(rate):
         raise ConfigError("an infinite rate (offline batch) needs num_requests, not only duration_s")
+    if num_requests is not None:
+        check_request_count(num_requests, f"num_requests {num_requests}")
+    elif duration_s is not None:
+        check_request_count(rate * duration_s, f"rate {rate:g} req/s for {duration_s:g} s")
     if w.turns < 1:
         raise ConfigError(f"workload {w.name!r}: turns must be >= 1, got {w.turns}")
     if num_requests == 0:

@@ -38,6 +38,8 @@ def _register_all() -> None:
     for module in (catalog_cmd, estimate, simulate, bench, emulate, plan, plan_day, kernels, decide, report_cmd,
                    calibrate, deploy):
         module.register(app)
+    from ._guard import guard_app
+    guard_app(app)
 
 
 _register_all()

@@ -15,16 +15,20 @@ import json
 import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.markup import escape
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import ConfigError
+from .._files import atomic_write_text, check_output_dir
+from .._limits import check_number, check_request_count
+from .._scrub import scrub_text
+from ..errors import ConfigError, ServerError
 from ._outputs import default_run_dir
 
 _err = Console(stderr=True)
@@ -162,7 +166,11 @@ def bench(
     workers: int = typer.Option(1, help="Dispatch processes"),
     timeout: float = typer.Option(600.0, help="Per-request timeout (s)"),
     http_client: str = typer.Option("raw", help="raw (lean asyncio transport) | aiohttp"),
-    drain_timeout: float = typer.Option(5.0, help="After Ctrl-C, wait this long for in-flight requests"),
+    drain_timeout: float = typer.Option(5.0, help="After Ctrl-C or SIGTERM, wait this long for in-flight requests"),
+    ready_timeout: float = typer.Option(10.0, help="Before the load, wait up to this long (s) for the server "
+                                                  "to answer GET /v1/models; 0: no check"),
+    max_failure_rate: float = typer.Option(0.0, help="Exit 1 when the share of failed, timed-out or rejected "
+                                                     "requests exceeds this (0..1)"),
     out: Optional[Path] = typer.Option(None, help="Run directory (records.jsonl, summary.json, ...); "
                                        "default runs/bench-<UTC time>"),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
@@ -174,20 +182,38 @@ def bench(
     from ..load.bench import BenchSpec, run_bench
     from ..load.client import EndpointConfig
 
+    from ..load.preflight import preflight
+    from ..load.urls import parse_base_url, parse_metrics_url
+
     try:
         rates = parse_rates(request_rate)
-        body = json.loads(extra_body) if extra_body else {}
+        check_number("--timeout", timeout, lo=0, lo_open=True, hi=30 * 86400)
+        check_number("--ready-timeout", ready_timeout, lo=0, hi=86400)
+        check_number("--max-failure-rate", max_failure_rate, lo=0, hi=1)
+        if http_client not in ("raw", "aiohttp"):
+            raise ConfigError(f"unknown --http-client {http_client!r}; known: raw, aiohttp")
+        if not endpoint.startswith("/") or any(c.isspace() for c in endpoint) or "?" in endpoint:
+            raise ConfigError(f"--endpoint {scrub_text(endpoint)!r} must be a path such as /v1/completions "
+                              "or /v1/chat/completions")
+        base = parse_base_url(base_url, endpoint=endpoint)
+        if base.note:
+            _err.print(f"[yellow]note:[/yellow] {escape(base.note)}")
+        if metrics_url is not None:
+            parse_metrics_url(metrics_url)
+        try:
+            body = json.loads(extra_body) if extra_body else {}
+        except ValueError as e:
+            raise ConfigError(f"--extra-body is not valid JSON ({e}); expected a JSON object such as "
+                              "'{\"temperature\": 0}'") from None
         if not isinstance(body, dict):
-            raise ConfigError("--extra-body must be a JSON object")
+            raise ConfigError("--extra-body must be a JSON object such as '{\"temperature\": 0}'")
         key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        ep = EndpointConfig(base_url=base_url, endpoint=endpoint, model=model or _discover_model(base_url, key),
+        pcts = tuple(_float(x, "--metric-percentiles") for x in metric_percentiles.split(",") if x.strip())
+        shown = [_METRIC_ALIASES.get(m.strip(), m.strip()) for m in percentile_metrics.split(",") if m.strip()]
+        ep = EndpointConfig(base_url=base.url, endpoint=endpoint, model=model,
                             api_key=key, headers=_parse_headers(header), extra_body=body,
                             ignore_eos=ignore_eos, min_tokens=min_tokens, request_timeout_s=timeout,
                             http_client=http_client)
-        if http_client not in ("raw", "aiohttp"):
-            raise ConfigError(f"unknown --http-client {http_client!r}; known: raw, aiohttp")
-        pcts = tuple(float(x) for x in metric_percentiles.split(",") if x.strip())
-        shown = [_METRIC_ALIASES.get(m.strip(), m.strip()) for m in percentile_metrics.split(",") if m.strip()]
         spec = BenchSpec(
             endpoint=ep, request_rate=rates[0], burstiness=burstiness, arrival=arrival,
             max_concurrency=max_concurrency,
@@ -200,13 +226,30 @@ def bench(
             goodput=" ".join(goodput) or None, scrape_interval_s=scrape_interval, metrics_url=metrics_url,
             workers=workers, drain_timeout_s=drain_timeout,
         )
+        for r in rates[1:]:                    # the first rate was checked by BenchSpec
+            if spec.num_prompts is None and spec.duration_s and math.isfinite(r):
+                check_request_count(r * spec.duration_s, f"--request-rate {r:g} for --duration {spec.duration_s:g}")
+        if out is not None:
+            check_output_dir(out, what="--out folder")
     except (ConfigError, ValueError) as e:
-        _err.print(f"[red]error:[/red] {escape(str(e))}")
+        _err.print(f"[red]error:[/red] {escape(scrub_text(str(e)))}")
         raise typer.Exit(2)
     if slo and not sweep:
         _err.print("[red]error:[/red] --slo sets the SLO of --sweep; for one run, give per-request targets "
                    "with --goodput ttft:MS tpot:MS")
         raise typer.Exit(2)
+    if ready_timeout > 0:
+        try:
+            ready = preflight(ep.root_url, ep.http_headers(), timeout_s=ready_timeout, known=ep.secrets())
+        except ServerError as e:
+            _err.print(f"[red]error:[/red] {escape(str(e))}")
+            raise typer.Exit(1)
+        if not model and ready.models:
+            ep = replace(ep, model=ready.models[0])
+            spec = replace(spec, endpoint=ep)
+    elif not model:
+        ep = replace(ep, model=_discover_model(ep.root_url, ep.http_headers()))
+        spec = replace(spec, endpoint=ep)
     if sweep and request_rate != "inf":
         _err.print("[yellow]note:[/yellow] --sweep chooses its own rates; --request-rate is ignored")
     if sweep:
@@ -215,6 +258,8 @@ def bench(
         return
     out = out or default_run_dir("bench")
     summaries = []
+    failed_over: list[str] = []
+    write_errors: list[str] = []
     for rate in rates:
         rate_dir = None
         if out is not None:
@@ -223,7 +268,7 @@ def bench(
             from ..load.bench import make_prompts
             prompts = make_prompts(spec, rate)
         except (ConfigError, ValueError, NotImplementedError, OSError) as e:
-            _err.print(f"[red]error:[/red] {escape(str(e))}")
+            _err.print(f"[red]error:[/red] {escape(scrub_text(str(e)))}")
             raise typer.Exit(2)
         label = f"rate {'inf' if math.isinf(rate) else f'{rate:g}'} req/s"
         counts = {"ok": 0, "bad": 0}
@@ -241,18 +286,34 @@ def bench(
         summaries.append(s)
         if outcome.meta.notes:
             _err.print(f"[yellow]{escape(outcome.meta.notes)}[/yellow]")
+        if outcome.write_error:
+            write_errors.append(f"{rate_dir}: {outcome.write_error}")
+        fails = s.get("failures") or {}
         if not json_out:
             Console().print(_table(s, f"servelab bench — {label}", shown))
-            if rate_dir is not None:
+            if fails.get("count"):
+                Console().print(_failure_table(fails, label))
+            if rate_dir is not None and not outcome.write_error:
                 Console().print(f"run written to {rate_dir}")
         if save_result:
             written = _save_vllm_result(outcome, spec, rate, result_dir or rate_dir, result_filename, result_label,
                                         many=len(rates) > 1)
             _err.print(f"vLLM result written to {written}")
+        if fails.get("share", 0.0) > max_failure_rate:
+            top = (fails.get("by_reason") or [{}])[0]
+            failed_over.append(f"{label}: {fails['count']} of {s.get('offered', 0)} requests not ok "
+                               f"({fails['share']:.1%} > --max-failure-rate {max_failure_rate:g}); most common: "
+                               f"{top.get('count')}× {top.get('status')} — {top.get('reason')}")
         if s.get("interrupted"):
             break
     if json_out:
         sys.stdout.write(json.dumps(summaries[0] if len(rates) == 1 else {"sweep": summaries}, indent=2) + "\n")
+    for w in write_errors:
+        _err.print(f"[red]error:[/red] run folder not fully written (marked incomplete): {escape(w)}")
+    for f in failed_over:
+        _err.print(f"[red]error:[/red] {escape(f)}")
+    if write_errors or failed_over:
+        raise typer.Exit(1)
 
 
 SWEEP_SYNC_PROMPTS = 20   # the synchronous point only fixes the grid's lower end
@@ -319,7 +380,7 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
         _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     doc = {"slo": slo, **res.to_dict()}
-    (out / "sweep.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    atomic_write_text(out / "sweep.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
     targets = {t.metric: t.threshold_s for t in slo_obj.targets} if slo_obj else {}
     write_html(sweep_page(doc, title="servelab bench --sweep", slo=slo, ttft_slo_s=targets.get("ttft"),
                           tpot_slo_s=targets.get("tpot")), out / "sweep.html")
@@ -358,19 +419,32 @@ def _save_vllm_result(outcome: Any, spec: Any, rate: float, folder: Path | None,
     return write_vllm_result(doc, Path(folder or ".") / name)
 
 
-def _discover_model(base_url: str, api_key: str | None) -> str:
-    """First model id of GET /v1/models, or "" when the server does not answer."""
-    import urllib.request
-
-    req = urllib.request.Request(base_url.rstrip("/") + "/v1/models")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
+def _float(text: str, flag: str) -> float:
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            data = json.loads(r.read())
-        return str(data["data"][0]["id"])
-    except Exception:  # noqa: BLE001 - any failure means "unknown model"; requests will say more
-        return ""
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{flag}: {text.strip()!r} is not a number") from None
+
+
+def _failure_table(fails: dict[str, Any], label: str) -> Any:
+    t = Table(title=f"not ok by reason — {label}")
+    t.add_column("count", justify="right")
+    t.add_column("status")
+    t.add_column("reason")
+    for g in fails.get("by_reason", []):
+        t.add_row(str(g["count"]), g["status"], g["reason"])
+    return t
+
+
+def _discover_model(base_url: str, headers: dict[str, str]) -> str:
+    """First model id of GET /v1/models, or "" when the server does not answer."""
+    from ..load.preflight import ServerError, preflight
+
+    try:
+        models = preflight(base_url, headers, timeout_s=5.0, retry_s=10.0).models
+    except ServerError:
+        return ""                       # requests will say more
+    return models[0] if models else ""
 
 
 @bench_app.command("import")
@@ -387,6 +461,8 @@ def import_cmd(
     from ..metrics import summarize
 
     try:
+        if out is not None:
+            check_output_dir(out, what="--out folder")
         runs = import_result(tool, file)
     except (ConfigError, ValueError, KeyError) as e:
         _err.print(f"[red]error:[/red] {escape(str(e))}")
@@ -404,6 +480,25 @@ def import_cmd(
     if json_out:
         sys.stdout.write(json.dumps(summaries[0] if len(summaries) == 1 else {"benchmarks": summaries},
                                     indent=2) + "\n")
+
+
+@bench_app.command("recover")
+def recover_cmd(
+    run_dir: Path = typer.Argument(..., help="Run folder of a bench run that was killed"),
+) -> None:
+    """Account for the requests a killed run had in flight: each gets a 'cancelled' record
+    (from the dispatch journal), and the summary is recomputed; the run stays incomplete."""
+    from ..load.results import recover_run
+
+    if not run_dir.is_dir():
+        _err.print(f"[red]error:[/red] {str(run_dir)!r} is not a run folder")
+        raise typer.Exit(2)
+    try:
+        added = recover_run(run_dir)
+    except FileNotFoundError as e:
+        _err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    Console().print(f"{run_dir}: {added} in-flight request(s) recorded as cancelled")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from typing import Optional
 
 import typer
@@ -51,8 +52,13 @@ def emulate(
     speculative decoding, KV tiers, calibration)."""
     from ..emulator import Emulator, EmulatorConfig
 
-    if speedup <= 0:
-        _err.print(f"[red]error:[/red] --speedup must be > 0, got {speedup}")
+    from .._limits import check_number, check_port
+
+    try:
+        check_number("--speedup", speedup, lo=0, lo_open=True, hi=1e9)
+        check_port("--port", port, allow_zero=True)
+    except ConfigError as e:
+        _err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     try:
         sc = _one_replica(scn.resolve())
@@ -64,7 +70,13 @@ def emulate(
         raise typer.Exit(2)
 
     async def main() -> None:
-        await emu.start(host, port)
+        try:
+            await emu.start(host, port)
+        except OSError as e:
+            _err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {e.strerror or e}"
+                       + (" (the port is in use; pick another with --port, or 0 for any free one)"
+                          if e.errno == errno.EADDRINUSE else ""))
+            raise typer.Exit(1)
         _err.print(f"servelab emulator: {sc.model} on {sc.gpu} (tp {sc.tp}, engine {sc.engine.profile}, "
                    f"speedup {speedup:g}) at http://{host}:{emu.port}")
         try:

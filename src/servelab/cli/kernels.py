@@ -195,14 +195,17 @@ def report_cmd(
     from ..report import kernels as render
 
     try:
+        if html is not None:
+            from .._files import check_output_path
+            check_output_path(html, what="--html")         # before any work
         rows = read_rows(file)
     except ServelabError as exc:
         raise _fail(str(exc)) from None
     sums = render.summarize(rows)
     bw, mm = render.peaks_of(rows)
     if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render.html_report(rows), encoding="utf-8")
+        from .._files import atomic_write_text
+        atomic_write_text(html, render.html_report(rows))
     if png is not None and render.roofline_png(rows, png) is None:
         _err.print("[yellow]matplotlib is not installed: no PNG written[/yellow]")
     if as_json:

@@ -164,8 +164,11 @@ def report_cmd(
 ) -> None:
     """Summarize one run (simulated, measured or imported): table, JSON or HTML page."""
     from ..metrics import summarize
+    from .._files import check_output_path
     from ..report import run_page, summary_table, write_html
     try:
+        if html is not None:
+            check_output_path(html, what="--html")          # before any work
         loaded = load_inputs(run)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         _fail(e)
@@ -245,7 +248,10 @@ def compare_cmd(
     """Lay runs side by side: each metric with its CI, difference and ratio vs a baseline."""
     from ..report import write_html
     from ..report.compare import CompareRun, compare_page, compare_runs
+    from .._files import check_output_path
     try:
+        if html is not None:
+            check_output_path(html, what="--html")          # before any work
         loaded: list[tuple[str, LoadedRun]] = [(arg, lr) for arg in runs for lr in load_inputs(arg)]
         if len(loaded) < 2:
             raise ConfigError(f"compare needs at least two runs, got {len(loaded)} from {runs}")

@@ -45,6 +45,8 @@ def _read(path: Path) -> Any:
         text = path.read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; expected a scenario (YAML/JSON) or a plan JSON") from None
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)

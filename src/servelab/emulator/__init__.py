@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ._guard import ServerLimits
 from .server import Emulator, EmulatorConfig, count_prompt_tokens
 
-__all__ = ["Emulator", "EmulatorConfig", "count_prompt_tokens"]
+__all__ = ["Emulator", "EmulatorConfig", "ServerLimits", "count_prompt_tokens"]

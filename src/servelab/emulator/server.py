@@ -27,9 +27,13 @@ and non-streaming), ``GET /metrics`` (Prometheus text, vLLM's names, label
 ``vllm:request_queue_time_seconds`` (wall-clock seconds as served).
 
 Errors (OpenAI error body ``{"error": {"message", "type", "param", "code"}}``):
-bad JSON or fields → 400 ``invalid_request_error``; prompt + max_tokens beyond the
+bad JSON or any malformed field (:mod:`.requests` checks the whole body before the
+engine sees it) → 400 ``invalid_request_error``; prompt + max_tokens beyond the
 model's context (``ModelSpec.max_context``) or the replica's KV capacity → 400;
-waiting queue full (``max_queue``) → 503. Binds 127.0.0.1 unless told otherwise.
+waiting queue full (``max_queue``) → 503; body larger than the limit → 413; head or
+body not received in time → 408; too many open connections → 503 (limits and
+timeouts: :class:`._guard.ServerLimits`). A client that disconnects — streaming or
+not — aborts its request in the engine. Binds 127.0.0.1 unless told otherwise.
 
 Tokenizer: prompt tokens = whitespace-separated words of the prompt (chat: of all
 message contents) — deterministic and dependency-free, not the model's tokenizer.
@@ -50,8 +54,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from ..catalog.workloads import RequestSpec
+from ._guard import GuardedFactory, ServerLimits
+from .requests import BadRequest, parse_request
 
-__all__ = ["EmulatorConfig", "Emulator", "count_prompt_tokens"]
+__all__ = ["EmulatorConfig", "Emulator", "ServerLimits", "count_prompt_tokens"]
 
 # Bucket bounds of vLLM's histograms (vllm/v1/metrics/loggers.py, v0.8–0.10; quoted
 # from memory of that file, flagged "verify").
@@ -61,7 +67,6 @@ _ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1
                 10.0, 20.0, 40.0, 80.0)
 _E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
                 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
-_DEFAULT_MAX_TOKENS = 16          # OpenAI completions default for max_tokens
 
 
 def count_prompt_tokens(text: str) -> int:
@@ -119,12 +124,16 @@ class Emulator:
     """Build with a config (or a ready engine for tests), then ``await start(host, port)``."""
 
     def __init__(self, config: EmulatorConfig = EmulatorConfig(), *, engine: Any = None,
-                 max_context: int | None = None, clock: Callable[[], float] = time.perf_counter,
+                 max_context: int | None = None, limits: ServerLimits = ServerLimits(),
+                 clock: Callable[[], float] = time.perf_counter,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         # clock [s] and sleep: the wall clock and asyncio's sleep; tests pass a virtual pair.
         self._clock = clock
         self._sleep = sleep
         self.config = config
+        self.limits = limits
+        self._factory: GuardedFactory | None = None
+        self._server: asyncio.AbstractServer | None = None
         sc = config.to_scenario() if engine is None else None
         self.name = config.served_model_name or (sc.model if sc is not None else config.model)
         self.request_overhead_s = 0.0
@@ -246,28 +255,23 @@ class Emulator:
 
     async def _serve(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            async with asyncio.timeout(self.limits.body_timeout_s):
+                raw = await request.read()
+        except TimeoutError:
+            return _error(408, f"request body not received within {self.limits.body_timeout_s:g} s", "timeout")
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"request body larger than {self.limits.max_body_bytes} bytes",
+                          "invalid_request_error")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):    # RecursionError: absurd nesting
             return _error(400, "request body is not valid JSON", "invalid_request_error")
-        if not isinstance(body, dict):
-            return _error(400, "request body must be a JSON object", "invalid_request_error")
-        if chat:
-            msgs = body.get("messages")
-            if not isinstance(msgs, list) or not msgs:
-                return _error(400, "'messages' must be a non-empty list", "invalid_request_error", "messages")
-            text = " ".join(str(m.get("content") or "") for m in msgs if isinstance(m, dict))
-        else:
-            prompt = body.get("prompt")
-            if isinstance(prompt, list):
-                prompt = " ".join(map(str, prompt))
-            if not isinstance(prompt, str):
-                return _error(400, "'prompt' must be a string", "invalid_request_error", "prompt")
-            text = prompt
-        mt = body.get("max_tokens", body.get("max_completion_tokens", _DEFAULT_MAX_TOKENS))
-        if not isinstance(mt, int) or mt < 1:
-            return _error(400, f"'max_tokens' must be a positive integer, got {mt!r}", "invalid_request_error",
-                          "max_tokens")
-        n_in = max(1, count_prompt_tokens(text))
+        try:
+            req = parse_request(body, chat=chat)
+        except BadRequest as e:
+            return _error(400, e.message, "invalid_request_error", e.param)
+        mt = req.max_tokens
+        n_in = max(1, count_prompt_tokens(req.text) + req.token_ids)
         if self.max_context and n_in + mt > self.max_context:
             return _error(400, f"This model's maximum context length is {self.max_context} tokens. However, "
                           f"you requested {n_in + mt} tokens ({n_in} in the messages, {mt} in the completion).",
@@ -287,16 +291,14 @@ class Emulator:
         if not self.engine.add(spec, max(self._sim_now, self._sim_clock())):
             self.reqs.pop(rid, None)
             return _error(503, "waiting queue is full; retry later", "service_unavailable")
-        self.c_prompt.labels(self.name).inc(n_in)
-        self._wake.set()
-        stream = bool(body.get("stream"))
-        usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        try:
-            if stream:
-                return await self._stream(request, r, chat, n_in, usage)
+        try:                                         # from here on, every exit frees the request
+            self.c_prompt.labels(self.name).inc(n_in)
+            self._wake.set()
+            if req.stream:
+                return await self._stream(request, r, chat, n_in, req.include_usage)
             return await self._whole(r, chat, n_in)
         finally:
-            if rid in self.reqs:                     # client went away: free its KV
+            if rid in self.reqs:                     # client went away (or an error): free its KV
                 self.reqs.pop(rid, None)
                 self.engine.abort(rid)
 
@@ -346,8 +348,23 @@ class Emulator:
             "model": self.name, "choices": [choice],
             "usage": {"prompt_tokens": n_in, "completion_tokens": r.n_out, "total_tokens": n_in + r.n_out}})
 
+    @web.middleware
+    async def _guard_mw(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        g = self._factory.by_transport.get(request.transport) if self._factory is not None else None
+        if g is not None:
+            g.request_started()
+        try:
+            return await handler(request)
+        except web.HTTPException as e:              # 404, 405, 413: OpenAI-style bodies too
+            if e.status < 400:
+                raise
+            return _error(e.status, e.reason, "invalid_request_error" if e.status < 500 else "server_error")
+        finally:
+            if g is not None:
+                g.request_finished()
+
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 2**20)
+        app = web.Application(client_max_size=self.limits.max_body_bytes, middlewares=[self._guard_mw])
         app.add_routes([
             web.get("/health", self._health), web.get("/v1/models", self._models),
             web.get("/metrics", self._metrics), web.post("/v1/completions", self._completions),
@@ -356,17 +373,28 @@ class Emulator:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> "Emulator":
+        """Serve on ``host:port`` (0: a free port). OSError when the address is taken."""
         self._t0 = self._clock()
-        self._driver = asyncio.create_task(self._drive())
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        # handler_cancellation: a client that goes away cancels its handler, whose
+        # ``finally`` aborts the request in the engine (streaming or not).
+        self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True,
+                                     keepalive_timeout=self.limits.keepalive_timeout_s)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        assert self._runner.server is not None
+        self._factory = GuardedFactory(self._runner.server, self.limits)
+        try:
+            self._server = await asyncio.get_running_loop().create_server(self._factory, host, port)
+        except OSError:
+            await self._runner.cleanup()
+            raise
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._driver = asyncio.create_task(self._drive())
         return self
 
     async def stop(self) -> None:
         if self._driver is not None:
             self._driver.cancel()
+        if self._server is not None:
+            self._server.close()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -256,6 +256,8 @@ def run_decision(
 ) -> DecisionResult:
     """Run missing experiments and judge every claim (see the module docstring)."""
     base = Path(base_dir)
+    for claim in decision.claims:              # before any experiment runs
+        ledger.check_claim_owner(claim.id, decision.name)
     result = DecisionResult(decision=decision)
     for sc_name, sc in decision.scenarios.items():
         evs: list[RunEvidence] = []

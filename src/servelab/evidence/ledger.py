@@ -87,8 +87,13 @@ class Ledger:
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._setup()
+        try:
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise LedgerError(f"{self.path} is not a servelab ledger ({exc}); give --ledger a ledger file "
+                              "or a new path") from None
         self.mark_stale_runs()
 
     # -- plumbing -------------------------------------------------------------------
@@ -310,10 +315,20 @@ class Ledger:
         return json.loads(gzip.decompress(row["inline"]))
 
     # -- claims and verdicts ---------------------------------------------------------
+    def check_claim_owner(self, claim_id: str, decision: str) -> None:
+        """LedgerError when ``claim_id`` is already a claim of another decision."""
+        row = self._db.execute("SELECT decision FROM claims WHERE id=?", (claim_id,)).fetchone()
+        if row is not None and row["decision"] and decision and row["decision"] != decision:
+            raise LedgerError(
+                f"claim id {claim_id!r} already belongs to decision {row['decision']!r} in this ledger; "
+                f"decision {decision!r} must use another claim id (claim ids are unique per decision "
+                "name, so that verdict histories never mix)")
+
     def upsert_claim(self, claim_id: str, *, spec: dict[str, Any], decision: str = "",
                      text: str = "") -> None:
         now = utc_now()
         with self._tx() as db:
+            self.check_claim_owner(claim_id, decision)
             db.execute(
                 "INSERT INTO claims(id, decision, text, spec_json, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET decision=excluded.decision,"

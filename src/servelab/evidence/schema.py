@@ -248,6 +248,9 @@ def load_decision(path: str | Path) -> Decision:
         text = p.read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read decision file {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"decision file {p} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "expected a YAML file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

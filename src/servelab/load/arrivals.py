@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .._limits import check_number, check_request_count
 from ..errors import ConfigError
 
 __all__ = ["ARRIVAL_KINDS", "arrival_times", "parse_rates", "TraceEntry", "load_trace"]
@@ -54,10 +55,17 @@ def arrival_times(
         raise ConfigError(f"request rate must be > 0 (or inf); got {rate_rps!r}")
     if burstiness <= 0:
         raise ConfigError(f"burstiness must be > 0; got {burstiness!r}")
+    if num_requests is not None:
+        check_number("number of requests", num_requests, lo=0, integer=True)
+        check_request_count(num_requests, f"--num-prompts {num_requests}")
+    if duration_s is not None:
+        check_number("duration (s)", duration_s, lo=0, lo_open=True)
     if math.isinf(rate_rps):
         if num_requests is None:
             raise ConfigError("rate inf needs --num-prompts (a duration alone offers infinitely many)")
         return np.zeros(num_requests)
+    if duration_s is not None and num_requests is None:
+        check_request_count(rate_rps * duration_s, f"rate {rate_rps:g} req/s for {duration_s:g} s")
     cap = num_requests if num_requests is not None else int(rate_rps * duration_s * 1.5 + 50)
     rng = np.random.default_rng(seed)
     mean_gap = 1.0 / rate_rps
@@ -91,6 +99,8 @@ def parse_rates(text: str) -> list[float]:
             raise ConfigError(f"bad request rate {term!r}; expected a number or 'inf', e.g. 1,2,4,inf") from None
         if not r > 0:
             raise ConfigError(f"request rate must be > 0; got {term!r}")
+        if math.isnan(r):
+            raise ConfigError(f"bad request rate {term!r}; expected a number or 'inf'")
         rates.append(r)
     if not rates:
         raise ConfigError(f"no request rate in {text!r}")

@@ -32,12 +32,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from .._scrub import scrub_text
 from ..records import RequestRecord
+from .endpoint import EndpointConfig
 from .rawhttp import ConnectError, Disconnected, RawPool
 from .sse import DONE, SSEParser
 
@@ -45,48 +47,6 @@ __all__ = ["EndpointConfig", "Prompt", "build_body", "send_request", "REJECT_STA
 
 REJECT_STATUSES = frozenset({429, 503})   # vLLM/SGLang/Envoy admission answers
 _MAX_ERROR_BODY = 2000                    # characters of an error body kept in ``reason``
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndpointConfig:
-    """Where and how to send: never printed with its key (``repr=False``)."""
-    base_url: str
-    endpoint: str = "/v1/completions"
-    model: str = ""
-    api_key: str | None = field(default=None, repr=False)
-    headers: tuple[tuple[str, str], ...] = ()
-    extra_body: dict[str, Any] = field(default_factory=dict)
-    ignore_eos: bool = False
-    min_tokens: int | None = None
-    request_timeout_s: float = 600.0
-    connect_timeout_s: float = 10.0
-    http_client: str = "raw"          # raw (rawhttp.RawPool) | aiohttp
-
-    @property
-    def url(self) -> str:
-        return self.base_url.rstrip("/") + "/" + self.endpoint.lstrip("/")
-
-    @property
-    def chat(self) -> bool:
-        return self.endpoint.rstrip("/").endswith("chat/completions")
-
-    def http_headers(self) -> dict[str, str]:
-        h = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        h.update(dict(self.headers))
-        if self.api_key:
-            h["Authorization"] = f"Bearer {self.api_key}"
-        return h
-
-    def redacted(self) -> dict[str, Any]:
-        """What may be stored with a run: header values and the key are omitted."""
-        return {
-            "base_url": self.base_url, "endpoint": self.endpoint, "model": self.model,
-            "api_key": "set" if self.api_key else None,
-            "header_names": sorted(k for k, _ in self.headers),
-            "extra_body": self.extra_body, "ignore_eos": self.ignore_eos,
-            "min_tokens": self.min_tokens, "request_timeout_s": self.request_timeout_s,
-            "connect_timeout_s": self.connect_timeout_s, "http_client": self.http_client,
-        }
 
 
 @dataclass(kw_only=True, slots=True)
@@ -140,12 +100,13 @@ def _error_message(status: int, text: str) -> str:
             msg = err
     except ValueError:
         pass
-    return f"HTTP {status}: {msg[:_MAX_ERROR_BODY]}"
+    return scrub_text(f"HTTP {status}: {msg[:_MAX_ERROR_BODY]}")
 
 
 class _Stream:
     """State of one stream while its chunks are parsed (kept small and flat)."""
-    __slots__ = ("times", "chunks", "usage", "finish_reason", "done", "error", "text", "keep_text", "ended")
+    __slots__ = ("times", "chunks", "usage", "finish_reason", "done", "error", "text", "keep_text", "ended",
+                 "content_type")
 
     def __init__(self, keep_text: bool) -> None:
         self.times: list[float] = []
@@ -157,6 +118,7 @@ class _Stream:
         self.text: list[str] = []
         self.keep_text = keep_text
         self.ended = 0.0                  # when [DONE] or a stream error was parsed (raw path)
+        self.content_type = ""
 
     def event(self, name: bytes, data: bytes, now: float, chat: bool) -> None:
         if data == DONE:
@@ -189,12 +151,23 @@ class _Stream:
             self.error = "server error in stream: " + str(
                 err.get("message", err) if isinstance(err, dict) else err)[:_MAX_ERROR_BODY]
             return
-        for choice in obj.get("choices") or ():
+        choices = obj.get("choices")
+        if choices is None:
+            choices = ()
+        elif not isinstance(choices, list):
+            self.error = f"malformed SSE data: 'choices' is not a list: {data[:200].decode(errors='replace')!r}"
+            return
+        for choice in choices:
+            if not isinstance(choice, dict):
+                self.error = f"malformed SSE data: a choice is not an object: {data[:200].decode(errors='replace')!r}"
+                return
             if chat:
                 delta = choice.get("delta") or {}
-                text = delta.get("content") or delta.get("reasoning_content") or ""
+                text = (delta.get("content") or delta.get("reasoning_content") or "") if isinstance(delta, dict) else ""
             else:
                 text = choice.get("text") or ""
+            if not isinstance(text, str):
+                text = str(text)
             if text:
                 self.times.append(now)
                 self.chunks += 1
@@ -279,6 +252,7 @@ async def _exchange(session: aiohttp.ClientSession, ep: EndpointConfig, body: by
     timeout = aiohttp.ClientTimeout(total=ep.request_timeout_s, sock_connect=ep.connect_timeout_s)
     async with session.post(ep.url, data=body, headers=headers, timeout=timeout) as resp:
         rec.extra["http_status"] = resp.status
+        st.content_type = resp.headers.get("Content-Type", "")
         if resp.status != 200:
             text = await resp.text(errors="replace")
             rec.finish_s = perf() - t0
@@ -350,6 +324,7 @@ async def _exchange_raw(pool: RawPool, ep: EndpointConfig, body: bytes, headers:
                               connect_timeout_s=ep.connect_timeout_s,
                               on_batch=None if st.keep_text else on_batch)
     rec.extra["http_status"] = resp.status
+    st.content_type = resp.headers.get("content-type", "")
     now = time.perf_counter() - t0
     if resp.status != 200:
         rec.finish_s = now
@@ -369,6 +344,20 @@ def _fail(rec: RequestRecord, finish_s: float, reason: str) -> None:
     rec.reason = reason
 
 
+def _count(rec: RequestRecord, usage: dict[str, Any], name: str) -> int | None:
+    """``usage[name]`` as a token count, or None (absent, or not a count: then the
+    record notes it in ``extra["usage_invalid"]`` and the caller falls back)."""
+    v = usage.get(name)
+    if v is None:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return v
+    if isinstance(v, float) and v.is_integer() and v >= 0:
+        return int(v)
+    rec.extra.setdefault("usage_invalid", []).append(f"{name}={str(v)[:40]!r} is not a token count")
+    return None
+
+
 def _finish(rec: RequestRecord, st: _Stream) -> None:
     if st.times:
         rec.token_times_s = st.times
@@ -376,25 +365,32 @@ def _finish(rec: RequestRecord, st: _Stream) -> None:
     rec.extra["chunks"] = st.chunks
     if st.finish_reason:
         rec.extra["finish_reason"] = st.finish_reason
-    usage = st.usage
-    if usage is not None and usage.get("completion_tokens") is not None:
-        rec.output_tokens = int(usage["completion_tokens"])
+    usage = st.usage or {}
+    out_n = _count(rec, usage, "completion_tokens")
+    if out_n is not None:
+        rec.output_tokens = out_n
         rec.extra["token_count_source"] = "usage"
     else:
         rec.output_tokens = st.chunks
         rec.extra["token_count_source"] = "chunks"
-    if usage is not None and usage.get("prompt_tokens") is not None:
-        rec.input_tokens = int(usage["prompt_tokens"])
+    in_n = _count(rec, usage, "prompt_tokens")
+    if in_n is not None:
+        rec.input_tokens = in_n
         rec.extra["input_count_source"] = "usage"
-        details = usage.get("prompt_tokens_details") or {}
-        if isinstance(details, dict) and details.get("cached_tokens"):
-            rec.cached_tokens = int(details["cached_tokens"])
+        details = usage.get("prompt_tokens_details")
+        cached = _count(rec, details, "cached_tokens") if isinstance(details, dict) else None
+        if cached:
+            rec.cached_tokens = cached
     else:
         rec.extra["input_count_source"] = "requested"
     if rec.status != "ok":
         return
     if st.error:
         rec.status, rec.reason = "failed", st.error
+    elif not st.done and st.finish_reason is None and st.chunks == 0 and st.content_type \
+            and "event-stream" not in st.content_type.lower():
+        rec.status = "failed"
+        rec.reason = f"the answer is not an event stream (Content-Type: {st.content_type[:80]})"
     elif not st.done and st.finish_reason is None:
         rec.status = "failed"
         rec.reason = f"stream cut after {st.chunks} chunks: ended without [DONE] or finish_reason"

@@ -13,7 +13,13 @@ Fault modes (``mode``, or per request the ``x-fake-mode`` header): ``ok``,
 ``broken_sse`` (an undecodable data line), ``cut`` (closes the connection after
 ``cut_after`` chunks), ``no_usage`` (no usage object), ``error_event`` (an
 ``{"error": ...}`` object mid-stream), ``split`` (every chunk written byte-pair by
-byte-pair across separate writes), ``long_line`` (one chunk of ``long_line_bytes``).
+byte-pair across separate writes), ``long_line`` (one chunk of ``long_line_bytes``),
+``bad_usage`` (``usage`` with wrong-typed counts: ``"completion_tokens": "12"``),
+``truncated_chunk`` (after ``cut_after`` chunks, a chunk header promising more bytes
+than follow, then the connection closes), ``invalid_json`` (a 200 answer with a
+truncated JSON body instead of a stream). A request without the key the server
+requires (``required_api_key``) gets 401 with the received key (the Authorization
+value less its scheme) echoed in the message, as careless servers do.
 
 ``served`` logs, per request, ``(t_read, t_first_token_sent, n_tokens)`` on
 ``time.perf_counter`` — the same clock as the client on one host — so a benchmark
@@ -31,7 +37,7 @@ from typing import Any
 __all__ = ["FakeServerConfig", "FakeServer", "MODES"]
 
 MODES = ("ok", "http500", "http429", "http503", "http400", "stall", "broken_sse", "cut",
-         "no_usage", "error_event", "split", "long_line")
+         "no_usage", "error_event", "split", "long_line", "bad_usage", "truncated_chunk", "invalid_json")
 
 
 @dataclass(kw_only=True)
@@ -165,12 +171,16 @@ class FakeServer:
         t_read = time.perf_counter()
         mode = headers.get("x-fake-mode", cfg.mode)
         if cfg.required_api_key and headers.get("authorization") != f"Bearer {cfg.required_api_key}":
-            return self._simple(p, 401, {"error": {"message": "invalid api key", "type": "auth"}})
+            return self._simple(p, 401, {"error": {"message": "Incorrect API key provided: "
+                                                   f"{headers.get('authorization', '').split(' ', 1)[-1]}",
+                                                   "type": "auth"}})
         if mode.startswith("http"):
             code = int(mode[4:])
             return self._simple(p, code, {"error": {"message": f"scripted {code}", "type": "fake", "code": code}})
         if mode == "stall":
             return
+        if mode == "invalid_json":
+            return self._simple(p, 200, b'{"id": "fake-1", "choices": [{"text": "trunc')
         try:
             req = json.loads(body)
         except ValueError:
@@ -212,7 +222,9 @@ class FakeServer:
             choice = {"index": 0, "delta": {}, "finish_reason": "length"} if chat else \
                 {"index": 0, "text": "", "finish_reason": "length"}
             out: dict[str, Any] = {"id": "fake-1", "object": obj, "choices": [choice]}
-            if mode != "no_usage":
+            if mode == "bad_usage":
+                out["usage"] = {"prompt_tokens": [n_in], "completion_tokens": str(n), "total_tokens": None}
+            elif mode != "no_usage":
                 out["usage"] = {"prompt_tokens": n_in, "completion_tokens": n, "total_tokens": n_in + n}
             return json.dumps(out, separators=(",", ":")).encode()
 
@@ -225,6 +237,12 @@ class FakeServer:
                 first_sent[0] = time.perf_counter()
             if mode == "cut" and i == cfg.cut_after:
                 st.running -= 1
+                if p.tr is not None:
+                    p.tr.close()
+                return
+            if mode == "truncated_chunk" and i == cfg.cut_after:
+                st.running -= 1
+                p.write(b"%x\r\n%s" % (4096, b"data: {\"choices\": [{\"te"))
                 if p.tr is not None:
                     p.tr.close()
                 return

@@ -15,7 +15,9 @@ shows it instead of silently thinning the load (coordinated omission).
   requests get ``drain_timeout_s`` to finish, the rest become ``cancelled``
   records; requests never offered produce no record (``not_offered`` counts them).
 - Every finished record goes to ``on_record`` immediately (the CLI writes it to
-  JSONL and flushes).
+  JSONL and flushes); ``on_dispatch(prompt, dispatch_s)`` is called as each request
+  is sent (the CLI journals it, so a killed run can still account for requests that
+  were in flight — see ``results.recover_run``).
 
 Timing: the dispatcher waits on a ``timerfd`` armed with the absolute deadline
 (``_timer.DeadlineSleeper``, Linux): one wakeup, no millisecond rounding. Elsewhere
@@ -34,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 import aiohttp
 
+from .._scrub import scrub_text
 from ..records import RequestRecord
 from ._timer import DeadlineSleeper, sleep_until
 from .client import EndpointConfig, Prompt, build_body, send_request
@@ -72,6 +75,13 @@ def _cancelled(p: Prompt, dispatch_s: float | None, now: float, why: str) -> Req
     )
 
 
+def _client_error(p: Prompt, dispatch_s: float | None, now: float, exc: BaseException) -> RequestRecord:
+    """The record of a request whose task raised: failed, with the exception as reason."""
+    rec = _cancelled(p, dispatch_s, now, f"client error: {type(exc).__name__}: {exc}"[:2000])
+    rec.status = "failed"
+    return rec
+
+
 async def run_load(
     prompts: Sequence[Prompt],
     ep: EndpointConfig,
@@ -80,6 +90,7 @@ async def run_load(
     on_record: Callable[[RequestRecord], None] | None = None,
     stop: asyncio.Event | None = None,
     t0: float | None = None,
+    on_dispatch: Callable[[Prompt, float], None] | None = None,
 ) -> LoadResult:
     """Offer ``prompts`` (sorted by ``arrival_s``) to ``ep``; returns every record."""
     stop = stop or asyncio.Event()
@@ -97,10 +108,19 @@ async def run_load(
     inflight: dict[asyncio.Task, Prompt] = {}
     dispatch_times: dict[str, float] = {}
 
+    sink_errors: list[str] = []
+    known = ep.secrets()
+
     def emit(rec: RequestRecord) -> None:
-        records.append(rec)
+        if rec.reason:
+            rec.reason = scrub_text(rec.reason, known)
+        records.append(rec)                     # kept in memory whatever on_record does
         if on_record is not None:
-            on_record(rec)
+            try:
+                on_record(rec)
+            except Exception as e:  # noqa: BLE001 - a full disk must not lose the record
+                if len(sink_errors) < 5:
+                    sink_errors.append(f"{type(e).__name__}: {e}")
 
     async def one(p: Prompt, session: aiohttp.ClientSession | RawPool) -> None:
         history: Any = None
@@ -126,6 +146,12 @@ async def run_load(
                             p.prompt = f"{history}\n{p.prompt}"
                     body = build_body(ep, p)
                 dispatch_times[p.id] = perf() - t0
+                if on_dispatch is not None:
+                    try:
+                        on_dispatch(p, dispatch_times[p.id])
+                    except Exception as e:  # noqa: BLE001 - a journal that fails must not stop the load
+                        if len(sink_errors) < 5:
+                            sink_errors.append(f"{type(e).__name__}: {e}")
                 rec, text = await send_request(session, ep, p, body=body, t0=t0, headers=headers,
                                                keep_text=keep_text)
             finally:
@@ -138,12 +164,18 @@ async def run_load(
                 else:
                     hist = f"{p.prompt}{text}"
                 conv_done[key].set_result((rec.finish_s or perf() - t0, hist))
-            emit(rec)
         except asyncio.CancelledError:
             emit(_cancelled(p, dispatch_times.get(p.id), perf() - t0,
                             "run stopped before the response finished"))
             if key in conv_done and not conv_done[key].done():
                 conv_done[key].cancel()
+            return
+        except Exception as e:  # noqa: BLE001 - whatever happens, the request becomes a record
+            emit(_client_error(p, dispatch_times.get(p.id), perf() - t0, e))
+            if key in conv_done and not conv_done[key].done():
+                conv_done[key].set_exception(RuntimeError(f"turn {p.turn} of the conversation failed"))
+            return
+        emit(rec)
 
     interrupted = False
     scraper: Scraper | None = None
@@ -152,9 +184,12 @@ async def run_load(
                                      read_bufsize=1 << 16) as session:
         transport: aiohttp.ClientSession | RawPool = RawPool() if ep.http_client == "raw" else session
         if opts.scrape_url:
-            # one sample before the first request, so the run's change of every counter is known
+            # one sample before the first request, so the run's change of every counter is known;
+            # a URL with userinfo authenticates itself (aiohttp refuses both at once)
+            has_userinfo = "@" in opts.scrape_url.split("://", 1)[-1].split("/", 1)[0]
             scraper = Scraper(opts.scrape_url, interval_s=opts.scrape_interval_s, t0=t0 or perf(),
-                              headers={k: v for k, v in headers.items() if k == "Authorization"})
+                              headers={} if has_userinfo else
+                              {k: v for k, v in headers.items() if k == "Authorization"})
             await scraper.scrape_once(session)
         if t0 is None:
             t0 = perf()
@@ -222,5 +257,6 @@ async def run_load(
     return LoadResult(
         records=records, timeseries=scraper.timeseries() if scraper else None,
         duration_s=duration, interrupted=interrupted, not_offered=len(prompts) - offered,
+        extra={"sink_errors": sink_errors} if sink_errors else {},
     )
 

@@ -167,9 +167,7 @@ def vllm_result_filename(*, label: str, request_rate: float, model: str, date: s
 def write_vllm_result(doc: dict[str, Any], path: str | Path) -> Path:
     """Write ``doc`` as JSON (creating the folder); returns the path."""
     import json
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(doc, allow_nan=False), encoding="utf-8")
-    tmp.replace(p)
-    return p
+
+    from .._files import atomic_write_text
+    from .._scrub import scrub
+    return atomic_write_text(path, json.dumps(scrub(doc), allow_nan=False))

@@ -43,6 +43,7 @@ def split_prompts(prompts: Sequence[Prompt], n: int) -> list[list[Prompt]]:
 def _worker(idx: int, prompts: list[Prompt], ep: EndpointConfig, opts: RunOptions, t0: float,
             out_q: Any, stop_ev: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     async def main() -> LoadResult:
         stop = asyncio.Event()
@@ -57,7 +58,8 @@ def _worker(idx: int, prompts: list[Prompt], ep: EndpointConfig, opts: RunOption
         threading.Thread(target=watch, daemon=True).start()
         try:
             return await run_load(prompts, ep, opts, stop=stop, t0=t0,
-                                  on_record=lambda r: out_q.put(("rec", r.to_dict())))
+                                  on_record=lambda r: out_q.put(("rec", r.to_dict())),
+                                  on_dispatch=lambda p, t: out_q.put(("disp", p.id, t)))
         finally:
             stop.set()
 
@@ -77,11 +79,13 @@ async def run_in_workers(
     on_record: Callable[[RequestRecord], None] | None = None,
     stop: asyncio.Event | None = None,
     start_delay_s: float = 2.0,
+    on_dispatch: Callable[[Prompt, float], None] | None = None,
 ) -> LoadResult:
     ctx = mp.get_context("spawn")
     out_q = ctx.Queue()
     stop_ev = ctx.Event()
     parts = split_prompts(sorted(prompts, key=lambda p: p.arrival_s), workers)
+    by_id = {p.id: p for p in prompts}
     per_mc = math.ceil(opts.max_concurrency / workers) if opts.max_concurrency else None
     t0 = time.perf_counter() + start_delay_s
     procs = []
@@ -96,6 +100,7 @@ async def run_in_workers(
     not_offered = 0
     interrupted = False
     errors: list[str] = []
+    sink_errors: list[str] = []
     loop = asyncio.get_running_loop()
 
     def get() -> Any:
@@ -113,11 +118,23 @@ async def run_in_workers(
                 errors.append("a worker exited without reporting")
                 break
             continue
+        if msg[0] == "disp":
+            if on_dispatch is not None:
+                try:
+                    on_dispatch(by_id[msg[1]], msg[2])
+                except Exception as e:  # noqa: BLE001 - as for records
+                    if len(sink_errors) < 5:
+                        sink_errors.append(f"{type(e).__name__}: {e}")
+            continue
         if msg[0] == "rec":
             rec = RequestRecord.from_dict(msg[1])
             records.append(rec)
             if on_record is not None:
-                on_record(rec)
+                try:
+                    on_record(rec)
+                except Exception as e:  # noqa: BLE001 - a full disk must not lose the record
+                    if len(sink_errors) < 5:
+                        sink_errors.append(f"{type(e).__name__}: {e}")
         elif msg[0] == "done":
             done += 1
             _, idx, ts, no, intr, _dur = msg
@@ -136,4 +153,6 @@ async def run_in_workers(
                      interrupted=interrupted or bool(errors), not_offered=not_offered)
     if errors:
         res.extra["worker_errors"] = errors
+    if sink_errors:
+        res.extra["sink_errors"] = sink_errors
     return res

@@ -133,9 +133,5 @@ class Page:
 
 def write_html(page: Page, path: str | os.PathLike[str]) -> Path:
     """Render ``page`` to ``path`` (UTF-8), creating parent folders; returns the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(page.render(), encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    from .._files import atomic_write_text
+    return atomic_write_text(path, page.render())

@@ -193,11 +193,8 @@ def write_scenario(sc: BaseModel, path: str | Path, *, comment: str = "") -> Pat
     else:
         head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
         text = head + yaml.safe_dump(data, sort_keys=False)
-    tmp = p.with_name(f".{p.name}.tmp")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(text, "utf-8")
-    tmp.replace(p)
-    return p
+    from .._files import atomic_write_text
+    return atomic_write_text(p, text)
 
 
 def json_schema() -> dict[str, Any]:

@@ -32,7 +32,7 @@ AUTOSCALER_METRICS: tuple[str, ...] = ("waiting", "kv_usage", "running")
 def _positive(name: str, value: float | int | None, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if value is None or value <= 0:
+    if value is None or not value > 0:          # NaN fails too
         raise ConfigError(f"{name} must be > 0, got {value!r}")
 
 
