@@ -170,18 +170,24 @@ def split_errors(rows: list[dict], preds: list[float]) -> dict:
         sel = [(p, r["output_tokens_per_s"]) for p, r in zip(preds, rows) if pred_fn(r)]
         return {"rows": len(sel), "mdape_pct": round(mdape([a for a, _ in sel], [b for _, b in sel]), 2)}
 
+    # "held_out" is every row whose role is validate: the global training rows and the rows
+    # other fits use (Mixtral on A100/L40S for expert_compute, B200 Llama-3.3-70B for the
+    # Blackwell family; benchmarks/calibrate_families.py) are both excluded.
+    val = lambda r: r.get("role", "validate") == "validate"   # noqa: E731
     groups = {
         "train": split_err(is_training),
-        "held_out": split_err(lambda r: not is_training(r)),
+        "other_fit_rows": split_err(lambda r: not is_training(r) and not val(r)),
+        "held_out": split_err(val),
         "all": split_err(lambda r: True),
     }
     for key, fn in {
-        "held_out_h200_v0.17": lambda r: r["gpu"] == "h200" and r["trtllm_version"] == "v0.17"
+        "held_out_h200_v0.17_dense": lambda r: val(r) and r["gpu"] == "h200" and r["trtllm_version"] == "v0.17"
         and not r["model"].startswith("mixtral"),
-        "held_out_moe_mixtral_v0.17": lambda r: r["model"].startswith("mixtral"),
-        "held_out_v1.0_all": lambda r: r["trtllm_version"] == "v1.0",
-        "held_out_v1.0_b200_fp4": lambda r: r["gpu"] == "b200",
-        "held_out_v1.0_qwen3_moe": lambda r: r["model"].startswith("qwen3"),
+        "held_out_h200_all": lambda r: val(r) and r["gpu"] == "h200",
+        "held_out_moe_mixtral_v0.17": lambda r: val(r) and r["model"].startswith("mixtral"),
+        "held_out_v1.0_all": lambda r: val(r) and r["trtllm_version"] == "v1.0",
+        "held_out_v1.0_b200_fp4": lambda r: val(r) and r["gpu"] == "b200",
+        "held_out_v1.0_qwen3_moe": lambda r: val(r) and r["model"].startswith("qwen3"),
     }.items():
         groups[key] = split_err(fn)
     for gpu in sorted({r["gpu"] for r in rows}):
@@ -207,7 +213,7 @@ def main() -> None:
           f"{'published':>10s} {'predicted':>10s} {'error':>7s}  split")
     for r, p in zip(rows, preds):
         q = r["output_tokens_per_s"]
-        split = "train" if is_training(r) else "held-out"
+        split = "train" if is_training(r) else ("held-out" if r["role"] == "validate" else "other fit")
         print(f"{r['model']:16s} {r['gpu']:9s} {r['tp']:2d} {r['dtype']:5s} {r['isl']:6d} {r['osl']:5d} "
               f"{q:10.0f} {p:10.0f} {100 * (p - q) / q:+6.1f}%  {split} {r['trtllm_version']}")
 
@@ -233,7 +239,8 @@ def main() -> None:
         "rows": [{**{k: r[k] for k in ("model", "gpu", "tp", "ep", "dtype", "kv_dtype", "isl", "osl",
                                        "trtllm_version")},
                   "published": r["output_tokens_per_s"], "predicted": round(p, 1),
-                  "split": "train" if is_training(r) else "held-out"} for r, p in zip(rows, preds)],
+                  "split": "train" if is_training(r) else ("held-out" if r["role"] == "validate" else "other fit")}
+                 for r, p in zip(rows, preds)],
         "elapsed_s": round(time.time() - t_start, 1),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }, indent=1))

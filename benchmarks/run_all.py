@@ -19,6 +19,8 @@ HERE = Path(__file__).resolve().parent
 # (name, script, extra args) — in dependency order: model accuracy first, then speed.
 BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("calibrate", "calibrate.py", []),
+    ("validate_global", "validate.py", ["--global-defaults"]),
+    ("calibrate_families", "calibrate_families.py", []),
     ("validate", "validate.py", []),
     ("perf_step_speed", "perf_step_speed.py", []),
     ("metrics", "bench_metrics.py", []),

@@ -36,7 +36,15 @@ Engine memory semantics (how much KV cache the engine had):
 * Device capacity: what the engine sees (``GPU.reported_memory_bytes``, nvidia-smi's
   memory.total) — see ``calibrate.engine_gpu``.
 
-    python benchmarks/validate.py            # print per row + MdAPE, write benchmarks/results/validation.json
+    python benchmarks/validate.py --global-defaults   # print per row + MdAPE, write benchmarks/results/validation.json
+
+**Every held-out row** (the default, ``python benchmarks/validate.py``): every row whose
+``role`` is ``validate`` in every data file, each GPU with its family's shipped
+efficiencies (:mod:`servelab.perf.families`) under its engine; MdAPE overall and per
+category (AMD, Blackwell FP4, MoE, long context, vLLM/SGLang, family, source, metric),
+leave-one-out coverage of the 80 % error band; writes ``results/validation_all.json`` and
+``src/servelab/perf/data/bands.json``. ``--write-docs`` then rewrites the tables between
+the markers in README.md and docs/calibration.md.
 
 **Per engine** (``--per-engine``): every row predicted with the efficiency of the
 engine profile that ran it (:mod:`servelab.perf.engines`: vLLM rows with ``vllm``,
@@ -80,13 +88,19 @@ _RESULTS = Path(__import__("os").environ.get("SERVELAB_BENCH_OUT") or Path(__fil
 
 DATA = HERE / "data" / "validation_published.csv"
 VLLM_DATA = HERE / "data" / "vllm_published.csv"     # held-out vLLM rows (never fitted)
+SERVING_DATA = HERE / "data" / "published_serving.csv"  # MI300X (OCI) and SGLang (InferenceX) rows
 OUT = _RESULTS / "validation.json"
 OUT_ENGINES = _RESULTS / "validation_engines.json"
 VLLM_FIT_SOURCE = "vllm-ci"          # designated fit rows for the vLLM step overhead
 # Which profile runs a row: vLLM rows the vllm profile; TensorRT-LLM, NIM (TensorRT-LLM
 # backend) and LMDeploy TurboMind (a C++ runtime like TensorRT-LLM's) the trtllm profile.
+# SGLang (Python scheduler, CUDA-graph decode, like vLLM) has no profile of its own: the vllm one.
 ROW_ENGINE_PROFILE = {"vllm": "vllm", "trtllm": "trtllm", "nim-trtllm": "trtllm",
-                      "lmdeploy-turbomind": "trtllm"}
+                      "lmdeploy-turbomind": "trtllm", "sglang": "vllm"}
+# SGLang sizes its KV pool from mem_fraction_static of the whole device; no default is
+# assumed here beyond vLLM's 0.9 (the InferenceX rows run at concurrency <= 64, far
+# below any KV limit of DeepSeek-V3 on 8 x H200).
+SGLANG_GPU_MEMORY_UTILIZATION = 0.9
 
 # TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction default: "The default for
 # free_gpu_memory_fraction is 0.9, which means TensorRT LLM will try to allocate 90% of free
@@ -126,8 +140,10 @@ def deployment(row: dict, eff: Efficiency) -> tuple[Deployment, object]:
         dep = dataclasses.replace(base, gpu_memory_utilization=min(1.0, row["mem_gb"] * 1e9 / gpu.memory_bytes))
     elif engine == "vllm":
         dep = dataclasses.replace(base, gpu_memory_utilization=VLLM_GPU_MEMORY_UTILIZATION)
+    elif engine == "sglang":
+        dep = dataclasses.replace(base, gpu_memory_utilization=SGLANG_GPU_MEMORY_UTILIZATION)
     else:
-        raise ValueError(f"unknown engine {engine!r}; known: trtllm, nim-trtllm, lmdeploy-turbomind, vllm")
+        raise ValueError(f"unknown engine {engine!r}; known: trtllm, nim-trtllm, lmdeploy-turbomind, vllm, sglang")
     return dep, memory_budget(dep)
 
 
@@ -276,6 +292,193 @@ def run(eff: Efficiency | None = None) -> tuple[list[dict], list[dict], dict]:
     return rows, results, summary
 
 
+# -- every held-out row, each GPU with its family's fit ------------------------------------
+OUT_ALL = _RESULTS / "validation_all.json"
+LONG_CONTEXT_TOKENS = 8192
+CATEGORIES = ("all", "amd", "blackwell-fp4", "moe", "long-context", "vllm-sglang")
+
+
+def categories(o) -> list[str]:
+    """Report categories of one observation (``calibrate_families.Obs``)."""
+    r = o.row
+    cats = ["all", f"family:{o.family}", f"metric:{r.get('metric', 'output_tok_s')}"]
+    if o.family == "cdna3":
+        cats.append("amd")
+    if r["gpu"] == "b200" and r["dtype"] == "fp4":
+        cats.append("blackwell-fp4")
+    if get_model(r["model"]).moe is not None:
+        cats.append("moe")
+    if r["isl"] >= LONG_CONTEXT_TOKENS:
+        cats.append("long-context")
+    if r.get("engine") in ("vllm", "sglang"):
+        cats.append("vllm-sglang")
+    cats.append("source:" + (r["source"] if o.kind == "serving" else f"trtllm-perf-overview-{r['trtllm_version']}"))
+    return cats
+
+
+def band_key(o) -> dict:
+    """What the error band of a prediction is keyed on (servelab.perf.band.BandKey fields)."""
+    from servelab.perf.band import metric_kind
+    r = o.row
+    engine = "trtllm" if o.kind == "trtllm" else profile_for(r).name
+    return {"family": o.family, "metric": metric_kind(r.get("metric", "output_tok_s")),
+            "moe": get_model(r["model"]).moe is not None, "engine": engine}
+
+
+def run_all(role: str = "validate") -> tuple[list, list[float], dict]:
+    """Every row with ``role`` in every data file, predicted with its GPU family's shipped
+    efficiencies under its engine; MdAPE per category."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import calibrate_families as cf
+    from servelab.perf.families import family_efficiency
+    obs = [o for o in cf.observations() if o.role == role]
+    preds = [cf.predict(o, family_efficiency(get_gpu(o.row["gpu"]))) for o in obs]
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for o, p in zip(obs, preds):
+        for c in categories(o):
+            groups.setdefault(c, []).append((p, o.published))
+    summary = {}
+    for k, v in sorted(groups.items()):
+        summary[k] = {"rows": len(v), "mdape_pct": round(mdape(v), 1),
+                      "median_signed_error_pct": round(100 * statistics.median((p - q) / q for p, q in v), 1)}
+    return obs, preds, summary
+
+
+def band_residuals(obs, preds) -> dict[str, list[float]]:
+    """ln(published / predicted) of every row, grouped by its band key."""
+    from servelab.perf.band import BandKey
+    table: dict[str, list[float]] = {}
+    for o, p in zip(obs, preds):
+        if p > 0:
+            table.setdefault(BandKey(**band_key(o)).label(), []).append(round(math.log(o.published / p), 6))
+    return table
+
+
+def loo_coverage(obs, preds) -> dict:
+    """Leave-one-out coverage of the 80 % band: each row's band is built from the other
+    validation rows, and the row counts as covered when its published value lies inside."""
+    from servelab.perf.band import BandKey, band_for
+    table = band_residuals(obs, preds)
+    hits: dict[str, list[bool]] = {}
+    for o, p in zip(obs, preds):
+        if p <= 0:
+            continue
+        k = BandKey(**band_key(o))
+        own = round(math.log(o.published / p), 6)
+        rest = dict(table)
+        lst = list(rest[k.label()])
+        lst.remove(own)
+        rest[k.label()] = lst
+        b = band_for(p, k, rest)
+        inside = b.lo <= o.published <= b.hi
+        for g in ("all", "calibrated" if b.calibrated else "uncalibrated", f"level:{b.level}"):
+            hits.setdefault(g, []).append(inside)
+    return {g: {"rows": len(v), "coverage_pct": round(100 * sum(v) / len(v), 1)} for g, v in sorted(hits.items())}
+
+
+BANDS_OUT = HERE.parent / "src" / "servelab" / "perf" / "data" / "bands.json"
+FAMILIES_JSON = HERE.parent / "src" / "servelab" / "perf" / "data" / "families.json"
+README = HERE.parent / "README.md"
+CALIBRATION_DOC = HERE.parent / "docs" / "calibration.md"
+# block name -> files it appears in (between <!-- validate.py:NAME:begin/end --> markers)
+DOC_BLOCKS = {"accuracy": (README, CALIBRATION_DOC), "families": (CALIBRATION_DOC,)}
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- validate.py:{name}:begin -->", f"<!-- validate.py:{name}:end -->"
+
+
+def families_table(table: dict) -> str:
+    """The fitted efficiencies per family (from perf/data/families.json)."""
+    from servelab.perf.families import FITTED_FIELDS
+    g = table["global"]
+    head = "| family | fit rows | " + " | ".join(FITTED_FIELDS) + " | fit-row mean abs log error (global → family) |"
+    lines = [head, "|---|---:|" + "---:|" * len(FITTED_FIELDS) + "---:|",
+             "| global fit | 131 | " + " | ".join(_fmt_field(k, g[k]) for k in FITTED_FIELDS) + " | |"]
+    for fam, f in table["families"].items():
+        lines.append(f"| {fam} | {f['fit_rows']} | "
+                     + " | ".join(_fmt_field(k, f["raw"][k]) + ("" if f["raw"][k] == g[k] else " *")
+                                  for k in FITTED_FIELDS)
+                     + f" | {f.get('loss_global', '')} → {f.get('loss_fit', '')} |")
+    lines.append("")
+    lines.append("`*`: moved from the global fit. Written by `python benchmarks/validate.py --write-docs` "
+                 "from `src/servelab/perf/data/families.json`.")
+    return "\n".join(lines)
+
+
+def _fmt_field(k: str, v: float) -> str:
+    if k.endswith("_s"):
+        return f"{v * 1e6:g} µs"
+    return f"{v:g}"
+
+
+def accuracy_table(result: dict) -> str:
+    """The Markdown accuracy table written between the markers (from validation_all.json)."""
+    s, cov = result["mdape"], result["coverage"]
+    lines = ["| held-out rows | rows | MdAPE | median signed error |", "|---|---:|---:|---:|"]
+    names = {"all": "all", "amd": "AMD (CDNA3)", "blackwell-fp4": "Blackwell FP4", "moe": "MoE",
+             "long-context": f"long context (input ≥ {LONG_CONTEXT_TOKENS})",
+             "vllm-sglang": "vLLM / SGLang"}
+    for c in CATEGORIES:
+        if c in s:
+            v = s[c]
+            lines.append(f"| {names[c]} | {v['rows']} | {v['mdape_pct']:.1f} % | {v['median_signed_error_pct']:+.1f} % |")
+    for k in sorted(s):
+        if k.startswith("family:"):
+            v = s[k]
+            lines.append(f"| family {k[7:]} | {v['rows']} | {v['mdape_pct']:.1f} % | {v['median_signed_error_pct']:+.1f} % |")
+    if "fit_mdape" in result:
+        v = result["fit_mdape"]
+        lines.append(f"| *fit rows (for comparison)* | {v['rows']} | {v['mdape_pct']:.1f} % | "
+                     f"{v['median_signed_error_pct']:+.1f} % |")
+    c = cov["all"]
+    lines.append("")
+    lines.append(f"80 % error band, leave-one-out coverage on these rows: {c['coverage_pct']:.1f} % of {c['rows']}"
+                 + "".join(f"; {g} {cov[g]['coverage_pct']:.1f} % of {cov[g]['rows']}"
+                           for g in ("calibrated", "uncalibrated") if g in cov)
+                 + ". Written by `python benchmarks/validate.py --write-docs`.")
+    return "\n".join(lines)
+
+
+def replace_between_markers(text: str, table: str, name: str = "accuracy") -> str:
+    """``text`` with the block between the ``name`` markers replaced by ``table``."""
+    begin, end = markers(name)
+    a, b = text.find(begin), text.find(end)
+    if a < 0 or b < a:
+        raise ValueError(f"markers {begin} … {end} not found")
+    return text[:a + len(begin)] + "\n" + table + "\n" + text[b:]
+
+
+def between_markers(text: str, name: str) -> str:
+    """The block between the ``name`` markers (without the surrounding newlines)."""
+    begin, end = markers(name)
+    a, b = text.find(begin), text.find(end)
+    if a < 0 or b < a:
+        raise ValueError(f"markers {begin} … {end} not found")
+    return text[a + len(begin):b].strip("\n")
+
+
+def doc_blocks() -> dict[str, str]:
+    """What each generated block must contain, from the results files."""
+    return {"accuracy": accuracy_table(json.loads(OUT_ALL.read_text())),
+            "families": families_table(json.loads(FAMILIES_JSON.read_text()))}
+
+
+def all_report() -> dict:
+    obs, preds, summary = run_all()
+    return {"what": "every held-out (role validate) row, each GPU with its family's shipped efficiencies",
+            "data_sha256": {str(p.relative_to(HERE.parent)): hashlib.sha256(p.read_bytes()).hexdigest()
+                            for p in (calibrate.DATA, DATA, VLLM_DATA, SERVING_DATA)},
+            "mdape": summary, "coverage": loo_coverage(obs, preds),
+            "fit_mdape": run_all("fit")[2]["all"],
+            "rows": [{"source": o.row.get("source", "trtllm-perf-overview"), "metric": o.row.get("metric", "output_tok_s"),
+                      "model": o.row["model"], "gpu": o.row["gpu"], "tp": o.row["tp"], "isl": o.row["isl"],
+                      "osl": o.row["osl"], "published": o.published, "predicted": round(p, 3)}
+                     for o, p in zip(obs, preds)],
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -288,8 +491,41 @@ def main() -> None:
                     help="predict each row with its engine's profile (servelab.perf.engines)")
     ap.add_argument("--fit-vllm", action="store_true",
                     help="fit vLLM's per-step overhead on the designated rows; report held-out errors")
+    ap.add_argument("--held-out", action="store_true",
+                    help="(the default) every validate row of every data file with per-family "
+                         "efficiencies; writes results/validation_all.json and perf/data/bands.json")
+    ap.add_argument("--global-defaults", action="store_true",
+                    help="the 76 rows of validation_published.csv with the global defaults only "
+                         "(writes results/validation.json)")
+    ap.add_argument("--write-docs", action="store_true",
+                    help="rewrite the accuracy tables in README.md and docs/calibration.md "
+                         "from results/validation_all.json")
     args = ap.parse_args()
     calibrate.set_device_memory(args.device_memory)
+    legacy = (args.global_defaults or args.efficiency or args.device_memory != calibrate.DEVICE_MEMORY
+              or args.quiet)
+    if args.held_out or not (legacy or args.write_docs or args.fit_vllm or args.per_engine):
+        rep = all_report()
+        for k, v in rep["mdape"].items():
+            print(f"MdAPE {k:42s} {v['mdape_pct']:6.1f}%  (median signed {v['median_signed_error_pct']:+6.1f}%, "
+                  f"{v['rows']} rows)")
+        for k, v in rep["coverage"].items():
+            print(f"80% band coverage {k:20s} {v['coverage_pct']:5.1f}%  ({v['rows']} rows)")
+        OUT_ALL.write_text(json.dumps(rep, indent=1) + "\n")
+        obs, preds, _ = run_all()
+        BANDS_OUT.write_text(json.dumps({
+            "what": "ln(published/predicted) of the held-out rows per (family/metric/dense|moe/engine); "
+                    "written by benchmarks/validate.py --held-out",
+            "residuals": dict(sorted(band_residuals(obs, preds).items()))}, indent=1) + "\n")
+        print(f"wrote {OUT_ALL} and {BANDS_OUT}")
+        return
+    if args.write_docs:
+        blocks = doc_blocks()
+        for name, paths in DOC_BLOCKS.items():
+            for path in paths:
+                path.write_text(replace_between_markers(path.read_text(), blocks[name], name))
+                print(f"wrote {name} table in {path}")
+        return
     if args.fit_vllm:
         rep = vllm_fit_report()
         print(f"vLLM step overhead fitted on {len(rep['fit_rows'])} '{VLLM_FIT_SOURCE}' rows: "

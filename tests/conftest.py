@@ -34,6 +34,20 @@ def val():
     return mod
 
 
+@pytest.fixture(scope="session")
+def fam_fit():
+    """``benchmarks/calibrate_families.py`` loaded as a module (the per-family fitter)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("servelab_bench_families", BENCH / "calibrate_families.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod          # dataclasses look their module up
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH))
+    return mod
+
+
 # ----------------------------------------------------------------------------- skips, listed and policed
 # Every skip is listed at the end of the run, one line each with its reason. With
 # CI=true a skip of anything but a GPU-only test (marker ``gpu``) fails the run: CI

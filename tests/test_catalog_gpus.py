@@ -107,5 +107,6 @@ def test_public_api_is_all() -> None:
     for name in catalog.__all__:
         assert hasattr(catalog, name), name
     public = {n for n in dir(catalog) if not n.startswith("_")}
-    modules = {"gpus", "models", "workloads", "hf_config", "params", "requests", "slo", "lengths", "ratecurve"}
+    modules = {"gpus", "models", "workloads", "hf_config", "params", "requests", "slo", "lengths", "ratecurve",
+               "prices"}
     assert public - modules - {"annotations"} == set(catalog.__all__)

@@ -114,9 +114,10 @@ def test_simulate_writes_calibration_into_meta(tmp_path) -> None:
     assert meta["config"]["replicas"][0]["deployment"]["efficiency"]["memory"] == 0.5
 
 
+# --confidence expected: the model's own step times, so a calibration's +5 ms shows as such
 PLAN = ["plan", "--gpus", "l40s,l4", "--precisions", "fp8", "--tp", "1", "--max-requests", "600",
         "--fleet-duration", "30", "--jobs", "1", "--seed", "0", "--no-hetero", "--no-sensitivity",
-        "--json"]
+        "--confidence", "expected", "--json"]
 
 
 def _plan(*extra: str) -> tuple[dict, str]:

@@ -44,12 +44,14 @@ def test_decide_example_end_to_end(tmp_path):
     assert set(verdicts) == {c["id"] for c in yaml.safe_load(src.read_text())["claims"]}
     cost = verdicts["h200-cheaper-per-token"]
     # Both fleets serve the same offered load and deliver all of it, so the cost ratio is the
-    # fleet price ratio (2 × H200 against 4 × H100 on-demand, from the catalog) times the
-    # ratio of the throughput windows: each run's makespan, run start to its last finish.
+    # fleet price ratio times the ratio of the throughput windows: each run's makespan, run
+    # start to its last finish. Fleet prices: H100 TP4 on the price book's 4-GPU Lambda
+    # instance (4 × $4.09); the book has no H200 instance of 2 or more GPUs, so H200 TP2
+    # is 2 × the catalog's per-GPU price.
     from servelab.catalog import get_gpu
     from servelab.evidence import Ledger
 
-    price_ratio = 2 * get_gpu("h200").price_per_hour_usd / (4 * get_gpu("h100-sxm").price_per_hour_usd)
+    price_ratio = 2 * get_gpu("h200").price_per_hour_usd / (4 * 4.09)
     with Ledger(led) as lg:
         ends = [max(r.finish_s for r in lg.load_records(rid)) for rid in
                 (cost["run_ids"][0], cost["detail"]["baseline_run_ids"][0])]

@@ -152,13 +152,15 @@ def test_decision_scenarios_are_scenarios():
 # ----------------------------------------------------------------- one cost model
 
 def test_tp2_x3_fleet_costs_the_same_in_plans_and_decisions():
-    # 3 replicas of 2 GPUs in instances of 1, 2, 4 or 8 GPUs: one 4-GPU and one 2-GPU
-    # instance, 6 GPUs billed; in 8-GPU instances only, one instance, 8 GPUs billed.
+    # 3 replicas of 2 GPUs on the price book's H100 instances (Lambda: 1x $4.29, 2x $4.19,
+    # 4x $4.09, 8x $3.99 per GPU-hour): one 4-GPU and one 2-GPU instance,
+    # 4·4.09 + 2·4.19 = $24.74/h; in 8-GPU instances only, one instance, 8 GPUs billed.
     from servelab.catalog import get_gpu
 
     price = get_gpu("h100-sxm").price_per_hour_usd
     sc = Scenario(gpu="h100-sxm", tp=2, replicas=3)
-    assert build.fleet_usd_per_hour(sc) == pytest.approx(6 * price)
+    assert build.fleet_usd_per_hour(sc) == pytest.approx(4 * 4.09 + 2 * 4.19)
+    assert "lambda 4x NVIDIA H100 SXM" in build.fleet_cost(sc, output_tokens_per_s=1.0).price_source
     whole = build.derive(sc, prices={"node_sizes": [8]})
     assert build.fleet_usd_per_hour(whole) == pytest.approx(8 * price)
     assert build.fleet_usd_per_hour(build.derive(sc, prices={"gpu_hour_usd": 2.5})) == pytest.approx(15.0)

@@ -31,9 +31,13 @@ def test_disagg_scenario_builds_two_pools_with_their_own_deployments() -> None:
     assert d.deployment.gpu.name == get_gpu("h200").name
     assert cfg.disagg.link.bytes_per_s == get_gpu("h100-sxm").interconnect_bytes_per_s   # the prefill GPU's NVLink
     assert cfg.disagg.max_transfers == 2
-    # cost: both pools at their catalog prices (2 x TP2 H100 + 3 x H200), packed into nodes
+    # cost: each pool on its price-book instances — 2 x TP2 H100 on one 4-GPU Lambda instance
+    # (4 x $4.09), 3 x H200 on three 1-GPU Spheron rentals (3 x $4.54)
     usd = build.fleet_usd_per_hour(sc)
-    assert usd == pytest.approx(4 * get_gpu("h100-sxm").price_per_hour_usd + 3 * get_gpu("h200").price_per_hour_usd)
+    assert usd == pytest.approx(4 * 4.09 + 3 * 4.54)
+    # with a per-GPU price given, both pools at that price, packed into nodes
+    flat = build.derive(sc, prices={"gpu_hour_usd": 2.5})
+    assert build.fleet_usd_per_hour(flat) == pytest.approx((4 + 3) * 2.5)
 
 
 def test_disagg_link_overrides_and_autoscaler_refused() -> None:
@@ -112,7 +116,8 @@ def test_priorities_flag() -> None:
 def test_plan_disagg_lists_both_kinds_and_picks_the_cheapest_for_the_rate() -> None:
     res = runner.invoke(app, ["plan", "--gpus", "h100-sxm", "--precisions", "bf16", "--tp", "1", "--workload", "chat",
                               "--input-tokens", "4096", "--output-tokens", "256", "--slo", "ttft_p90=2s,tpot_p90=20ms",
-                              "--rate", "20", "--no-hetero", "--no-sensitivity", "--disagg", "--json"])
+                              "--rate", "20", "--no-hetero", "--no-sensitivity", "--disagg",
+                              "--gpu-hour-usd", str(get_gpu("h100-sxm").price_per_hour_usd), "--json"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)["disagg"]
     names = [c["name"] for c in d["candidates"]]

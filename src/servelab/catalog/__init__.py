@@ -1,4 +1,4 @@
-"""Catalog: GPUs, models and workloads, each entry with its source.
+"""Catalog: GPUs, models, workloads and the price book, each entry with its source.
 
 Data lives in ``catalog/data/`` (one file per kind); this package loads it into
 frozen dataclasses and resolves names case-insensitively with clear errors.
@@ -17,6 +17,7 @@ from .models import (
     load_hf_config,
     param_count,
 )
+from .prices import Offer, PriceFileError, cheapest_offer, cheapest_packing, load_price_book, read_price_file
 from .workloads import (
     SLO,
     ArrivalSpec,
@@ -34,6 +35,7 @@ from .workloads import (
 
 __all__ = [
     "GPU", "get_gpu", "list_gpus",
+    "Offer", "PriceFileError", "load_price_book", "read_price_file", "cheapest_packing", "cheapest_offer",
     "ModelSpec", "MoESpec", "MLASpec", "get_model", "list_models", "load_hf_config",
     "param_count", "active_param_count", "load_workload",
     "Workload", "LengthDist", "ArrivalSpec", "PrefixSpec", "SLO", "SLOTarget",

@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..units import GB, TFLOP, MiB
 from ._data import build_index, load_yaml, resolve
 
-__all__ = ["GPU", "get_gpu", "list_gpus"]
+__all__ = ["GPU", "get_gpu", "list_gpus", "ARCHITECTURES"]
 
 # Dtypes that share a tensor-core rate: the name on the left falls back to the right.
 _DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float8": "fp8",
@@ -43,6 +43,7 @@ class GPU:
     name: str                      # canonical id, e.g. "h100-sxm"
     display_name: str              # e.g. "NVIDIA H100 SXM5 80GB"
     vendor: str                    # "nvidia" | "amd"
+    architecture: str = ""         # "ampere" | "ada" | "hopper" | "blackwell" | "cdna3" (perf.families)
     memory_bytes: float            # usable HBM/GDDR capacity
     hbm_bytes_per_s: float         # peak memory bandwidth
     peak_flops: Mapping[str, float] = field(default_factory=dict)  # dtype -> dense FLOP/s
@@ -87,6 +88,7 @@ def _from_entry(entry: Mapping[str, Any]) -> GPU:
         name=e.pop("name"),
         display_name=e.pop("display_name"),
         vendor=e.pop("vendor"),
+        architecture=_architecture(e.pop("architecture", ""), entry),
         memory_bytes=float(e.pop("memory_gb")) * GB,
         hbm_bytes_per_s=float(e.pop("memory_bandwidth_gb_s")) * GB,
         peak_flops={k: float(v) * TFLOP for k, v in (e.pop("dense_tflops") or {}).items()},
@@ -106,6 +108,19 @@ def _from_entry(entry: Mapping[str, Any]) -> GPU:
         notes=e.pop("notes", ""),
         **_no_extra(e),
     )
+
+
+ARCHITECTURES = {"nvidia": ("ampere", "ada", "hopper", "blackwell"), "amd": ("cdna3",)}
+
+
+def _architecture(value: str, entry: Mapping[str, Any]) -> str:
+    """The entry's architecture, checked against its vendor's known architectures."""
+    vendor = entry.get("vendor", "")
+    valid = ARCHITECTURES.get(vendor, ())
+    if value not in valid:
+        raise ConfigError(f"GPU {entry.get('name')!r}: architecture {value!r} is not one of "
+                          f"vendor {vendor!r}'s: {', '.join(valid) or 'none known'}")
+    return value
 
 
 def _no_extra(rest: Mapping[str, Any]) -> dict[str, Any]:

@@ -70,6 +70,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("max_waiting", "--max-waiting", "engine.max_queue", int, "Waiting-queue bound per replica (503 beyond). [default: unbounded]", P_ENGINE),
     _f("scheduling_policy", "--scheduling-policy", "engine.scheduling_policy", str, "fcfs | priority. [default: fcfs]", P_ENGINE),
     _f("calibration", "--calibration", "calibration", str, "Calibration JSON (`servelab calibrate`): its efficiency replaces the engine profile's.", P_ENGINE),
+    _f("step_time_factor", "--step-time-factor", "step_time_factor", float, "Multiply every modelled step time (e.g. an error band's edge). [default: 1]", P_ENGINE),
     _f("lora_adapters", "--lora-adapters", "lora.adapters", int, "Distinct LoRA adapters the requests use (enables multi-LoRA).", P_FEAT),
     _f("lora_distribution", "--lora-distribution", "lora.distribution", str, "Adapter popularity: uniform | zipf. [default: uniform]", P_FEAT),
     _f("max_loras", "--max-loras", "lora.max_loras", int, "Adapter slots on the GPU (vLLM --max-loras). [default: 1]", P_FEAT),
@@ -138,6 +139,8 @@ FLAGS: tuple[Flag, ...] = (
     _f("slo", "--slo", "slo", str, "e.g. ttft_p95=2s,tpot_p95=50ms. [default: the workload's]", P_LOAD),
     _f("gpu_hour_usd", "--gpu-hour-usd", "prices.gpu_hour_usd", float, "Price per GPU-hour, USD. [default: the GPU catalog's]", P_LOAD),
     _f("node_sizes", "--node-sizes", "prices.node_sizes", str, "Instance sizes in GPUs, comma-separated. [default: 1,2,4,8]", P_LOAD),
+    _f("prices", "--prices", "prices.book", str, "Price file (CSV/YAML, see `servelab catalog prices`). [default: the built-in price book]", P_LOAD),
+    _f("price_tier", "--price-tier", "prices.tier", str, "on_demand | spot | reserved_1y | reserved_3y. [default: on_demand]", P_LOAD),
 )
 
 # Flags that set a combined field: --cpu-kv-gib/--nvme-*/--kv-tiers -> kv_tiers;

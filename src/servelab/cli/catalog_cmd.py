@@ -1,4 +1,4 @@
-"""`servelab catalog gpus|models|workloads`: list the catalog (rich tables or ``--json``)."""
+"""`servelab catalog gpus|models|workloads|prices`: list the catalog (rich tables or ``--json``)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,38 @@ def workloads(json_out: bool = typer.Option(False, "--json", help=_JSON_HELP)) -
         t.add_row(w.name, w.input_len.describe(), w.output_len.describe(), arrival,
                   "inf" if math.isinf(a.rate_rps) else f"{a.rate_rps:g}", prefix, str(w.turns),
                   w.slo.as_text() or "-")
+    Console().print(t)
+
+
+@catalog_app.command("prices")
+def prices(gpu: str = typer.Option(None, "--gpu", "-g", help="Only offers of this GPU."),
+           prices_file: str = typer.Option(None, "--prices",
+                                           help="A price file (CSV or YAML, same columns) instead of the built-in book."),
+           json_out: bool = typer.Option(False, "--json", help=_JSON_HELP)) -> None:
+    """Price book: instance offers with provider, shape, region, tiers, source and date."""
+    from ..catalog.prices import TIERS, load_price_book
+    from ..errors import ConfigError
+    try:
+        items = list(load_price_book(prices_file))
+        if gpu:
+            from ..catalog import get_gpu
+            name = get_gpu(gpu).name
+            items = [o for o in items if o.gpu == name]
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if json_out:
+        _print_json([o.to_dict() for o in items])
+        return
+    t = Table(title=f"Instance offers ({prices_file or 'built-in price book'}; USD per instance-hour)")
+    short = {"on_demand": "on-demand", "spot": "spot", "reserved_1y": "1 yr", "reserved_3y": "3 yr"}
+    for col in ("provider", "instance", "gpu", "GPUs", "region", *short.values(), "$/GPU-h", "date"):
+        t.add_column(col, justify="right" if col in (*short.values(), "GPUs", "$/GPU-h") else "left",
+                     no_wrap=col in ("gpu", "date", "$/GPU-h", "on-demand"))
+    for o in sorted(items, key=lambda o: (o.gpu, o.per_gpu("on_demand") or math.inf, o.provider)):
+        t.add_row(o.provider, o.instance_type, o.gpu, str(o.gpus_per_instance), o.region,
+                  *(f"{o.prices[k]:,.2f}" if k in o.prices else "-" for k in TIERS),
+                  f"{o.per_gpu('on_demand'):,.2f}" if "on_demand" in o.prices else "-", o.source_date)
     Console().print(t)
 
 

@@ -107,6 +107,9 @@ def decide(
     report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report here."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     rerun: bool = typer.Option(False, "--rerun", help="Run every experiment again."),
+    prices: Optional[str] = typer.Option(
+        None, "--prices", help="Price file (CSV/YAML, see `servelab catalog prices`) for every scenario "
+                               "that sets no prices.book or prices.gpu_hour_usd of its own."),
 ) -> None:
     """Run missing experiments, judge every claim and print the verdicts."""
     from ..evidence import load_decision, run_decision
@@ -114,6 +117,13 @@ def decide(
     err = Console(stderr=True)
     try:
         decision = load_decision(file)
+        if prices is not None:
+            from ..catalog.prices import read_price_file
+            read_price_file(prices)                     # a bad file fails here, naming row and column
+            decision = decision.model_copy(update={"scenarios": {
+                k: (sc if sc.prices.book is not None or sc.prices.gpu_hour_usd is not None else
+                    sc.model_copy(update={"prices": sc.prices.model_copy(update={"book": prices})}))
+                for k, sc in decision.scenarios.items()}})
     except ConfigError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(2) from None

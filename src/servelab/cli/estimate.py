@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import typer
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from ..perf.deployment import FIT_NOTE
+from ..perf.band import DEFAULT_FACTOR, MIN_ROWS, calibration_status, estimate_bands
 from ..perf.engines import get_engine
 from ..perf.estimate import deployment_warnings, estimate_report
 from ..units import fmt_bytes, fmt_seconds
@@ -78,7 +80,30 @@ def _print_table(r: dict[str, Any]) -> None:
     summary.add_row(f"offline output throughput (batch {off['concurrency']:,}, limited by {off['limited_by']})",
                     f"{r['offline_output_tokens_per_s']:,.0f} tokens/s")
     summary.add_row("  per GPU", f"{off['output_tokens_per_s_per_gpu']:,.0f} tokens/s")
+    bands = r.get("bands", {})
+    if "ttft_s" in bands:
+        t = bands["ttft_s"]
+        summary.add_row("  TTFT 80 % band", f"{fmt_seconds(t['lo'])} – {fmt_seconds(t['hi'])}")
+    if "offline_output_tokens_per_s" in bands:
+        t = bands["offline_output_tokens_per_s"]
+        summary.add_row("  throughput 80 % band", f"{t['lo']:,.0f} – {t['hi']:,.0f} tokens/s")
     con.print(summary)
+    c = r.get("cost")
+    if c:
+        per_m = c["cost_per_million_output_tokens_usd"]
+        con.print(f"one replica: ${c['cost_per_hour_usd']:,.2f}/h for {c['billed_gpus']} GPU(s), "
+                  + (f"${per_m:,.3f} per 1M output tokens at the offline throughput" if per_m is not None
+                     else "no offline throughput to spread it over")
+                  + f" — {c['price_source']}")
+    st = r.get("calibration_status")
+    if st:
+        for m in ("time", "throughput"):
+            b = st[f"{m}_band"]
+            con.print(f"{m} band: " + (f"{b['n_rows']} held-out rows ({b['key']})" if b["calibrated"]
+                                       else f"UNCALIBRATED (fewer than {MIN_ROWS} held-out rows of this kind): "
+                                            f"default ×/÷ {DEFAULT_FACTOR:g}"))
+        con.print(f"[dim]{st['family']} family efficiencies fitted on {st['family_fit_rows']} rows "
+                  "(perf/data/families.json)[/dim]")
     con.print(f"[dim]{FIT_NOTE}[/dim]")
 
 
@@ -112,6 +137,16 @@ def estimate(
         result["efficiency_source"] = "calibration" if cal is not None else f"engine profile {profile.name}"
         result["calibration"] = cal.to_dict() if cal is not None else None
         result["warnings"] = warnings
+        if result.get("feasible"):
+            moe = dep.model.moe is not None
+            result["bands"] = estimate_bands(result, gpu=dep.gpu, moe=moe, engine=profile.name)
+            result["calibration_status"] = calibration_status(dep.gpu, profile.name, moe=moe)
+            # one replica at its offline throughput, on the price book's instances (--prices)
+            cost = build.fleet_cost(sc, output_tokens_per_s=result["offline_output_tokens_per_s"], replicas=1)
+            per_m = cost.cost_per_million_output_tokens_usd
+            result["cost"] = {"cost_per_hour_usd": cost.cost_per_hour_usd,
+                              "cost_per_million_output_tokens_usd": per_m if math.isfinite(per_m) else None,
+                              "billed_gpus": cost.packing.billed_gpus, "price_source": cost.price_source}
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -63,6 +63,9 @@ def plan_command(
                                 "against prefill/decode splits (1P+1D, 1P+2D, 2P+1D, 1P+3D; decode at its TP and at twice it; "
                                 "KV over NVLink) by DistServe per-GPU goodput at the SLO; needs TTFT and TPOT targets."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON on stdout."),
+    confidence: str = typer.Option("pessimistic", "--confidence",
+                                   help="Edge of each candidate's error band to size for: optimistic | "
+                                        "expected | pessimistic (step times at the band's upper edge)."),
 ) -> None:
     """Plan a serving fleet: candidates, simulated SLO capacity, replicas, cost, recommendation."""
     err = Console(stderr=True)
@@ -111,7 +114,7 @@ def plan_command(
                                   max_num_seqs=sc.engine.max_num_seqs,
                                   max_num_batched_tokens=sc.engine.max_num_batched_tokens),
             fleet_duration_s=sc.duration_s, heterogeneous=heterogeneous, sensitivity=sensitivity,
-            executor=executor, jobs=jobs, engine=sc.engine.profile, scenario=sc,
+            executor=executor, jobs=jobs, engine=sc.engine.profile, scenario=sc, confidence=_confidence(confidence),
             calibration=cal.efficiency if cal is not None else None, calibration_gpu=cal_gpu,
             calibration_info={"path": cal.path, "sha256": cal.sha256, "deployment": cal.deployment,
                               "notices": notices} if cal is not None else None)
@@ -165,6 +168,14 @@ def plan_command(
         if export_scenario:
             err.print("[yellow]no scenario written: no configuration meets the SLO[/]")
         raise typer.Exit(1)
+
+
+def _confidence(v: str) -> str:
+    from ..perf.band import CONFIDENCES
+    c = v.strip().lower()
+    if c not in CONFIDENCES:
+        raise ConfigError(f"--confidence {v!r}; valid: {', '.join(CONFIDENCES)}")
+    return c
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,9 @@ def simulate_cmd(
                                                           "[default: runs/simulate-<UTC time>]."),
     token_times: bool = typer.Option(False, "--token-times", help="Record every token's time (bigger records)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    bands: bool = typer.Option(False, "--bands", help="Re-simulate at both edges of the error band "
+                                                     "(step times × the band's 80 % edges) and report an "
+                                                     "interval for every latency and rate (3 runs)."),
 ) -> None:
     """Simulate a serving fleet under a workload and summarize TTFT/TPOT/E2E, throughput, goodput."""
     from .. import recordio
@@ -66,6 +69,9 @@ def simulate_cmd(
     summary["calibration"] = cal.to_dict() if cal is not None else None
     if warnings:
         summary["warnings"] = warnings
+    if bands:
+        summary["bands"], summary["band"] = _edge_runs(sc, summary, slo_obj, build, simulate,
+                                                       summarize_result, exact, profile.name)
     if not out:
         from ._outputs import default_run_dir
         out = str(default_run_dir("simulate"))
@@ -90,8 +96,37 @@ def simulate_cmd(
                                      f"(simulated)"))
     if cal is not None:
         con.print(f"efficiency from calibration {cal.path} (sha256 {cal.sha256[:12]}…)")
+    if bands:
+        b, bd = summary["band"], summary["bands"]
+        status = (f"{b['n_rows']} held-out rows ({b['key']})" if b["calibrated"]
+                  else f"UNCALIBRATED ({b['key']}: default band)")
+        for m in ("ttft_s", "tpot_s", "e2e_s"):
+            if "p95" in bd.get(m, {}):
+                x = bd[m]["p95"]
+                con.print(f"{m[:-2].upper()} p95 80 % band: {x['lo'] * 1e3:,.1f} – {x['hi'] * 1e3:,.1f} ms")
+        if "throughput_tokens_per_s" in bd:
+            x = bd["throughput_tokens_per_s"]
+            con.print(f"output throughput 80 % band: {x['lo']:,.0f} – {x['hi']:,.0f} tokens/s")
+        con.print(f"[dim]bands: the run repeated with step times ×{b['lo_factor']:.2f} and ×{b['hi_factor']:.2f}; "
+                  f"{status}[/dim]")
     if out:
         con.print(f"[dim]wrote {out}/ (meta, records, summary, timeseries)[/dim]")
+
+
+def _edge_runs(sc, summary, slo_obj, build, simulate, summarize_result, exact, engine):
+    """The same scenario (same requests) simulated with step times at the band's two edges."""
+    from ..catalog import get_gpu
+    from ..perf.band import confidence_factor, edge_bands
+    moe = build.load_model(sc.model).moe is not None
+    band = confidence_factor(get_gpu(sc.gpu), engine, moe=moe, confidence="expected")
+    edges = []
+    for f in (band["lo_factor"], band["hi_factor"]):
+        esc = build.derive(sc, step_time_factor=sc.step_time_factor * f)
+        cfg = build.sim_config(esc, exact=exact, record_token_times=False, dep=build.deployment(esc))
+        r = simulate(cfg, build.requests(esc))
+        edges.append(summarize_result(r, slo=slo_obj, window_s=build.throughput_window_s(r.meta.duration_s),
+                                      engine=engine))
+    return edge_bands(summary, edges[0], edges[1], band), band
 
 
 def register(app: typer.Typer) -> None:

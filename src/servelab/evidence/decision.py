@@ -283,6 +283,12 @@ def run_decision(
                         seed=decision.seed)
         if v.verdict == "pending" and v.value is None:
             v = _with_experiment_notes(v, claim, result.experiments)
+        if "cost" in claim.metric:       # name the instances and prices behind every cost
+            rel = getattr(claim.threshold, "scenario", None)      # a relative claim's baseline
+            names = [claim.scenario] + ([rel] if rel else [])
+            v.detail["price_source"] = {
+                n: build.fleet_cost(decision.scenarios[n], output_tokens_per_s=0.0).price_source
+                for n in names if n in decision.scenarios}
         ledger.upsert_claim(claim.id, spec=claim.model_dump(mode="json", by_alias=True),
                             decision=decision.name, text=claim.text)
         ledger.add_verdict(claim.id, v.to_dict())

@@ -9,10 +9,11 @@ KV cache.
 GPU kernels on the same hardware: cuBLAS/CUTLASS GEMMs for the linear layers,
 FlashAttention/FlashInfer-style (or TensorRT-LLM's own FMHA/XQA) attention that streams
 the KV cache, NCCL or custom all-reduce. The achieved fractions of peak FLOP/s and HBM
-bandwidth are properties of those kernels, so every profile keeps the kernel
-efficiencies (``compute``, ``memory``, ``attention_*``, ``comm``, ``comm_latency_s``)
-fitted on TensorRT-LLM's offline-throughput tables (``FIT_NOTE``). What differs is the
-host runtime: TensorRT-LLM's C++ executor overlaps scheduling with the GPU, so its
+bandwidth are properties of those kernels on a GPU family, so every profile takes the
+kernel efficiencies (``compute``, ``memory``, ``attention_*``, ``comm``, ``comm_latency_s``,
+``expert_compute``) of the deployment's GPU family (:mod:`servelab.perf.families`,
+:meth:`EngineProfile.efficiency_for`); ``EngineProfile.efficiency`` is the profile on the
+global fit (``FIT_NOTE``). What differs is the host runtime: TensorRT-LLM's C++ executor overlaps scheduling with the GPU, so its
 per-step overhead fits to 0; vLLM's Python scheduler, input preparation and sampling
 add a fixed time to every engine step. Only ``step_overhead_s``, ``seq_overhead_s`` and
 ``request_overhead_s`` therefore change between profiles.
@@ -54,8 +55,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..catalog.gpus import GPU
 from ..errors import ConfigError
 from .deployment import FIT_NOTE, Deployment, Efficiency
+from .families import family_efficiency
 from .memory import memory_budget
 
 __all__ = ["EngineProfile", "ENGINE_PROFILES", "DEFAULT_ENGINE", "KV_MEMORY_RULES",
@@ -79,6 +82,9 @@ class EngineProfile:
     per_request_overhead_s: float    # fixed cost added to every request's TTFT
     kv_memory_rule: str              # "total_fraction" | "free_fraction"
     source: str                      # where the values come from
+    # Efficiency fields set by the engine's host runtime, whatever the GPU family
+    # (vLLM's fitted step overhead); every other field comes from the GPU family's fit.
+    runtime_overrides: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kv_memory_rule not in KV_MEMORY_RULES:
@@ -92,14 +98,26 @@ class EngineProfile:
                 f"{self.efficiency.request_overhead_s} must equal per_request_overhead_s="
                 f"{self.per_request_overhead_s}")
 
+    def efficiency_for(self, gpu: GPU) -> Efficiency:
+        """Kernel efficiencies of ``gpu``'s family (:mod:`servelab.perf.families`) with this
+        engine's runtime overheads and per-request cost."""
+        return dataclasses.replace(family_efficiency(gpu), **dict(self.runtime_overrides),
+                                   request_overhead_s=self.per_request_overhead_s)
+
+    def apply(self, eff: Efficiency) -> Efficiency:
+        """``eff`` (kernel efficiencies) with this engine's runtime overheads."""
+        return dataclasses.replace(eff, **dict(self.runtime_overrides),
+                                   request_overhead_s=self.per_request_overhead_s)
+
     def deployment(self, dep: Deployment, memory_fraction: float | None = None) -> Deployment:
-        """``dep`` run by this engine: its efficiency, and ``memory_fraction`` (default:
+        """``dep`` run by this engine: the efficiency of its GPU's family under this engine
+        (:meth:`efficiency_for`), and ``memory_fraction`` (default:
         ``dep.gpu_memory_utilization``) read under this engine's KV memory rule and
         converted to the equivalent fraction of the whole device."""
         frac = dep.gpu_memory_utilization if memory_fraction is None else memory_fraction
         if not 0.0 < frac <= 1.0:
             raise ConfigError(f"memory fraction {frac} must be in (0, 1]")
-        out = dataclasses.replace(dep, efficiency=self.efficiency, gpu_memory_utilization=frac)
+        out = dataclasses.replace(dep, efficiency=self.efficiency_for(dep.gpu), gpu_memory_utilization=frac)
         if self.kv_memory_rule == "free_fraction":
             full = memory_budget(dataclasses.replace(out, gpu_memory_utilization=1.0))
             free = full.kv_bytes if full.feasible else 0.0
@@ -112,7 +130,8 @@ class EngineProfile:
         return {"name": self.name, "description": self.description,
                 "per_request_overhead_s": self.per_request_overhead_s,
                 "kv_memory_rule": self.kv_memory_rule, "source": self.source,
-                "efficiency": dataclasses.asdict(self.efficiency)}
+                "efficiency": dataclasses.asdict(self.efficiency),
+                "runtime_overrides": dict(self.runtime_overrides)}
 
 
 _TRTLLM = Efficiency()       # the fitted defaults (FIT_NOTE)
@@ -133,6 +152,7 @@ ENGINE_PROFILES: dict[str, EngineProfile] = {
         efficiency=dataclasses.replace(_TRTLLM, step_overhead_s=VLLM_STEP_OVERHEAD_S),
         per_request_overhead_s=0.0,
         kv_memory_rule="total_fraction",
+        runtime_overrides=(("step_overhead_s", VLLM_STEP_OVERHEAD_S), ("seq_overhead_s", 0.0)),
         source=("step_overhead_s fitted (closed-form least squares on relative error) on the "
                 "vLLM CI latency tests, H200, Buildkite build 9515 (batch 8, 32 in / 128 out; "
                 "Llama-3.1-8B, Llama-3-70B TP4, Mixtral-8x7B TP2): 2.19 ms; held out: the same "

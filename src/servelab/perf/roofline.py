@@ -67,6 +67,7 @@ class LinearOp:
 class Coefficients:
     """Everything the step-time formula needs, precomputed for one deployment."""
     gemm_flops_per_s: float        # peak · compute efficiency, GEMM dtype
+    expert_flops_per_s: float      # gemm_flops_per_s · expert_compute (grouped expert GEMMs)
     hbm_bytes_per_s: float         # peak · memory efficiency
     attn_flops_per_s: float        # bf16 peak · attention compute efficiency
     attn_bytes_per_s: float        # peak · attention memory efficiency
@@ -191,6 +192,7 @@ def build_coefficients(dep: Deployment) -> Coefficients:
 
     return Coefficients(
         gemm_flops_per_s=peak_flops(g, compute_dtype) * e.compute,
+        expert_flops_per_s=peak_flops(g, compute_dtype) * e.compute * e.expert_compute,
         hbm_bytes_per_s=g.hbm_bytes_per_s * e.memory,
         attn_flops_per_s=peak_flops(g, "bf16") * e.attention_compute,
         attn_bytes_per_s=g.hbm_bytes_per_s * e.attention_memory,
@@ -224,7 +226,7 @@ def linear_compute_memory_s(c: Coefficients, n: int) -> tuple[float, float]:
             memory += layers * (op.weight_bytes + n * op.act_bytes_per_token) / c.hbm_bytes_per_s
     if c.num_moe_layers:
         hit = distinct_experts(c.num_experts, c.experts_per_token, n)
-        compute += c.num_moe_layers * n * c.expert_flops_per_token / c.gemm_flops_per_s
+        compute += c.num_moe_layers * n * c.expert_flops_per_token / c.expert_flops_per_s
         memory += c.num_moe_layers * (hit * c.expert_weight_bytes + n * c.expert_act_bytes_per_token) \
             / c.hbm_bytes_per_s
     return compute, memory

@@ -71,7 +71,7 @@ class StepModel:
         if c.num_moe_layers:
             moe = sum(_op_time(op, n, p, bw) for op in c.moe_ops)
             hit = distinct_experts(c.num_experts, c.experts_per_token, n)
-            flops = n * c.expert_flops_per_token / p
+            flops = n * c.expert_flops_per_token / c.expert_flops_per_s
             mem = (hit * c.expert_weight_bytes + n * c.expert_act_bytes_per_token) / bw
             moe += flops if flops > mem else mem
             t += c.num_moe_layers * moe

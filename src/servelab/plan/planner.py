@@ -34,6 +34,7 @@ from ..perf.quant import KV_DTYPES
 from .analytic import analyze
 from .candidates import enumerate_candidates, screen_candidate
 from .characterize import characterize
+from ..perf.band import confidence_factor
 from ..scenario.cost import pack_replicas
 from .evaluate import CandidateTask, evaluate_candidate
 from .executor import TaskRunner
@@ -156,9 +157,14 @@ def _screen(cands: list[Any], *, req: PlanRequest, base: Any, model: Any, prof: 
             row.update(verdict="infeasible", reason=scr.reason)
             continue
         use_cal = req.calibration is not None and c.gpu == req.calibration_gpu
+        # size at the requested edge of the published-residual band (servelab.perf.band);
+        # a user calibration replaces the model's efficiencies and carries no such band
+        band = None if use_cal else confidence_factor(gpu, get_engine(base.engine.profile).name,
+                                                      moe=model.moe is not None, confidence=req.confidence)
         try:
             csc = build.derive(base, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weight_dtype=c.weight_dtype,
-                               kv_dtype=c.kv_dtype, calibration=base.calibration if use_cal else None)
+                               kv_dtype=c.kv_dtype, calibration=base.calibration if use_cal else None,
+                               step_time_factor=band["factor"] if band else 1.0)
             dep = build.deployment(csc, cal=None)
         except ConfigError as exc:
             row.update(verdict="infeasible", reason=str(exc))
@@ -168,6 +174,8 @@ def _screen(cands: list[Any], *, req: PlanRequest, base: Any, model: Any, prof: 
             row["notes"] = row["notes"] + [
                 f"efficiency from the calibration file (fitted on {req.calibration_gpu})"]
             calibrated.append(c.key)
+        else:
+            row["band"] = band
         try:
             a = analyze(dep, in_mean=prof.input_tokens.mean, in_p50=prof.input_tokens.p50,
                         out_mean=prof.output_tokens.mean, ctx_p95=prof.context_tokens.p95,
@@ -348,6 +356,7 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> PlanResult:
     return PlanResult(
         inputs={"model": model.name, "workload": workload.name, "rate_rps": rate,
                 "engine": engine.name, "engine_profile": engine.to_dict(),
+                "confidence": req.confidence,
                 "calibration": None if req.calibration is None else {
                     **(req.calibration_info or {}), "gpu": req.calibration_gpu,
                     "rule": (f"calibrated efficiency applied to candidates on "

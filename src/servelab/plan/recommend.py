@@ -75,6 +75,18 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
                            f"added a replica")
         replicas += 1
     tick("validate fleet", 1, 1)
+    # the same fleet with step times at the two edges of the chosen candidate's error band
+    edges: dict[str, Any] = {}
+    band = chosen.get("band")
+    if band is not None:
+        for edge, f in (("optimistic", band["lo_factor"]), ("expected", 1.0), ("pessimistic", band["hi_factor"])):
+            if abs(f - band["factor"]) < 1e-12:
+                edges[edge] = fleet
+                continue
+            esc = build.derive(fleet_sc, step_time_factor=f)
+            edges[edge] = run_fleet(FleetTask(label=edge, scenario=esc, deployment=build.deployment(esc),
+                                              min_delivery=st.min_delivery))
+            sims += 1
     cost = build.fleet_cost(fleet_sc, output_tokens_per_s=out_tokens_per_s)
     pk = cost.packing
     chosen["verdict"] = "recommended"
@@ -135,10 +147,50 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
         "notes": chosen["notes"],
         # The validated fleet as a scenario: `servelab simulate --scenario` re-runs it exactly.
         "scenario": dump_scenario(fleet_sc),
+        # the error band it was sized at, the GPU count at each edge, the headline
+        **_band_summary(chosen, req, profile, replicas, cost.price_source, edges),
     })
     return {"recommendation": rec, "pareto": front, "fleet_validation": fleet.to_dict(),
             "sensitivity": sensitivity, "claims": _claims(rec, fleet, sensitivity, slo, rate),
             "_simulations": sims}
+
+
+def _band_summary(chosen: dict[str, Any], req: Any, profile: Any, replicas: int,
+                  price_source: str, edges: dict[str, Any]) -> dict[str, Any]:
+    """The chosen candidate's error band, the GPU count at each edge of it and the headline.
+
+    The plan was sized with step times × ``band.factor``. At another edge the step times
+    scale by ``f_edge / factor``; the per-replica capacity is taken to scale inversely
+    (an approximation: capacity at an SLO is not exactly proportional to step speed), and
+    the replicas are re-sized with the same headroom and spares — not re-simulated. The
+    recommended fleet itself is re-simulated at every edge (``edges``): its p95 latencies
+    and whether it meets the SLO there are exact within the model."""
+    band = chosen.get("band")
+    g = chosen["tp"] * chosen["pp"]
+    confidence = getattr(req, "confidence", "expected")
+    if band is None:      # user calibration: its own efficiencies, no published band
+        return {"band": None, "confidence": confidence, "calibrated": True,
+                "gpus_by_confidence": None,
+                "headline": f"{replicas} × {chosen['key']} · efficiencies from the calibration file · "
+                            f"price: {price_source}"}
+    counts = {}
+    for edge, f in (("optimistic", band["lo_factor"]), ("expected", 1.0), ("pessimistic", band["hi_factor"])):
+        cap = chosen["capacity_rps"] * band["factor"] / f
+        counts[edge] = size_replicas(peak_rate_rps=profile.peak_rate_rps, capacity_per_replica_rps=cap,
+                                     headroom=req.headroom, spares=req.spares).replicas * g
+    status = (f"calibrated on {band['n_rows']} held-out rows ({band['key']})" if band["calibrated"]
+              else f"UNCALIBRATED GPU for this kind ({band['key']}: fewer than 5 held-out rows; default band)")
+    headline = (f"{replicas} × {chosen['key']} sized at the {confidence} edge of its band "
+                f"(step times ×{band['lo_factor']:.2f}–×{band['hi_factor']:.2f}; GPUs optimistic "
+                f"{counts['optimistic']} / expected {counts['expected']} / pessimistic {counts['pessimistic']}, "
+                f"approximate) · {status} · price: {price_source}")
+    fleet_edges = {e: {"ttft_p95_s": f.ttft_p95_s, "tpot_p95_s": f.tpot_p95_s, "slo_met": f.slo_met}
+                   for e, f in edges.items()}
+    if fleet_edges:
+        headline += " · this fleet meets the SLO at the " + ", ".join(
+            f"{e} edge: {'yes' if v['slo_met'] else 'NO'}" for e, v in fleet_edges.items())
+    return {"band": band, "confidence": confidence, "calibrated": band["calibrated"],
+            "gpus_by_confidence": counts, "fleet_at_band_edges": fleet_edges, "headline": headline}
 
 
 def _no_plan_reason(rows: list[dict[str, Any]]) -> str:

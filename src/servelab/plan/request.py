@@ -44,6 +44,11 @@ class PlanRequest:
     executor: str = "local"
     jobs: int | None = None
     engine: str = "vllm"        # engine profile (servelab.perf.engines): step overheads, KV rule
+    # Which edge of each candidate's error band the plan sizes for (servelab.perf.band; the
+    # `plan` command defaults to "pessimistic"):
+    # "pessimistic" scales step times to the band's upper edge, "optimistic" to its lower
+    # edge, "expected" keeps the model's values.
+    confidence: str = "expected"
     # A calibrated perf.Efficiency (servelab calibrate) and the GPU it was fitted on: it
     # replaces the engine profile's efficiency for candidates on that GPU only; the
     # others keep the profile (efficiencies are fractions of one GPU's peaks, measured

@@ -48,6 +48,15 @@ class Recommendation:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     scenario: dict[str, Any] = field(default_factory=dict)   # the validated fleet as a scenario file
+    # Error band the plan was sized at (servelab.perf.band; None with a user calibration),
+    # the --confidence edge, whether the band rests on held-out rows, the GPU count at each
+    # edge (approximate: capacity scaled by the step-time ratio) and the one-line headline.
+    band: dict[str, Any] | None = None
+    confidence: str = "expected"
+    calibrated: bool = False
+    gpus_by_confidence: dict[str, int] | None = None
+    fleet_at_band_edges: dict[str, Any] | None = None   # edge -> p95 TTFT/TPOT, SLO met (re-simulated)
+    headline: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

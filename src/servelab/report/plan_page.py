@@ -52,6 +52,8 @@ def plan_page(result: Any) -> Page:
                        f"{rec['spare_replicas']} spare, {rec['gpus_total']} GPUs), ${rec['cost_per_hour']:.2f}/h, "
                        f"${rec['cost_per_million_tokens']:.3f} per 1M output tokens; simulated p95 TTFT "
                        f"{rec['ttft_p95_s'] * 1e3:.0f} ms, p95 TPOT {rec['tpot_p95_s'] * 1e3:.1f} ms.")
+        if rec.get("headline"):
+            page.paragraph(rec["headline"])
     else:
         page.paragraph("No configuration meets the SLO: " + steps["13_recommendation"].get("reason", ""))
     sim = [c for c in cands if c["verdict"] in ("meets-slo", "recommended")]

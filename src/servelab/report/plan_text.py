@@ -36,6 +36,15 @@ def _money(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"${x:,.2f}"
 
 
+def _band_cell(band: dict[str, Any] | None) -> str:
+    """The candidate's step-time band (×lo–×hi, the edge it was sized at marked ▲), or why none."""
+    if not band:
+        return "calib. file"
+    mark = {"optimistic": "▼", "pessimistic": "▲"}.get(band["confidence"], "")
+    return (f"×{band['lo_factor']:.2f}–{band['hi_factor']:.2f}{mark}"
+            + ("" if band["calibrated"] else " uncal."))
+
+
 def print_plan(result: Any, con: Console) -> None:
     """Print the plan (a ``plan.PlanResult``, or its ``to_dict()`` form) as terminal tables."""
     res = result.to_dict() if hasattr(result, "to_dict") else result
@@ -107,7 +116,7 @@ def print_plan(result: Any, con: Console) -> None:
     t = Table(title=f"9–11 · Simulated SLO capacity, replicas, cost ({steps['9_search']['simulations']} simulations)")
     t.add_column("candidate", no_wrap=True)
     for col in ("cap λ/replica", "replicas", "util", "GPUs", "$/h", "$/1M out", "p95 TTFT",
-                "p95 TPOT", "Pareto"):
+                "p95 TPOT", "step band", "Pareto"):
         t.add_column(col, justify="left" if col == "candidate" else "right")
     if len(sim) > _MAX_ROWS:
         t.caption = f"cheapest {_MAX_ROWS} of {len(sim)} shown; all in --json and --report"
@@ -117,7 +126,8 @@ def print_plan(result: Any, con: Console) -> None:
         t.add_row(c["key"], f"{c['capacity_rps']:.3g}", f"{sz['active_replicas']}+{sz['spare_replicas']}",
                   f"{sz['utilization']:.0%}", str(c["cost"]["packing"]["billed_gpus"]),
                   _money(c["cost"]["cost_per_hour_usd"]), _money(c["cost"]["cost_per_million_output_tokens_usd"]),
-                  _ms(c.get("ttft_p95_s")), _ms(c.get("tpot_p95_s")), "●" if c.get("pareto") else "", style=style)
+                  _ms(c.get("ttft_p95_s")), _ms(c.get("tpot_p95_s")), _band_cell(c.get("band")),
+                  "●" if c.get("pareto") else "", style=style)
     con.print(t)
     h = steps["12_heterogeneous"]
     con.print("[bold]12 · Heterogeneous pools:[/] " + (h.get("verdict") or h.get("reason", "")))
@@ -135,6 +145,8 @@ def print_plan(result: Any, con: Console) -> None:
             f"fleet simulation at {inp['rate_rps']:g} req/s: p95 TTFT {_ms(rec['ttft_p95_s'])}, p95 TPOT "
             f"{_ms(rec['tpot_p95_s'])}, delivery {rec['delivery']:.3f} — SLO "
             + ("[green]met[/]" if rec["slo_met"] else "[red]missed[/]"))
+    if rec.get("headline"):
+        body = f"{rec['headline']}\n" + body
     for w in rec["warnings"]:
         body += f"\n[yellow]warning:[/] {w}"
     con.print(Panel(body, title="13 · Recommendation", border_style="green"))

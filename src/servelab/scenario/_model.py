@@ -175,6 +175,13 @@ class PriceSettings(_Model):
     source: str = Field("", max_length=300, description="Where gpu_hour_usd comes from (shown with every cost).")
     node_sizes: tuple[int, ...] = Field(
         (1, 2, 4, 8), min_length=1, description="Instance sizes in GPUs that replicas are packed into.")
+    book: str | None = Field(
+        None, max_length=1000,
+        description="Price file (CSV or YAML with the columns of `servelab catalog prices`) whose instance "
+                    "offers the fleet is packed into; default: the built-in price book. Ignored when "
+                    "gpu_hour_usd is set.")
+    tier: Literal["on_demand", "spot", "reserved_1y", "reserved_3y"] = Field(
+        "on_demand", description="Billing tier of the price-book offers.")
 
     @field_validator("node_sizes")
     @classmethod
@@ -209,6 +216,10 @@ class Scenario(_Model):
         None, description="KV tier policy (lru, priority, cost) and prefetch (None: lru, no prefetch).")
     calibration: str | None = Field(
         None, description="Calibration JSON (`servelab calibrate`): its efficiency replaces the engine profile's.")
+    step_time_factor: float = Field(
+        1.0, gt=0.0, le=100.0,
+        description="Multiplies every modelled step time (servelab.perf.band.scale_efficiency); "
+                    "`plan --confidence` sets it to the edge of the candidate's error band.")
     # fleet
     replicas: int = Field(1, ge=0, le=4096, description="Replicas at start (0 needs an autoscaler with min_replicas 0).")
     router: Literal["round-robin", "least-outstanding", "least-kv", "prefix-aware"] = Field(

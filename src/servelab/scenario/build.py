@@ -86,7 +86,12 @@ def deployment(sc: Scenario, *, cal: Any = ...) -> Any:
     validate_deployment(dep)
     dep = get_engine(e.profile).deployment(dep)
     cal = calibration(sc) if cal is ... else cal
-    return cal.apply(dep) if cal is not None else dep
+    dep = cal.apply(dep) if cal is not None else dep
+    if sc.step_time_factor != 1.0:      # plan --confidence: sized at an edge of the error band
+        import dataclasses
+        from ..perf.band import scale_efficiency
+        dep = dataclasses.replace(dep, efficiency=scale_efficiency(dep.efficiency, sc.step_time_factor))
+    return dep
 
 
 def warnings(sc: Scenario, dep: Any, *, cal: Any = ...) -> list[str]:
@@ -339,16 +344,52 @@ def price_source(sc: Scenario) -> str:
     return f"{g.price_source} ({g.price_date})"
 
 
+def _book_cost(sc: Scenario, n: int, output_tokens_per_s: float) -> FleetCost | None:
+    """The fleet on the cheapest price-book instances that hold it (tensor-parallel groups
+    inside one instance); None when the scenario sets its own GPU price or no offer fits."""
+    from ..catalog.prices import cheapest_packing, load_price_book
+    from ..errors import ConfigError
+
+    if sc.prices.gpu_hour_usd is not None:
+        return None
+    # a bad price file is an error, not a fallback; node_sizes limits the instance shapes
+    offers = [o for o in load_price_book(sc.prices.book) if o.gpus_per_instance in sc.prices.node_sizes]
+    try:
+        op = cheapest_packing(sc.gpu, sc.tp * sc.pp, n, sc.prices.tier, offers, tp=sc.tp)
+    except ConfigError:                           # no offer holds a tensor-parallel group
+        return None
+    nodes: dict[int, int] = {}
+    for o, c in op.instances:
+        nodes[o.gpus_per_instance] = nodes.get(o.gpus_per_instance, 0) + c
+    from .cost import Packing
+    pk = Packing(gpus_per_replica=sc.tp * sc.pp, replicas=n, nodes=tuple(sorted(nodes.items(), reverse=True)),
+                 billed_gpus=op.billed_gpus, used_gpus=n * sc.tp * sc.pp)
+    src = (f"price book {sc.prices.book or 'catalog/data/prices.csv'}, {sc.prices.tier}: {op.describe()}; "
+           + "; ".join(sorted({o.source_url for o, _ in op.instances})))
+    return _fleet_cost(packing=pk, price_per_gpu_hour_usd=op.price_per_gpu_hour_usd if op.billed_gpus else 0.0,
+                       output_tokens_per_s=output_tokens_per_s, price_source=src)
+
+
 def fleet_cost(sc: Scenario, *, output_tokens_per_s: float, replicas: int | None = None) -> FleetCost:
-    """Cost of ``replicas`` (default ``sc.replicas``) replicas of ``sc`` packed into the
-    scenario's node sizes — the cost model plans and decisions share."""
+    """Cost of ``replicas`` (default ``sc.replicas``) replicas of ``sc``: on the cheapest
+    instances of the price book (``prices.book``/``prices.tier``; :mod:`servelab.catalog.prices`)
+    that hold them, else — with ``prices.gpu_hour_usd`` set, or when no offer holds a
+    tensor-parallel group — packed into the scenario's node sizes at a per-GPU price. The
+    cost model plans and decisions share."""
     from ..catalog import get_gpu
 
     n = sc.replicas if replicas is None else replicas
+    book = _book_cost(sc, n, output_tokens_per_s)
+    if book is not None:
+        return book
     pk = pack_replicas(replicas=n, gpus_per_replica=sc.tp * sc.pp, node_sizes=sc.prices.node_sizes,
                        max_node_gpus=get_gpu(sc.gpu).gpus_per_node)
+    src = price_source(sc)
+    if sc.prices.gpu_hour_usd is None:
+        src = (f"{src} — the catalog's per-GPU on-demand price: no {sc.prices.tier} offer in the price "
+               f"book has {sc.tp} or more {sc.gpu} GPUs per instance")
     return _fleet_cost(packing=pk, price_per_gpu_hour_usd=price_per_gpu_hour(sc),
-                       output_tokens_per_s=output_tokens_per_s, price_source=price_source(sc))
+                       output_tokens_per_s=output_tokens_per_s, price_source=src)
 
 
 def fleet_usd_per_hour(sc: Scenario, *, replicas: int | None = None) -> float:
