@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install kernel-deps bench bench-record docs-check shell clean
+.PHONY: run test test-deps lint install kernel-deps bench bench-record docs-check mutate shell clean
 
 # Where `make bench` writes (git-ignored); `make bench-record` copies it into the
 # committed benchmarks/results/.
@@ -23,8 +23,9 @@ $(BIN)/servelab: pyproject.toml
 
 install: $(BIN)/servelab
 
-# Kernel lab on CPU (Triton interpreter): torch CPU build + triton. Optional: the
-# kernel tests skip without them. CI installs them (see .ci/run).
+# Kernel lab on CPU (Triton interpreter): the CPU build of torch + triton. `torch==2.13.0`
+# is the CPU build where pip finds it locally (see docs/testing.md); elsewhere pip
+# fetches that release from PyPI. `make test` installs them too.
 kernel-deps: install
 	$(BIN)/python -m pip install -q 'torch==2.13.0' triton
 
@@ -38,13 +39,23 @@ shell: install
 	@echo "==> servelab $$($(BIN)/servelab --version | cut -d' ' -f2) active; exit to leave"
 	@VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $${SHELL:-bash} -i
 
-# Test-only extras: the real llama.cpp server (xllamacpp) for the load-client
-# integration tests; they skip with a reason when it cannot be installed.
+# Everything the suite needs: the real llama.cpp server (xllamacpp) for the load-client
+# integration tests, local Ray for the sharded day simulation, torch/triton for the
+# kernel interpreter checks. An install that fails stops `make test` here, loudly:
+# nothing turns into a silent skip.
 $(VENV)/.test-deps: $(BIN)/servelab
-	$(BIN)/python -m pip install -q -e '.[dev,test-server]' || echo "xllamacpp unavailable: llama.cpp tests will skip"
+	$(BIN)/python -m pip install -q -e '.[dev,test-server,dist]'
+	$(BIN)/python -m pip install -q 'torch==2.13.0' triton
 	touch $(VENV)/.test-deps
 
-test: install $(VENV)/.test-deps
+test-deps: $(VENV)/.test-deps
+
+# The design brief's import rules (.importlinter); also a test (tests/test_architecture.py).
+lint: install
+	$(BIN)/lint-imports --no-cache
+
+# Every skip is listed at the end of the run; with CI=true a non-GPU skip fails it.
+test: install $(VENV)/.test-deps lint
 	$(BIN)/python -m pytest
 
 # Numbers in README.md and docs/ against the files and commands they come from
@@ -63,5 +74,11 @@ bench-record:
 	@if ls $(BENCH_OUT)/*.jsonl >/dev/null 2>&1; then cp $(BENCH_OUT)/*.jsonl benchmarks/results/; fi
 	@echo "==> copied into benchmarks/results/; run make docs-check to see which documented numbers changed"
 
+# Mutation testing of the modules where a wrong number changes a decision (see
+# docs/testing.md); `make mutate MUTATE_PATHS=src/servelab/sim/router.py` for one part.
+MUTATE_PATHS ?=
+mutate: install
+	$(BIN)/python benchmarks/mutation.py $(MUTATE_PATHS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info mutants

@@ -32,6 +32,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("faults", "bench_faults.py", []),
     ("sweep", "bench_sweep.py", []),
     ("kernels", "bench_kernels.py", ["--quick"]),
+    ("drill", "bench_drill.py", []),
 ]
 
 

@@ -46,3 +46,51 @@ def fam_fit():
     finally:
         sys.path.remove(str(BENCH))
     return mod
+
+
+# ----------------------------------------------------------------------------- skips, listed and policed
+# Every skip is listed at the end of the run, one line each with its reason. With
+# CI=true a skip of anything but a GPU-only test (marker ``gpu``) fails the run: CI
+# installs everything the suite needs, so any other skip is missing coverage.
+_SKIPS: list[tuple[str, str, bool]] = []          # (test id, reason, gpu-only)
+
+
+def _skip_reason(report) -> str:
+    lr = report.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        return str(lr[2]).removeprefix("Skipped: ")
+    return str(lr)
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPS.append((report.nodeid, _skip_reason(report), "gpu" in report.keywords))
+
+
+def pytest_collectreport(report):
+    if report.skipped:
+        _SKIPS.append((report.nodeid, _skip_reason(report), False))
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _forbidden_skips() -> list[tuple[str, str, bool]]:
+    return [s for s in _SKIPS if not s[2]] if _ci() else []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tr = terminalreporter
+    tr.write_sep("-", f"skips: {len(_SKIPS)}")
+    for nodeid, reason, gpu in _SKIPS:
+        tr.write_line(f"SKIP {nodeid}{' [gpu]' if gpu else ''}: {reason}")
+    bad = _forbidden_skips()
+    if bad:
+        tr.write_line(f"CI=true: {len(bad)} skip(s) of non-GPU tests count as failures "
+                      "(install what they need; see .ci/run)", red=True, bold=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _forbidden_skips() and session.exitstatus == 0:
+        session.exitstatus = 1

@@ -39,9 +39,29 @@ def fake_server(config: FakeServerConfig | None = None) -> Iterator[FakeServer]:
         t.join(10)
 
 
+class VirtualClock:
+    """A clock that moves only when slept on: ``sleep(d)`` advances it by exactly ``d``.
+
+    For the emulator's ``clock``/``sleep`` hooks: its timings then follow the model
+    exactly, whatever the machine's load. Exact while at most one coroutine sleeps at
+    a time (the engine driver, or a request's fixed overhead while the engine is idle).
+    """
+
+    def __init__(self, start_s: float = 100.0) -> None:
+        self.now_s = start_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    async def sleep(self, delay_s: float) -> None:
+        self.now_s += max(0.0, delay_s)
+        await asyncio.sleep(0)
+
+
 @contextmanager
 def emulator_server(config, **kw) -> Iterator:  # config: servelab.emulator.EmulatorConfig
-    """The emulator on 127.0.0.1 (free port) in a background thread's event loop."""
+    """The emulator on 127.0.0.1 (free port) in a background thread's event loop;
+    ``kw`` go to ``Emulator`` (e.g. ``clock=vc, sleep=vc.sleep`` for a VirtualClock)."""
     from servelab.emulator import Emulator
 
     loop = asyncio.new_event_loop()

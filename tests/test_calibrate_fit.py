@@ -171,7 +171,6 @@ def test_unknown_parameter_is_refused():
         fit_efficiency(obs, deployment(BASE), params=("memroy",))
 
 
-@pytest.mark.skipif(not hasattr(Efficiency(), "request_overhead_s"), reason="perf without request_overhead_s")
 def test_per_request_overhead_recovered_from_client_ttft():
     # a client sees TTFT = prefill steps + 20 ms outside the GPU (tokenise, HTTP, detokenise)
     recs = [dataclasses.replace(r, start_s=None, first_token_s=r.first_token_s + 0.020,

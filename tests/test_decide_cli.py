@@ -234,7 +234,7 @@ def test_bench_url_measures_endpoint_and_keeps_key_out(tmp_path, monkeypatch):
     import os
     import signal
 
-    pytest.importorskip("servelab.load.fakeserver")
+    import servelab.load.fakeserver  # noqa: F401 - the scripted server below
     secret = "sk-benchEndpointSecret0123456789abc"
     parent, child = mp.get_context("fork").Pipe()
     proc = mp.get_context("fork").Process(target=_serve, args=(child, secret), daemon=True)

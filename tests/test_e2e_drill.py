@@ -5,42 +5,21 @@ What is checked, driving the command line as a user would:
 1. ``servelab emulate`` (a subprocess on 127.0.0.1) serves Llama-3.1-8B on an H100 SXM
    in real time; ``servelab bench --workload chat`` measures it; ``servelab simulate``
    predicts the same request list (same preset, rate and seed); ``servelab compare``
-   lays the two side by side. The measured TTFT/TPOT medians must agree with the
-   prediction within bounds derived below; the bench records must carry the server's
-   usage token counts and the run's time series the scraped ``vllm:*`` gauges.
+   lays the two side by side. Both sides must hold the same requests with the same
+   token counts (the bench records' counts from the server's usage block), the run's
+   time series the scraped ``vllm:*`` gauges, and compare's values and differences must
+   be the medians and differences of those very records.
 2. A decision file with a claim on ``bench`` (url = the emulator) and ``simulate``
    evidence: ``servelab decide`` must rest the verdict on the measured run, report the
-   simulated-vs-measured pair, store it in the ledger's ``calibration`` table, and —
-   with a threshold between the two values — follow the measurement where the
-   simulation alone would say otherwise.
-3. ``--speedup K`` is a pure time scale: at K times the arrival rate, the emulator's
-   wall-clock latencies are the model's divided by K (bench records wall-clock time).
+   simulated-vs-measured pair, and store it in the ledger's ``calibration`` table.
 
-Why the speed-up is 1 in (1) and (2): ``bench`` and ``decide`` record wall-clock time
-and send at the scenario's rate in wall-clock time; nothing rescales an emulator run
-by its speed-up, so only K = 1 makes an emulated run directly comparable with a
-simulation. (3) shows the scaling explicitly.
-
-How the tolerances were set (measured on a 2-core machine shared with other work,
-load average ≈ 1.8; chat preset, 10 req/s, 54 requests, seed 0):
-
-* The emulator steps the same ``sim.ReplicaEngine`` with the same step model, and
-  sleeps each step to an absolute deadline; but when it wakes late (asyncio sleep
-  overshoot, streaming tokens to the clients, serving HTTP) the next step starts at the
-  wall clock (``now = max(sim_now, clock)``), so each step is longer than modelled by
-  an overrun δ ≥ 0 and never shorter. Per request, measured TPOT − simulated TPOT was
-  +0.94 … +2.18 ms (median +1.28 ms) against a simulated TPOT of 6.86 ms (kernel
-  efficiencies only), and +1.61 … +1.89 ms (median +1.72 ms) against 9.12 ms (vllm
-  profile, 2.19 ms per-step overhead) on a busier run. Bounds:
-  every request's difference ≥ −0.3 ms (client timestamp resolution and the
-  first-token boundary; the emulator cannot be faster than the model), and the median
-  difference ≤ 4 ms (3× the measured δ, room for a busier CI machine).
-* TTFT additionally contains the client's dispatch lateness (p95 3.9 ms here), the HTTP
-  round trip, and the overrun of the step(s) before the first token. Per request,
-  measured − simulated TTFT was +0.3 … +17 ms, the medians 16.5 ms vs 10.9 ms
-  (+5.6 ms). Bounds: median difference in [−1 ms, +20 ms] (≈3.5× the measured one).
-* Speed-up K = 4 (test 3): δ is wall-clock time, so in model time it is K·δ. Bound on
-  K × measured − simulated TPOT median: [−0.3·K, 4·K] ms.
+No assertion here depends on how fast the machine is: how close the measured
+latencies come to the prediction, the throughput error, the speed-up scaling over
+HTTP, and a decision that turns on the measured-vs-simulated gap are wall-clock
+measurements and live in ``benchmarks/bench_drill.py`` (bounds and their derivation
+there). That ``--speedup K`` is a pure time scale is checked exactly, on a virtual
+clock, in ``tests/test_emulator.py``. The thresholds of (2) (1 s TPOT, 10 s TTFT) are
+≥ 50× the emulated values, so they test the wiring, not the speed.
 """
 
 from __future__ import annotations
@@ -63,12 +42,6 @@ import pytest
 
 MODEL, GPU, WORKLOAD = "llama-3.1-8b", "h100-sxm", "chat"
 RATE_RPS, DURATION_S, SEED = 10.0, 6.0, 0       # 54 requests of the chat preset (seed 0)
-MS = 1e-3
-
-# Tolerances (seconds); derivation in the module docstring.
-TPOT_FLOOR_S = -0.3 * MS
-TPOT_MEDIAN_DIFF_MAX_S = 4.0 * MS
-TTFT_MEDIAN_DIFF_RANGE_S = (-1.0 * MS, 20.0 * MS)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -233,16 +206,9 @@ def test_bench_records_carry_usage_counts_and_server_metrics(drill: dict[str, An
 
 
 @pytest.mark.slow
-def test_measured_latencies_agree_with_simulation(drill: dict[str, Any]) -> None:
+def test_compare_reads_the_same_records(drill: dict[str, Any]) -> None:
     bench_dir, sim_dir = drill["bench_dir"], drill["sim_dir"]
     measured, predicted = _records(bench_dir), _records(sim_dir)
-    # Per-request agreement (records paired by id).
-    tpot_diff = [_tpot_s(measured[k]) - _tpot_s(predicted[k]) for k in measured]
-    ttft_diff = [_ttft_s(measured[k]) - _ttft_s(predicted[k]) for k in measured]
-    assert min(tpot_diff) >= TPOT_FLOOR_S, min(tpot_diff)
-    assert median(tpot_diff) <= TPOT_MEDIAN_DIFF_MAX_S, median(tpot_diff)
-    assert TTFT_MEDIAN_DIFF_RANGE_S[0] <= median(ttft_diff) <= TTFT_MEDIAN_DIFF_RANGE_S[1], median(ttft_diff)
-
     # The comparison a user reads: servelab compare, measurement as baseline.
     out = _run("compare", str(bench_dir), str(sim_dir), "--metrics", "ttft_p50,tpot_p50,e2e_p50",
                "--resamples", "300", "--json")
@@ -250,30 +216,24 @@ def test_measured_latencies_agree_with_simulation(drill: dict[str, Any]) -> None
     assert [r["kind"] for r in cmp["runs"]] == ["bench", "simulate"]
     by = {m["metric"]: {r["label"]: r for r in m["runs"]} for m in cmp["metrics"]}
     base_label, sim_label = cmp["runs"][0]["label"], cmp["runs"][1]["label"]
-    for metric, lo, hi in (("tpot_p50", -TPOT_MEDIAN_DIFF_MAX_S, -TPOT_FLOOR_S),
-                           ("ttft_p50", -TTFT_MEDIAN_DIFF_RANGE_S[1], -TTFT_MEDIAN_DIFF_RANGE_S[0])):
+    for metric, of in (("tpot_p50", _tpot_s), ("ttft_p50", _ttft_s)):
         meas, sim = by[metric][base_label], by[metric][sim_label]
         assert meas["baseline"] and not sim["baseline"]
+        # The compare values are the medians of the very records (computed here by hand).
+        assert meas["value"] == pytest.approx(median(of(r) for r in measured.values()), rel=1e-12)
+        assert sim["value"] == pytest.approx(median(of(r) for r in predicted.values()), rel=1e-12)
         # diff = simulated − measured (baseline); rel_error = diff / measured.
-        assert sim["diff"] == pytest.approx(sim["value"] - meas["value"])
-        assert sim["rel_error"] == pytest.approx(sim["diff"] / meas["value"])
-        assert lo <= sim["diff"] <= hi, (metric, meas["value"], sim["value"])
-    # The compare values are the medians of the very records checked above.
-    assert by["tpot_p50"][base_label]["value"] == pytest.approx(median(_tpot_s(r) for r in measured.values()))
-    assert by["ttft_p50"][sim_label]["value"] == pytest.approx(median(_ttft_s(r) for r in predicted.values()))
-
-
-@pytest.mark.slow
-def test_throughput_windows_are_comparable(drill: dict[str, Any]) -> None:
-    # Same requests, all delivered, the same tokens on both sides. Both sources divide by
-    # the run's makespan (run start to the last finish), so the two throughputs differ only by the latency
-    # error of the longest requests (the simulated makespan was 15.4 s, the measured
-    # 17.7 s: 13 %). The bound leaves room for that.
-    out = _run("compare", str(drill["bench_dir"]), str(drill["sim_dir"]), "--metrics",
-               "throughput_tokens_per_s", "--resamples", "100", "--json")
+        assert sim["diff"] == pytest.approx(sim["value"] - meas["value"], rel=1e-12, abs=1e-15)
+        assert sim["rel_error"] == pytest.approx(sim["diff"] / meas["value"], rel=1e-12, abs=1e-15)
+    # Throughput over the makespan (run start to the last finish), both sides: tokens / span.
+    out = _run("compare", str(bench_dir), str(sim_dir), "--metrics", "throughput_tokens_per_s",
+               "--resamples", "100", "--json")
     (row,) = json.loads(out.stdout)["metrics"]
-    sim = next(r for r in row["runs"] if not r["baseline"])
-    assert abs(sim["rel_error"]) <= 0.25, sim
+    for r in row["runs"]:
+        recs = measured if r["baseline"] else predicted
+        tokens = sum(x["output_tokens"] for x in recs.values() if x["status"] == "ok")
+        span_s = max(x["finish_s"] for x in recs.values())      # times are from the run's start
+        assert r["value"] == pytest.approx(tokens / span_s, rel=1e-9), (r, tokens, span_s)
 
 
 # --------------------------------------------------------------------------- 2. decide
@@ -301,11 +261,11 @@ claims:
     threshold: {tpot_s!r}
     evidence: {{kinds: [bench, simulate], min_requests: 40}}
   - id: ttft-p95
-    text: p95 TTFT stays within 200 ms.
+    text: p95 TTFT stays within {ttft_s:g} s.
     scenario: chat8b
     metric: ttft_p95
     comparison: "<="
-    threshold: 0.2
+    threshold: {ttft_s!r}
     evidence: {{kinds: [bench, simulate], min_requests: 40}}
 """
 
@@ -318,7 +278,7 @@ def _decide(path: Path, ledger: Path) -> dict[str, Any]:
 def test_decide_rests_on_the_measured_run(emulator: _Emulator, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.sqlite"
     first = tmp_path / "decision.yaml"
-    first.write_text(_DECISION.format(model=MODEL, gpu=GPU, url=emulator.url, tpot_ms=20.0, tpot_s=0.020))
+    first.write_text(_DECISION.format(model=MODEL, gpu=GPU, url=emulator.url, tpot_ms=1000.0, tpot_s=1.0, ttft_s=10.0))
     res = _decide(first, ledger)
 
     runs = {e["kind"]: e for e in res["experiments"]}
@@ -328,58 +288,16 @@ def test_decide_rests_on_the_measured_run(emulator: _Emulator, tmp_path: Path) -
     for cid, v in verdicts.items():
         assert v["evidence_kind"] == "bench" and v["run_ids"] == [bench_id], (cid, v)
         assert not v["simulation_only"]
-        assert v["verdict"] == "supported", v          # 20 ms / 200 ms are far above both
+        assert v["verdict"] == "supported", v          # 1 s / 10 s are far above both
         (cal,) = v["detail"]["calibration"]
         assert cal["measured_run"] == bench_id and cal["simulated_run"] == sim_id
         assert cal["measured_value"] == v["value"]
         assert cal["rel_diff"] == pytest.approx(
             (cal["measured_value"] - cal["simulated_value"]) / abs(cal["simulated_value"]))
     tp = verdicts["tpot-p50"]["detail"]["calibration"][0]
-    tpot_gap_s = tp["measured_value"] - tp["simulated_value"]
-    assert TPOT_FLOOR_S <= tpot_gap_s <= TPOT_MEDIAN_DIFF_MAX_S, tp
+    # The verdict's value is the median TPOT of the bench run's records.
+    assert tp["measured_value"] > 0 and tp["simulated_value"] > 0
 
     with sqlite3.connect(ledger) as db:
         rows = db.execute("SELECT metric, measured_run, simulated_run FROM calibration").fetchall()
     assert sorted(rows) == [("tpot_p50", bench_id, sim_id), ("ttft_p95", bench_id, sim_id)]
-
-    # A threshold between the two medians: the simulation alone would support the claim,
-    # the measurement rejects it — and the measurement decides. The runs are reused.
-    if not tp["simulated_ci"][1] < tp["measured_ci"][0]:
-        pytest.skip(f"emulator overrun too small here to separate the intervals: {tp}")
-    mid_s = (tp["simulated_ci"][1] + tp["measured_ci"][0]) / 2
-    second = tmp_path / "decision-tight.yaml"
-    second.write_text(_DECISION.format(model=MODEL, gpu=GPU, url=emulator.url, tpot_ms=mid_s * 1e3, tpot_s=mid_s))
-    res2 = _decide(second, ledger)
-    assert {e["status"] for e in res2["experiments"]} == {"reused"}, res2["experiments"]
-    v2 = {v["claim_id"]: v for v in res2["verdicts"]}["tpot-p50"]
-    cal2 = v2["detail"]["calibration"][0]
-    assert v2["verdict"] == "rejected" and v2["run_ids"] == [bench_id]
-    assert cal2["simulated_verdict"] == "supported" and cal2["disagree"] is True
-
-
-# --------------------------------------------------------------------------- 3. speed-up
-@pytest.mark.slow
-def test_speedup_is_a_pure_time_scale(tmp_path: Path) -> None:
-    k = 4.0
-    n = _num_requests(RATE_RPS, DURATION_S)
-    # The chat preset at k× the rate is the same list with arrivals divided by k.
-    assert _num_requests(RATE_RPS * k, DURATION_S / k) == n
-    emu = _Emulator(k, tmp_path / "emulate.log")
-    try:
-        _run("bench", "--base-url", emu.url, "--workload", WORKLOAD, "--request-rate", f"{RATE_RPS * k:g}",
-             "--num-prompts", str(n), "--seed", str(SEED), "--scrape-interval", "0", "--out", str(tmp_path / "m"),
-             "--json")
-    finally:
-        emu.close()
-    _run("simulate", "--model", MODEL, "--gpu", GPU, "--workload", WORKLOAD, "--rate", f"{RATE_RPS:g}",
-         "--duration", f"{DURATION_S:g}", "--seed", str(SEED), "--engine", _emulator_engine_profile(),
-         "--out", str(tmp_path / "p"))
-    measured, predicted = _records(tmp_path / "m"), _records(tmp_path / "p")
-    assert set(measured) == set(predicted)
-    wall = median(_tpot_s(r) for r in measured.values())
-    model = median(_tpot_s(r) for r in predicted.values())
-    # Records are wall-clock: the raw measurement is about 1/k of the model's TPOT …
-    assert wall < model / 2, (wall, model)
-    # … and k × wall-clock agrees with it within k times the real-time overrun bound.
-    diff = median(k * _tpot_s(measured[i]) - _tpot_s(predicted[i]) for i in measured)
-    assert k * TPOT_FLOOR_S <= diff <= k * TPOT_MEDIAN_DIFF_MAX_S, (diff, wall, model)

@@ -46,7 +46,7 @@ def test_run_round_trip_inline(tmp_path):
 
 
 def test_records_round_trip_parquet_with_hash_check(tmp_path):
-    pytest.importorskip("servelab.recordio")
+    import servelab.recordio  # noqa: F401 - Parquet record files
     from servelab.evidence.ledger import INLINE_MAX_RECORDS
 
     with Ledger(tmp_path / "l.sqlite") as led:

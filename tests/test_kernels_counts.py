@@ -187,7 +187,7 @@ def _fixture_rows():
 
 
 def test_summary_and_html_from_small_results_file(tmp_path):
-    from servelab.kernels import render
+    from servelab.report import kernels as render
 
     rows = _fixture_rows()
     sums = {s.provider: s for s in render.summarize(rows)}
@@ -271,7 +271,7 @@ def test_help_and_check_without_torch():
 
 
 def test_importing_the_lab_does_not_import_torch():
-    code = ("import sys, servelab.kernels, servelab.kernels.render, servelab.cli; "
+    code = ("import sys, servelab.kernels, servelab.report.kernels, servelab.cli; "
             "print(sorted(m for m in ('torch', 'triton') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -164,7 +164,7 @@ def test_run_pipeline_on_cpu_writes_consistent_rows(tmp_path):
     # interpreter, with a host timer and placeholder peaks (1 GB/s, 10 GFLOP/s).
     from servelab.kernels import read_rows
     from servelab.kernels.peaks import Peaks
-    from servelab.kernels.render import html_report, summarize
+    from servelab.report.kernels import html_report, summarize
     from servelab.kernels.runner import RunOptions, run_lab, time_host
 
     res = tmp_path / "k.jsonl"

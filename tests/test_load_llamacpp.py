@@ -54,8 +54,10 @@ p.port = int(sys.argv[2])
 p.n_ctx = 4096
 p.n_parallel = 4
 p.endpoint_metrics = True
-p.cpuparams.n_threads = 2
-p.cpuparams_batch.n_threads = 2
+# one thread: llama.cpp's worker threads spin while they wait for each other, which on
+# a busy 2-core machine stalls a step for seconds; one thread has nobody to wait for
+p.cpuparams.n_threads = 1
+p.cpuparams_batch.n_threads = 1
 s = xlc.Server(p)
 print("READY", s.listening_address, flush=True)
 while True:
@@ -100,7 +102,7 @@ def test_short_bench_against_llamacpp(llamacpp_url: str, endpoint: str, tmp_path
     r = CliRunner().invoke(app, ["bench", "--base-url", llamacpp_url, "--endpoint", endpoint, "--model", "smol",
                                  "--num-prompts", "8", "--request-rate", "inf", "--max-concurrency", "4",
                                  "--random-input-len", "32", "--random-output-len", "16", "--ignore-eos",
-                                 "--scrape-interval", "0.25", "--timeout", "120", "--out", str(out), "--json"])
+                                 "--scrape-interval", "0.25", "--timeout", "600", "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
     assert s["offered"] == 8 and s["completed"] == 8 and s["delivery"] == 1.0, s

@@ -80,6 +80,7 @@ def test_cut_mid_body_is_reported() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.timeout(30)
 def test_broken_stream_that_then_stalls_fails_fast() -> None:
     """Malformed SSE followed by silence: a failed record at once, not a timeout."""
     import time
@@ -92,15 +93,16 @@ def test_broken_stream_that_then_stalls_fails_fast() -> None:
     async def main():
         srv = await _serve(payload, 1000, False)
         port = srv.sockets[0].getsockname()[1]
-        ep = EndpointConfig(base_url=f"http://127.0.0.1:{port}", model="m", request_timeout_s=5)
+        # a client timeout beyond the test's own (30 s): "failed", not "timed_out", and no
+        # test timeout, show that it stopped at once
+        ep = EndpointConfig(base_url=f"http://127.0.0.1:{port}", model="m", request_timeout_s=60)
         pool = RawPool()
         t = time.perf_counter()
         rec, _ = await send_request(pool, ep, Prompt(id="x", arrival_s=0.0, input_tokens=1, output_tokens=1),
                                     body=b"{}", t0=t, headers=ep.http_headers())
         pool.close()
         srv.close()
-        return rec, time.perf_counter() - t
+        return rec
 
-    rec, elapsed = asyncio.run(main())
+    rec = asyncio.run(main())
     assert rec.status == "failed" and "malformed SSE" in rec.reason
-    assert elapsed < 2.0

@@ -50,12 +50,22 @@ def test_simulate_unknown_gpu() -> None:
 
 
 def test_simulate_host_kv_tier_option() -> None:
-    res = runner.invoke(app, ["simulate", "--duration", "10", "--rate", "5", "--workload", "chat",
-                              "--cpu-kv-gib", "64", "--json"])
-    assert res.exit_code == 0, res.output
-    s = json.loads(res.output)
-    assert s["completed"] == s["offered"]
-    assert "cpu_kv_hit_tokens" in s["sim"]["replicas"]["replica-0"]
+    # Llama-3.1-8B on an L4: ~5 GB of KV, so multi-turn conversations (agentic preset)
+    # evict earlier turns. With a 64 GiB host tier they come back from DRAM; without
+    # one, nothing does. Capacity by hand: 64 GiB / (131,072 B per token · 16 tokens
+    # per block) = 32,768 blocks.
+    stats = {}
+    for gib in ("0", "64"):
+        res = runner.invoke(app, ["simulate", "--gpu", "l4", "--workload", "agentic", "--rate", "5",
+                                  "--duration", "30", "--cpu-kv-gib", gib, "--json"])
+        assert res.exit_code == 0, res.output
+        s = json.loads(res.output)
+        assert s["completed"] == s["offered"]
+        stats[gib] = s["sim"]["replicas"]["replica-0"]
+    assert stats["0"]["kv_tier_blocks"] == {} and stats["0"]["cpu_kv_hit_tokens"] == 0
+    hits = stats["64"]["cpu_kv_hit_tokens"]
+    assert hits > 0 and hits % 16 == 0 and stats["64"]["kv_tier_hit_tokens"] == {"dram": hits}
+    assert 0 < stats["64"]["kv_tier_blocks"]["dram"] <= 32_768
 
 
 def test_simulate_autoscaler_and_fault_options() -> None:

@@ -39,6 +39,10 @@ def test_md1_mean_wait() -> None:
     """One server, one request at a time, deterministic service D = out · step.
 
     Pollaczek–Khinchine for M/D/1: Wq = ρ·D / (2(1 − ρ)) = ρ / (2μ(1 − ρ)).
+    One run of 60k customers at ρ = 0.7 has a sampling error of about 2.4 % (sd over
+    seeds 1–8, measured: −2.3, −0.1, −3.1, −3.0, −0.1, −0.8, +3.4, +2.4 %), so the claim
+    "within 3 %" is checked on the mean wait pooled over those 8 seeds (480k customers,
+    standard error ≈ 0.85 %; measured −0.45 %).
     """
     step_s, out = 0.01, 10
     service_s = out * step_s                  # prefill step (first token) + 9 decode steps
@@ -47,14 +51,15 @@ def test_md1_mean_wait() -> None:
     expected = rho * service_s / (2 * (1 - rho))   # 0.11667 s
     spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=100, max_num_seqs=1),
                        step_model=ConstantStepModel(step_s=step_s))
-    res = simulate(SimConfig(replicas=(spec,)), _poisson(rate, 60_000, seed=3, out=out))
-    waits = [r.start_s - r.arrival_s for r in res.records]
-    mean = sum(waits) / len(waits)
-    # 60k customers at ρ=0.7: over seeds 1..8 the relative error had mean -0.4% and
-    # sd 2.3% (measured); this seed gives -3.1%; allow 5%
-    assert abs(mean / expected - 1) < 0.05, (mean, expected)
-    # service times are exactly D
-    assert all(abs(r.finish_s - r.start_s - service_s) < 1e-9 for r in res.records[:1000])
+    means = []
+    for seed in range(1, 9):
+        res = simulate(SimConfig(replicas=(spec,)), _poisson(rate, 60_000, seed=seed, out=out))
+        waits = [r.start_s - r.arrival_s for r in res.records]
+        means.append(sum(waits) / len(waits))
+        # service times are exactly D
+        assert all(abs(r.finish_s - r.start_s - service_s) < 1e-9 for r in res.records)
+    pooled = sum(means) / len(means)
+    assert abs(pooled / expected - 1) < 0.03, (pooled, expected, means)
 
 
 def test_mdc_little_law_and_utilisation() -> None:

@@ -5,6 +5,7 @@ per-request lists with vLLM's own formulas)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -115,16 +116,30 @@ def test_default_result_name_follows_vllm(tmp_path):
 
 
 def test_install_hints_keep_their_extras():
-    """Rich markup must not swallow the brackets of `servelab[gpu]` / `servelab[dist]`."""
-    import importlib.util
-    if importlib.util.find_spec("ray") is None:
-        r = CliRunner().invoke(app, ["plan", "--executor", "ray", "--gpus", "h100-sxm"])
-        assert r.exit_code == 2 and "servelab[dist]" in " ".join(r.output.split()), r.output
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("triton") is None:
-        r = CliRunner().invoke(app, ["kernels", "check"])
-        assert r.exit_code != 0 and "servelab[gpu]" in " ".join(r.output.split()), r.output
-    if importlib.util.find_spec("ray") and importlib.util.find_spec("torch") and importlib.util.find_spec("triton"):
-        pytest.skip("ray, torch and triton are installed: no install hint to print")
+    """Rich markup must not swallow the brackets of `servelab[gpu]` / `servelab[dist]`.
+
+    Checked whatever is installed here: the CLI runs in a child process in which ray,
+    torch and triton are hidden (``sys.modules[name] = None``: import fails and
+    ``importlib.util.find_spec`` returns None)."""
+    import subprocess
+    import sys
+
+    def without_extras(*args: str) -> subprocess.CompletedProcess:
+        code = ("import sys\n"
+                "for m in ('ray', 'torch', 'triton'):\n"
+                "    sys.modules[m] = None\n"
+                "from servelab.cli import main\n"
+                f"sys.argv = ['servelab', *{list(args)!r}]\n"
+                "main()\n")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+
+    r = without_extras("plan", "--executor", "ray", "--gpus", "h100-sxm")
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 2 and "servelab[dist]" in out, out
+    r = without_extras("kernels", "check")
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode != 0 and "servelab[gpu]" in out, out
 
 
 def test_sweep_saves_one_vllm_result_per_point(tmp_path):

@@ -192,7 +192,7 @@ def report_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable summary"),
 ) -> None:
     """Tables (and HTML/PNG roofline) from a results file."""
-    from ..kernels import render
+    from ..report import kernels as render
 
     try:
         if html is not None:

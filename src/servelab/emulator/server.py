@@ -48,7 +48,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -124,7 +124,12 @@ class Emulator:
     """Build with a config (or a ready engine for tests), then ``await start(host, port)``."""
 
     def __init__(self, config: EmulatorConfig = EmulatorConfig(), *, engine: Any = None,
-                 max_context: int | None = None, limits: ServerLimits = ServerLimits()) -> None:
+                 max_context: int | None = None, limits: ServerLimits = ServerLimits(),
+                 clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        # clock [s] and sleep: the wall clock and asyncio's sleep; tests pass a virtual pair.
+        self._clock = clock
+        self._sleep = sleep
         self.config = config
         self.limits = limits
         self._factory: GuardedFactory | None = None
@@ -144,7 +149,7 @@ class Emulator:
         self.reqs: dict[str, _Req] = {}
         self._ids = itertools.count()
         self._wake = asyncio.Event()
-        self._t0 = time.perf_counter()
+        self._t0 = self._clock()
         self._sim_now = 0.0
         self._driver: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
@@ -170,7 +175,7 @@ class Emulator:
 
     # ------------------------------------------------------------------ engine driver
     def _sim_clock(self) -> float:
-        return (time.perf_counter() - self._t0) * self.config.speedup
+        return (self._clock() - self._t0) * self.config.speedup
 
     async def _drive(self) -> None:
         speed = self.config.speedup
@@ -188,9 +193,9 @@ class Emulator:
             out = self.engine.step(now)
             end = now + out.duration_s
             self._sim_now = end
-            delay = self._t0 + end / speed - time.perf_counter()
+            delay = self._t0 + end / speed - self._clock()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
             if out.preempted:
                 self.c_preempt.labels(self.name).inc(len(out.preempted))
             for rid, start_s in out.started:
@@ -198,7 +203,7 @@ class Emulator:
                 if r is not None:           # wall time from arrival to first scheduling
                     self.h_queue.labels(self.name).observe(
                         max(0.0, self._t0 + start_s / speed - r.t_arrive))
-            t = time.perf_counter()
+            t = self._clock()
             for rid, n in out.tokens:
                 r = self.reqs.get(rid)
                 if r is None:
@@ -223,7 +228,7 @@ class Emulator:
                         self.h_tpot.labels(self.name).observe((r.t_last - r.t_first) / (r.n_out - 1))
                     r.queue.put_nowait(None)
             if out.duration_s <= 0 and not out.tokens and not out.finished:
-                await asyncio.sleep(0.001)          # engine idle this instant (e.g. all blocked)
+                await self._sleep(0.001)          # engine idle this instant (e.g. all blocked)
 
     # ------------------------------------------------------------------ HTTP
     async def _health(self, _: web.Request) -> web.Response:
@@ -271,9 +276,9 @@ class Emulator:
             return _error(400, f"This model's maximum context length is {self.max_context} tokens. However, "
                           f"you requested {n_in + mt} tokens ({n_in} in the messages, {mt} in the completion).",
                           "invalid_request_error", "messages" if chat else "prompt")
-        t_arrive = time.perf_counter()
+        t_arrive = self._clock()
         if self.request_overhead_s > 0:       # the engine's fixed per-request cost
-            await asyncio.sleep(self.request_overhead_s / self.config.speedup)
+            await self._sleep(self.request_overhead_s / self.config.speedup)
         rid = f"cmpl-{next(self._ids)}"
         spec = RequestSpec(id=rid, arrival_s=self._sim_clock(), input_tokens=n_in, output_tokens=mt)
         fits = getattr(self.engine, "fits", None)
@@ -369,7 +374,7 @@ class Emulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> "Emulator":
         """Serve on ``host:port`` (0: a free port). OSError when the address is taken."""
-        self._t0 = time.perf_counter()
+        self._t0 = self._clock()
         # handler_cancellation: a client that goes away cancels its handler, whose
         # ``finally`` aborts the request in the engine (streaming or not).
         self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True,

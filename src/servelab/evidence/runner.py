@@ -7,7 +7,7 @@
   names and never stored).
 - ``bench`` with ``import``: a ``vllm bench serve`` or guidellm result file read by the
   load package's importers.
-- ``kernels``: rows of a kernel-lab results file (``servelab.kernels.results``).
+- ``kernels``: rows of a kernel-lab results file (``servelab.kernelrows``).
 
 Throughput window: every run's ``duration_s`` is its makespan (``scenario.build.throughput_window_s``),
 for simulated, measured and imported runs alike.
@@ -134,7 +134,7 @@ def _run_import(sc: Scenario, exp: BenchExperiment, base_dir: Path) -> RunOutput
 
 def _run_kernels(exp: KernelsExperiment, base_dir: Path) -> RunOutput:
     try:
-        from ..kernels.results import read_rows
+        from ..kernelrows import read_rows
     except ImportError as exc:
         raise RunnerUnavailable(f"kernel-lab results reader not available ({exc})") from None
     rows = [r.to_dict() if hasattr(r, "to_dict") else dataclasses.asdict(r)

@@ -7,7 +7,7 @@ decode step composed from them, replayed as a CUDA graph).
 
 Torch-free modules (importable with the base install): ``specs`` (names, shapes,
 providers), ``counts`` (hand-counted bytes and FLOPs), ``tolerances``, ``results``
-(the JSONL results rows), ``render`` (tables, roofline, HTML), ``env``, ``ncu``,
+(the JSONL results rows, defined in ``servelab.kernelrows``), ``env``, ``ncu``, Tables, the roofline and the HTML page of a results file are in ``servelab.report.kernels``.
 ``timing.percentiles``. Modules needing the ``gpu`` extra (torch, triton), imported
 only on demand: ``rmsnorm``, ``matmul``, ``decode_attention``, ``decode_step``,
 ``cases``, ``harness``, ``peaks``, ``runner``. Triton's CPU interpreter is chosen with

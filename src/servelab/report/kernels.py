@@ -9,7 +9,7 @@
 - :func:`roofline_svg` — operational intensity (FLOP/byte, from the hand counts) vs
   achieved TFLOP/s on log axes, with the roof min(peak FLOP/s, intensity × copy bytes/s)
   drawn from the peaks *measured* in the file (no roof when none were measured).
-- :func:`html_report` — a self-contained page (``servelab.report.Page``).
+- :func:`html_report` — a self-contained page (:class:`Page`).
 - :func:`roofline_png` — the same chart with matplotlib, only when it is installed.
 """
 
@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..report import Page, Series, line_chart
-from .results import ResultRow
-from .specs import KERNELS, work_of
+from ..kernelrows import ResultRow
+from ..kernels.specs import KERNELS, work_of
+from .charts import Series, line_chart
+from .html import Page
 
 __all__ = ["Summary", "summarize", "peaks_of", "checks_of", "roofline_svg", "html_report",
            "roofline_png", "TABLE_COLUMNS", "table_rows"]
