@@ -6,8 +6,11 @@ What must hold: at the planned rate no report raises load or SLO findings and th
 code is 0; at twice the rate the reports alert, naming the load ("load 2.0× plan") and
 the predicted SLO miss at that load, and the exit code is 1. The scenario's capacity is
 ≈6.3 req/s (4 sequences of 72 output tokens at ≈8.7 ms per step): simulated p95 TTFT is
-0.02 s up to 6 req/s, 3.9 s at 6.8 req/s and 14.5 s at 8 req/s against an SLO of 1 s, so
-4 req/s is comfortable and 8 req/s alerts even if the client sends 15 % late.
+0.02 s up to 6 req/s, 3.9 s at 6.8 req/s and 14.5 s at 8 req/s against an SLO of 2 s, so
+4 req/s is comfortable and 8 req/s alerts even if the client sends 15 % late. The SLO is 2 s
+rather than 1 s because on a host short of CPU (two busy processes beside the suite) the
+emulator, the client and watch share one process and fall behind real time: p95 TTFT at the
+planned rate was seen at 1.38 s there, a host artifact rather than the replica's queueing.
 
 Timing: the watch samples every second of wall time for a bounded number of reports;
 nothing here asserts on durations. The emulator's steps overrun their modelled time by
@@ -47,7 +50,7 @@ output_tokens: 72
 arrival: constant
 rate_rps: {PLANNED_RPS:g}
 duration_s: 60
-slo: ttft_p95=1s,tpot_p95=50ms
+slo: ttft_p95=2s,tpot_p95=50ms
 """
 REPORTS = 7          # one per second of wall time
 WINDOW = "8"         # seconds of modelled time = 4 s of wall time at --speedup 2
@@ -101,7 +104,7 @@ def _check_overload(code: int, reports: list[dict[str, Any]], out: str) -> None:
     assert last["status"] == "alert", last
     assert 1.7 < last["load_factor"] < 2.3, last
     msgs = " | ".join(last["reasons"])
-    assert "× plan (" in msgs and "predicted p95 TTFT at this load" in msgs and "> SLO 1 s" in msgs, msgs
+    assert "× plan (" in msgs and "predicted p95 TTFT at this load" in msgs and "> SLO 2 s" in msgs, msgs
 
 
 def test_watch_direct_metrics_planned_then_twice_the_rate(scen: Path) -> None:

