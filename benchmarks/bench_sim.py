@@ -27,7 +27,7 @@ from pathlib import Path
 from servelab import __version__
 from servelab.catalog import generate_requests, get_gpu, get_model, get_workload
 from servelab.perf import Deployment
-from servelab.sim import EngineConfig, ReplicaSpec, SimConfig, simulate
+from servelab.sim import SchedulerConfig, ReplicaSpec, SimConfig, simulate
 
 # `make bench` writes to $SERVELAB_BENCH_OUT (outside tracked files); `make bench-record`
 # copies those results here, into the committed benchmarks/results/.
@@ -72,7 +72,7 @@ def main() -> None:
         reqs = generate_requests(wl, rate_rps=rate, duration_s=args.duration, seed=0)
         reqs_exact = [r for r in reqs if r.arrival_s < args.exact_duration]
         for mode, rq in (("skip", reqs), ("exact", reqs_exact)):
-            cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=EngineConfig(), count=nrep),),
+            cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, scheduler=SchedulerConfig(), count=nrep),),
                             router="least_outstanding", exact=mode == "exact", timeseries_interval_s=1.0)
             wall, cpu, res = _run(cfg, rq, args.repeat)
             run = res.timeseries["running"]                          # type: ignore[attr-defined]
@@ -100,7 +100,7 @@ def main() -> None:
               f"req/s per CPU-second {'met' if met else 'NOT met'}")
     reqs = generate_requests(wl, rate_rps=scen[0][0], duration_s=args.duration, seed=0)
     if args.profile:
-        cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=EngineConfig()),))
+        cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, scheduler=SchedulerConfig()),))
         prof = cProfile.Profile()
         prof.enable()
         simulate(cfg, reqs)
@@ -111,7 +111,7 @@ def main() -> None:
         "what": "simulated requests per wall-clock second",
         "scenario": {"model": "llama-3.1-8b", "gpu": "h100-sxm", "workload": "chat",
                      "duration_s": args.duration, "exact_duration_s": args.exact_duration,
-                     "router": "least_outstanding", "engine": "EngineConfig() defaults",
+                     "router": "least_outstanding", "engine": "SchedulerConfig() defaults",
                      "timing": f"best of {args.repeat}"},
         "results": rows, "target_req_per_s": TARGET_REQ_PER_S,
         "python": platform.python_version(), "machine": platform.machine(),

@@ -26,7 +26,7 @@ from servelab import __version__, metrics
 from servelab.catalog import RequestSpec, get_gpu, get_model
 from servelab.perf import Deployment, memory_budget
 from servelab.scenario import build, resolve
-from servelab.sim import EngineConfig, KVPolicy, KVTier, ReplicaEngine, SimRequest, simulate
+from servelab.sim import SchedulerConfig, KVPolicy, KVTier, ReplicaEngine, SimRequest, simulate
 
 OUT = Path(__file__).resolve().parent / "results" / "tier_policies.json"
 FILE_READ_BYTES_PER_S = 1.2e9        # SGLang file backend read rate (sgl-project/sglang#26886)
@@ -44,7 +44,7 @@ def single_request() -> dict[str, float]:
     file = KVTier(name="file", blocks=100_000, block_bytes=block_bytes, read_bytes_per_s=FILE_READ_BYTES_PER_S)
 
     def ttft(tiers: tuple, policy: KVPolicy | None, evict: bool) -> float:
-        eng = ReplicaEngine(dep, EngineConfig(num_kv_blocks=520, kv_tiers=tiers, kv_policy=policy))
+        eng = ReplicaEngine(dep, SchedulerConfig(num_kv_blocks=520, kv_tiers=tiers, kv_policy=policy))
         eng.add(RequestSpec(id="a", arrival_s=0.0, input_tokens=8192, output_tokens=1, prefix_group=1,
                             prefix_tokens=7372), 0.0)
         t = _run(eng, 0.0)

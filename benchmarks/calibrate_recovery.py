@@ -28,7 +28,7 @@ from servelab.calibrate import fit_efficiency, observations_from_records
 from servelab.catalog import get_gpu, get_model
 from servelab.catalog._workload_types import RequestSpec
 from servelab.perf import Deployment, Efficiency, StepModel
-from servelab.sim import EngineConfig, ReplicaSpec, SimConfig, simulate
+from servelab.sim import SchedulerConfig, ReplicaSpec, SimConfig, simulate
 
 # `make bench` writes to $SERVELAB_BENCH_OUT (outside tracked files); `make bench-record`
 # copies those results here, into the committed benchmarks/results/.
@@ -51,7 +51,7 @@ def run(seed: int, n_lone: int, n_load: int):
         t += rng.expovariate(8.0)
         reqs.append(RequestSpec(id=f"p{i}", arrival_s=t, input_tokens=rng.randint(50, 2000),
                                 output_tokens=rng.randint(20, 250)))
-    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep(TRUTH), engine=EngineConfig(enable_prefix_caching=False)),))
+    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep(TRUTH), scheduler=SchedulerConfig(enable_prefix_caching=False)),))
     return simulate(cfg, reqs).records
 
 

@@ -22,7 +22,7 @@ from servelab.catalog._workload_types import RequestSpec
 from servelab.errors import ConfigError
 from servelab.perf import Deployment, Efficiency, StepBatch, StepModel
 from servelab.records import RequestRecord
-from servelab.sim import EngineConfig, ReplicaSpec, SimConfig, simulate
+from servelab.sim import SchedulerConfig, ReplicaSpec, SimConfig, simulate
 
 TRUTH = Efficiency(memory=0.55, compute=0.5, step_overhead_s=3e-3)
 BASE = Efficiency()   # the published-table defaults the fit starts from
@@ -68,7 +68,7 @@ def sim_records(eff: Efficiency, *, n_lone: int = 30, n_load: int = 160, rate: f
         reqs.append(RequestSpec(id=f"p{i}", arrival_s=t, input_tokens=rng.randint(50, 2000),
                                 output_tokens=rng.randint(20, 250)))
     cfg = SimConfig(replicas=(ReplicaSpec(deployment=deployment(eff),
-                                          engine=EngineConfig(enable_prefix_caching=False)),))
+                                          scheduler=SchedulerConfig(enable_prefix_caching=False)),))
     return simulate(cfg, reqs).records
 
 

@@ -22,7 +22,7 @@ from servelab.report.compare import (
     comparison_rows,
     itl_gaps_s,
 )
-from servelab.sim import ConstantStepModel, EngineConfig, ReplicaSpec, SimConfig, simulate
+from servelab.sim import ConstantStepModel, SchedulerConfig, ReplicaSpec, SimConfig, simulate
 
 
 def make_records(n: int, *, ttft_s: float, tpot_s: float = 0.0625, out: int = 5, spacing_s: float = 0.5,
@@ -143,8 +143,8 @@ def test_itl_gaps_and_figures() -> None:
 
 
 def _sim_run(tmp_path):
-    eng = EngineConfig(num_kv_blocks=4000, max_num_seqs=8)
-    cfg = SimConfig(replicas=(ReplicaSpec(engine=eng, step_model=ConstantStepModel(step_s=0.01)),),
+    eng = SchedulerConfig(num_kv_blocks=4000, max_num_seqs=8)
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=eng, step_model=ConstantStepModel(step_s=0.01)),),
                     record_token_times=True)
     reqs = [RequestSpec(id=f"q{i}", arrival_s=0.25 * i, input_tokens=64 + 8 * (i % 5),
                         output_tokens=16 + (i % 7)) for i in range(60)]

@@ -18,7 +18,7 @@ from servelab.emulator import EmulatorConfig
 from servelab.load.scrape import parse_metrics
 from servelab.perf import Deployment, get_engine
 from servelab.perf.engines import ENGINE_PROFILES
-from servelab.sim import EngineConfig, ReplicaEngine
+from servelab.sim import SchedulerConfig, ReplicaEngine
 
 from load_fixtures import VirtualClock, emulator_server
 
@@ -78,7 +78,7 @@ def test_bench_against_emulator_matches_simulator_ttft(tmp_path) -> None:
     """One request at a time on a virtual clock: the emulator's TTFT is exactly the
     engine's prefill step time (vllm profile, the emulator's default), whatever the load."""
     dep = get_engine("vllm").deployment(Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm")))
-    eng = ReplicaEngine(dep, EngineConfig())
+    eng = ReplicaEngine(dep, SchedulerConfig())
     eng.add(RequestSpec(id="p", arrival_s=0.0, input_tokens=2048, output_tokens=8), 0.0)
     predicted_ttft_s = eng.step(0.0).duration_s
     vc = VirtualClock()
@@ -101,7 +101,7 @@ def test_bench_against_emulator_matches_simulator_ttft(tmp_path) -> None:
 def _reference_token_times(specs: list[RequestSpec]) -> dict[str, tuple[float, float]]:
     """A naive model-time loop over the same engine: (first, last) token time per request."""
     dep = get_engine("vllm").deployment(Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm")))
-    eng = ReplicaEngine(dep, EngineConfig())
+    eng = ReplicaEngine(dep, SchedulerConfig())
     for sp in specs:
         eng.add(sp, 0.0)
     t, first, last = 0.0, {}, {}
@@ -208,7 +208,7 @@ def test_request_overhead_delays_the_first_token(monkeypatch) -> None:
     monkeypatch.setitem(ENGINE_PROFILES, "slow", dataclasses.replace(
         vllm, name="slow", efficiency=eff, per_request_overhead_s=0.3))
     dep = get_engine("slow").deployment(Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm")))
-    eng = ReplicaEngine(dep, EngineConfig())
+    eng = ReplicaEngine(dep, SchedulerConfig())
     eng.add(RequestSpec(id="p", arrival_s=0.0, input_tokens=64, output_tokens=1), 0.0)
     prefill_s = eng.step(0.0).duration_s
     vc = VirtualClock()

@@ -21,7 +21,7 @@ from servelab.sim import (
     AffineStepModel,
     AutoscalerConfig,
     ConstantStepModel,
-    EngineConfig,
+    SchedulerConfig,
     ReplicaEngine,
     ReplicaSpec,
     SimConfig,
@@ -88,7 +88,7 @@ def test_least_kv_in_the_fleet_follows_kv_not_request_count() -> None:
     # r0 (a 960-token prompt, 60 blocks) lands on replica-0 (tie: lowest index); r1 (16
     # tokens) on replica-1 (less KV). r2 finds one request on each (least_outstanding
     # would tie and choose replica-0) but replica-1 holds 2 blocks against 61: replica-1.
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=1000),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=1000),
                        step_model=ConstantStepModel(step_s=1.0), count=2)
     reqs = [RequestSpec(id="r0", arrival_s=0.0, input_tokens=960, output_tokens=50),
             RequestSpec(id="r1", arrival_s=0.1, input_tokens=16, output_tokens=50),
@@ -140,7 +140,7 @@ def test_prefix_router_spills_a_hot_group_after_32_outstanding() -> None:
     # Each joins replica-0 (cache match) until its load exceeds replica-1's by more than
     # 32: request 33 sees loads 33 vs 0 and goes to replica-1; from then on the match is
     # on both and the less loaded one wins (ties: lowest index), so the split is 50/50.
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=10_000, max_num_seqs=1),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=10_000, max_num_seqs=1),
                        step_model=ConstantStepModel(step_s=1.0), count=2)
     reqs = [RequestSpec(id=f"r{i}", arrival_s=0.001 * i, input_tokens=64, output_tokens=1,
                         prefix_group=1, prefix_tokens=48) for i in range(100)]
@@ -161,7 +161,7 @@ def test_autoscaler_on_kv_usage_follows_the_hpa_rule_by_hand() -> None:
     # "waiting" (0) no scaling; "running" (5) the maximum, 8.)
     a = AutoscalerConfig(metric="kv_usage", target=0.1, poll_interval_s=40.5, cooldown_s=1000.0,
                          min_replicas=1, max_replicas=8)
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=200), step_model=ConstantStepModel(step_s=1.0))
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=200), step_model=ConstantStepModel(step_s=1.0))
     reqs = [RequestSpec(id=f"r{i}", arrival_s=0.0, input_tokens=160, output_tokens=100) for i in range(5)]
     for exact in (False, True):
         res = simulate(SimConfig(replicas=(spec,), autoscaler=a, exact=exact), reqs)
@@ -173,7 +173,7 @@ def test_autoscaler_on_kv_usage_scales_down_an_idle_fleet() -> None:
     # Three replicas, nothing running at the first poll: usage 0 → desired = max(min, 0) = 1.
     a = AutoscalerConfig(metric="kv_usage", target=0.5, poll_interval_s=2.0, cooldown_s=0.0,
                          min_replicas=1, max_replicas=3)
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=200), step_model=ConstantStepModel(step_s=1.0),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=200), step_model=ConstantStepModel(step_s=1.0),
                        count=3)
     res = simulate(SimConfig(replicas=(spec,), autoscaler=a),
                    [RequestSpec(id="late", arrival_s=50.0, input_tokens=16, output_tokens=1)])
@@ -203,9 +203,9 @@ def _spec_closed_form(B: int, inp: int, out: int) -> tuple[float, float]:
     return prefill, prefill + decode
 
 
-def _spec_cfg() -> tuple[EngineConfig, AffineStepModel]:
+def _spec_cfg() -> tuple[SchedulerConfig, AffineStepModel]:
     model = AffineStepModel(base_s=_BASE, per_seq_s=_PER_SEQ, per_ctx_s=_PER_CTX, per_prefill_token_s=_PER_TOK)
-    cfg = EngineConfig(num_kv_blocks=1000, num_speculative_tokens=_K, spec_acceptance_rate=_ALPHA,
+    cfg = SchedulerConfig(num_kv_blocks=1000, num_speculative_tokens=_K, spec_acceptance_rate=_ALPHA,
                        spec_draft_cost=_DRAFT)
     return cfg, model
 
@@ -214,7 +214,7 @@ def _spec_cfg() -> tuple[EngineConfig, AffineStepModel]:
 def test_speculative_decoding_cost_closed_form_one_sequence(exact: bool) -> None:
     cfg, model = _spec_cfg()
     first, finish = _spec_closed_form(1, 16, 101)
-    res = simulate(SimConfig(replicas=(ReplicaSpec(engine=cfg, step_model=model),), exact=exact),
+    res = simulate(SimConfig(replicas=(ReplicaSpec(scheduler=cfg, step_model=model),), exact=exact),
                    [RequestSpec(id="s", arrival_s=0.0, input_tokens=16, output_tokens=101)])
     (r,) = res.records
     assert r.first_token_s == pytest.approx(first, rel=1e-12)
@@ -242,7 +242,7 @@ def test_speculative_decoding_cost_closed_form_batch(exact: bool) -> None:
 
 # ----------------------------------------------------------------------------- priority preemption
 def _prio_engine(max_num_seqs: int) -> ReplicaEngine:
-    return ReplicaEngine(None, EngineConfig(num_kv_blocks=1000, max_num_seqs=max_num_seqs,
+    return ReplicaEngine(None, SchedulerConfig(num_kv_blocks=1000, max_num_seqs=max_num_seqs,
                                             scheduling_policy="priority"),
                          step_model=ConstantStepModel(step_s=1.0), priority_preemption=True)
 
@@ -273,7 +273,7 @@ def test_priority_preemption_evicts_lowest_priority_newest(prios, victim) -> Non
 ])
 def test_priority_victim_among_prefilling_and_decoding(prios, victim) -> None:
     # a, b decode; c has a 1000-token prompt, prefilled 64 tokens a step (token budget)
-    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=1000, max_num_seqs=3, max_num_batched_tokens=64,
+    eng = ReplicaEngine(None, SchedulerConfig(num_kv_blocks=1000, max_num_seqs=3, max_num_batched_tokens=64,
                                            scheduling_policy="priority"),
                         step_model=ConstantStepModel(step_s=1.0), priority_preemption=True)
     t = 0.0

@@ -37,7 +37,7 @@ def test_replicas_added_by_fleet_validation_are_active_not_spare(monkeypatch):
     sc = Scenario(gpu="h100-sxm", duration_s=60.0, slo="ttft_p95=1s", prices={"gpu_hour_usd": 2.0})
     out = recmod.recommend(req=req, workload=None, slo="ttft_p95=1s", profile=SimpleNamespace(peak_rate_rps=8.0),
                            evaluated=[chosen], deps={chosen["key"]: None}, scenarios={chosen["key"]: sc},
-                           engines={chosen["key"]: None}, rows=[chosen], runner=None,
+                           schedulers={chosen["key"]: None}, rows=[chosen], runner=None,
                            tick=lambda *a: None, rate=8.0, out_tokens_per_s=1000.0, gpus={})
     rec = out["recommendation"]
     assert rec.replicas == 6
@@ -108,7 +108,7 @@ def test_no_plan_reason_says_nothing_was_simulated_when_every_candidate_was_scre
     rows = [{"key": "a", "verdict": "infeasible"}, {"key": "b", "verdict": "infeasible"},
             {"key": "c", "verdict": "hopeless"}]
     out = recmod.recommend(req=None, workload=None, slo=None, profile=None, evaluated=[], deps={},
-                           scenarios={}, engines={}, rows=rows, runner=None, tick=lambda *a: None, rate=1.0,
+                           scenarios={}, schedulers={}, rows=rows, runner=None, tick=lambda *a: None, rate=1.0,
                            out_tokens_per_s=1.0, gpus={})
     assert out["recommendation"] is None
     assert "simulated rate" not in out["reason"]
@@ -117,7 +117,7 @@ def test_no_plan_reason_says_nothing_was_simulated_when_every_candidate_was_scre
     # when candidates were simulated and none met the SLO, the old reason stands
     rows2 = rows + [{"key": "d", "verdict": "no-capacity", "simulation": {}}]
     out2 = recmod.recommend(req=None, workload=None, slo=None, profile=None, evaluated=[], deps={},
-                            scenarios={}, engines={}, rows=rows2, runner=None, tick=lambda *a: None, rate=1.0,
+                            scenarios={}, schedulers={}, rows=rows2, runner=None, tick=lambda *a: None, rate=1.0,
                             out_tokens_per_s=1.0, gpus={})
     assert out2["reason"] == "no candidate meets the SLO at any simulated rate"
 
@@ -143,7 +143,7 @@ def test_hetero_verdict_blames_spares_only_when_there_are_spares():
         req = SimpleNamespace(search=SimpleNamespace(seed=0), headroom=1.0, spares=spares, node_sizes=(1, 2, 4, 8))
         res = plan_heterogeneous(req=req, workload=get_workload("chat"), slo=None, profile=profile,
                                  evaluated=[single], deps={single["key"]: None}, gpus={"h100-sxm": gpu},
-                                 runner=_Runner(), tick=lambda *a: None, engines={single["key"]: None},
+                                 runner=_Runner(), tick=lambda *a: None, schedulers={single["key"]: None},
                                  scenarios={single["key"]: Scenario(prices={"gpu_hour_usd": 1.0})})
         assert res["beats_single"] is False
         assert ("spare replica" in res["verdict"]) is expect_spare_clause, res["verdict"]

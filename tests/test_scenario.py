@@ -70,7 +70,7 @@ def test_lora_and_speculation_change_the_simulation():
     res = simulate(build.sim_config(lora), reqs)
     assert sum(st["lora_loads"] for st in res.replica_stats.values()) > 8
     spec = build.derive(base, speculative={"num_tokens": 3, "acceptance_rate": 0.8})
-    assert build.sim_config(spec).replicas[0].engine.spec_tokens_per_step == pytest.approx(
+    assert build.sim_config(spec).replicas[0].scheduler.spec_tokens_per_step == pytest.approx(
         (1 - 0.8 ** 4) / (1 - 0.8))   # Leviathan et al. 2023, expected tokens per step
 
 

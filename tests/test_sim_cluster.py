@@ -13,7 +13,7 @@ from servelab.sim import (
     AffineStepModel,
     AutoscalerConfig,
     ConstantStepModel,
-    EngineConfig,
+    SchedulerConfig,
     Fault,
     ReplicaSpec,
     SimConfig,
@@ -27,8 +27,8 @@ def _reqs(times: list[float], inp: int = 16, out: int = 1, **kw) -> list[Request
 
 
 def _one_at_a_time(step_s: float = 1.0, count: int = 1, **engine_kw) -> tuple[ReplicaSpec, ...]:
-    eng = EngineConfig(num_kv_blocks=1000, max_num_seqs=1, **engine_kw)
-    return (ReplicaSpec(engine=eng, step_model=ConstantStepModel(step_s=step_s), count=count),)
+    eng = SchedulerConfig(num_kv_blocks=1000, max_num_seqs=1, **engine_kw)
+    return (ReplicaSpec(scheduler=eng, step_model=ConstantStepModel(step_s=step_s), count=count),)
 
 
 def _by_id(res) -> dict:
@@ -107,7 +107,7 @@ def test_autoscaler_cooldown_and_scale_down() -> None:
 @pytest.mark.parametrize("mode", ["fail", "retry"])
 def test_fault_injection_loses_no_record(mode: str) -> None:
     model = AffineStepModel()
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=5000), step_model=model, count=2)
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=5000), step_model=model, count=2)
     cfg = SimConfig(replicas=(spec,), router="round_robin",
                     faults=(Fault(at_s=5.0, replica=0, in_flight=mode),))  # type: ignore[arg-type]
     reqs = _reqs([0.05 * i for i in range(400)], inp=200, out=100)
@@ -129,7 +129,7 @@ def test_fault_injection_loses_no_record(mode: str) -> None:
 
 def test_prefix_router_keeps_groups_together() -> None:
     model = AffineStepModel()
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=20000), step_model=model, count=4)
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=20000), step_model=model, count=4)
     reqs = [RequestSpec(id=f"r{i}", arrival_s=0.02 * i, input_tokens=600, output_tokens=20,
                         prefix_group=i % 3, prefix_tokens=512) for i in range(400)]
     hit = {}
@@ -148,7 +148,7 @@ def test_prefix_router_keeps_groups_together() -> None:
 
 
 def test_least_outstanding_balances() -> None:
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=5000, max_num_seqs=1),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=5000, max_num_seqs=1),
                        step_model=ConstantStepModel(step_s=1.0), count=2)
     res = simulate(SimConfig(replicas=(spec,), router="least_outstanding"),
                    _reqs([0.0, 0.0, 0.0, 0.0]))
@@ -156,8 +156,8 @@ def test_least_outstanding_balances() -> None:
 
 
 def test_priority_preemption() -> None:
-    eng = EngineConfig(num_kv_blocks=1000, max_num_seqs=1, scheduling_policy="priority")
-    spec = ReplicaSpec(engine=eng, step_model=ConstantStepModel(step_s=1.0))
+    eng = SchedulerConfig(num_kv_blocks=1000, max_num_seqs=1, scheduling_policy="priority")
+    spec = ReplicaSpec(scheduler=eng, step_model=ConstantStepModel(step_s=1.0))
     reqs = [RequestSpec(id="low", arrival_s=0.0, input_tokens=16, output_tokens=10, priority=1),
             RequestSpec(id="high", arrival_s=2.5, input_tokens=16, output_tokens=2, priority=0)]
     res = simulate(SimConfig(replicas=(spec,), admission=AdmissionConfig(priority_preemption=True)), reqs)
@@ -176,9 +176,9 @@ def test_config_errors_name_valid_values() -> None:
 
 
 def test_heterogeneous_replicas() -> None:
-    fast = ReplicaSpec(engine=EngineConfig(num_kv_blocks=1000, max_num_seqs=1),
+    fast = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=1000, max_num_seqs=1),
                        step_model=ConstantStepModel(step_s=0.01), name="fast")
-    slow = ReplicaSpec(engine=EngineConfig(num_kv_blocks=1000, max_num_seqs=1),
+    slow = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=1000, max_num_seqs=1),
                        step_model=ConstantStepModel(step_s=0.05), name="slow")
     res = simulate(SimConfig(replicas=(fast, slow), router="least_outstanding"),
                    _reqs([0.02 * i for i in range(300)], out=2))
@@ -192,7 +192,7 @@ def test_heterogeneous_replicas() -> None:
 def test_public_api_is_all() -> None:
     import servelab.sim as sim
 
-    required = {"EngineConfig", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault",
+    required = {"SchedulerConfig", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault",
                 "SimConfig", "simulate", "SimResult", "ReplicaEngine", "StepOutcome"}
     assert required <= set(sim.__all__)
     assert all(hasattr(sim, name) for name in sim.__all__)
@@ -204,7 +204,7 @@ def test_public_api_is_all() -> None:
 
 def test_progress_reports_fraction_and_empty_input() -> None:
     seen: list[float] = []
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=5000), step_model=AffineStepModel())
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=5000), step_model=AffineStepModel())
     res = simulate(SimConfig(replicas=(spec,)), _reqs([0.001 * i for i in range(20_000)], out=2),
                    progress=seen.append)
     assert seen and seen[-1] == 1.0 and all(0.0 <= f <= 1.0 for f in seen)

@@ -19,7 +19,7 @@ from servelab.sim import (
     AffineStepModel,
     ConstantStepModel,
     DisaggConfig,
-    EngineConfig,
+    SchedulerConfig,
     Fault,
     KVLink,
     ReplicaSpec,
@@ -76,9 +76,9 @@ def test_transfers_queue_behind_the_concurrency_limit() -> None:
     # 3 requests finish prefill together (one 10 ms step); each transfer takes
     # 1 ms + 100 tokens · 1e6 B / 1e9 B/s = 0.101 s. With max_transfers = 1 they reach the
     # decode replica at 0.111, 0.212, 0.313 s; with 3, all at 0.111 s.
-    eng = EngineConfig(num_kv_blocks=1000)
-    P = ReplicaSpec(engine=eng, step_model=ConstantStepModel(step_s=0.01), name="p")
-    D = ReplicaSpec(engine=eng, step_model=ConstantStepModel(step_s=0.02), name="d")
+    eng = SchedulerConfig(num_kv_blocks=1000)
+    P = ReplicaSpec(scheduler=eng, step_model=ConstantStepModel(step_s=0.01), name="p")
+    D = ReplicaSpec(scheduler=eng, step_model=ConstantStepModel(step_s=0.02), name="d")
     reqs = [RequestSpec(id=f"r{i}", arrival_s=0.0, input_tokens=100, output_tokens=1) for i in range(3)]
     link = KVLink(name="x", bytes_per_s=1e9, latency_s=0.001)
     for k, arrivals in ((1, [0.111, 0.212, 0.313]), (3, [0.111] * 3)):
@@ -113,9 +113,9 @@ def test_conservation_with_prefill_decode_pools(n, seed, pcount, dcount, blocks,
         reqs.append(RequestSpec(id=f"q{i}", arrival_s=t, input_tokens=rng.randint(1, 700),
                                 output_tokens=rng.randint(1, 200), prefix_group=g,
                                 prefix_tokens=64 if g >= 0 else 0, priority=rng.randint(0, 2)))
-    eng = EngineConfig(num_kv_blocks=blocks, max_num_seqs=8, max_num_batched_tokens=512)
-    P = ReplicaSpec(engine=eng, step_model=AffineStepModel(), count=pcount, name="p")
-    D = ReplicaSpec(engine=eng, step_model=AffineStepModel(), count=dcount, name="d")
+    eng = SchedulerConfig(num_kv_blocks=blocks, max_num_seqs=8, max_num_batched_tokens=512)
+    P = ReplicaSpec(scheduler=eng, step_model=AffineStepModel(), count=pcount, name="p")
+    D = ReplicaSpec(scheduler=eng, step_model=AffineStepModel(), count=dcount, name="d")
     faults = (Fault(at_s=fault[0], replica=fault[1] % (pcount + dcount), in_flight=fault[2]),) if fault else ()
     cfg = SimConfig(replicas=(P, D), exact=exact, faults=faults,
                     disagg=DisaggConfig(link=KVLink(name="x", bytes_per_s=1e9, latency_s=1e-3),
@@ -162,8 +162,8 @@ def test_skip_vs_exact_agree_with_disaggregation() -> None:
 
 
 def test_disagg_config_errors() -> None:
-    eng = EngineConfig(num_kv_blocks=100)
-    P = ReplicaSpec(engine=eng, step_model=ConstantStepModel(step_s=0.01))
+    eng = SchedulerConfig(num_kv_blocks=100)
+    P = ReplicaSpec(scheduler=eng, step_model=ConstantStepModel(step_s=0.01))
     with pytest.raises(ConfigError, match="exactly two replica specs"):
         simulate(SimConfig(replicas=(P, P, P), disagg=DisaggConfig(kv_bytes_per_token=1.0)), [])
     with pytest.raises(ConfigError, match="kv_bytes_per_token is needed"):
@@ -213,8 +213,8 @@ def test_prefill_replica_holds_kv_until_the_transfer_ends() -> None:
     # 1e9 B/s = 0.151 s; only then are its blocks free, so the second prefills in
     # [0.161, 0.171] and lands at 0.322. Decode steps take 0.02 s: first tokens at 0.181
     # and 0.342 s.
-    P = ReplicaSpec(engine=EngineConfig(num_kv_blocks=10), step_model=ConstantStepModel(step_s=0.01), name="p")
-    D = ReplicaSpec(engine=EngineConfig(num_kv_blocks=1000), step_model=ConstantStepModel(step_s=0.02), name="d")
+    P = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=10), step_model=ConstantStepModel(step_s=0.01), name="p")
+    D = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=1000), step_model=ConstantStepModel(step_s=0.02), name="d")
     reqs = [RequestSpec(id=f"r{i}", arrival_s=0.0, input_tokens=150, output_tokens=1) for i in range(2)]
     d = DisaggConfig(link=KVLink(name="x", bytes_per_s=1e9, latency_s=0.001), kv_bytes_per_token=1e6)
     for exact in (False, True):

@@ -6,7 +6,7 @@ import pytest
 
 from servelab.catalog import RequestSpec
 from servelab.errors import ConfigError
-from servelab.sim import ConstantStepModel, EngineConfig, KVTier, ReplicaEngine, SimRequest
+from servelab.sim import ConstantStepModel, SchedulerConfig, KVTier, ReplicaEngine, SimRequest
 from servelab.sim.kv import BlockPool
 
 
@@ -15,7 +15,7 @@ def _req(i: int, inp: int, out: int, **kw) -> RequestSpec:
 
 
 def _engine(blocks: int = 1000, **kw) -> ReplicaEngine:
-    return ReplicaEngine(None, EngineConfig(num_kv_blocks=blocks, **kw),
+    return ReplicaEngine(None, SchedulerConfig(num_kv_blocks=blocks, **kw),
                          step_model=ConstantStepModel(step_s=0.01))
 
 
@@ -146,14 +146,14 @@ def test_blockpool_refcounts() -> None:
 
 def test_engine_config_validation_names_values() -> None:
     with pytest.raises(ConfigError, match="max_num_batched_tokens"):
-        EngineConfig(max_num_seqs=512, max_num_batched_tokens=256)
+        SchedulerConfig(max_num_seqs=512, max_num_batched_tokens=256)
     with pytest.raises(ConfigError, match="scheduling_policy"):
-        EngineConfig(scheduling_policy="lifo")  # type: ignore[arg-type]
+        SchedulerConfig(scheduling_policy="lifo")  # type: ignore[arg-type]
 
 
 def test_multi_lora_slots_and_load_delay() -> None:
     # 1 adapter slot, 0.5 s to load. a (runs), b waits for a's slot, a again reuses it.
-    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=100, max_loras=1, lora_load_s=0.5),
+    eng = ReplicaEngine(None, SchedulerConfig(num_kv_blocks=100, max_loras=1, lora_load_s=0.5),
                         step_model=ConstantStepModel(step_s=0.01))
     eng.add(_req(0, 16, 2, adapter="a"), 0.0)
     eng.add(_req(1, 16, 2, adapter="b"), 0.0)
@@ -177,14 +177,14 @@ def test_speculative_decoding_expected_tokens_per_step() -> None:
     from servelab.sim import AffineStepModel, ReplicaSpec, SimConfig, simulate
 
     # α = 0.8, k = 4: E = (1 − 0.8^5) / (1 − 0.8) = 3.3616 tokens per verification step.
-    cfg = EngineConfig(num_kv_blocks=100, num_speculative_tokens=4, spec_acceptance_rate=0.8)
+    cfg = SchedulerConfig(num_kv_blocks=100, num_speculative_tokens=4, spec_acceptance_rate=0.8)
     assert cfg.spec_tokens_per_step == pytest.approx(3.3616)
     # verification cost independent of rows and context (per_seq_s = per_ctx_s = 0):
     # TPOT = 10 ms / 3.3616 = 2.9748 ms; without speculation 10 ms.
     model = AffineStepModel(base_s=0.01, per_seq_s=0.0, per_ctx_s=0.0)
     reqs = [RequestSpec(id="a", arrival_s=0.0, input_tokens=16, output_tokens=101)]
     for exact in (False, True):
-        res = simulate(SimConfig(replicas=(ReplicaSpec(engine=cfg, step_model=model),), exact=exact), reqs)
+        res = simulate(SimConfig(replicas=(ReplicaSpec(scheduler=cfg, step_model=model),), exact=exact), reqs)
         r = res.records[0]
         assert (r.finish_s - r.first_token_s) / 100 == pytest.approx(0.01 / 3.3616)
 
@@ -195,7 +195,7 @@ def test_host_kv_tier_reloads_evicted_prefix(cpu_blocks: int) -> None:
     # host tier they come back at 0.002 s per block instead of being recomputed.
     # 2 MB per block read at 1 GB/s: 0.002 s per block
     dram = KVTier(name="dram", blocks=cpu_blocks, block_bytes=2e6, read_bytes_per_s=1e9)
-    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=10, kv_tiers=(dram,)),
+    eng = ReplicaEngine(None, SchedulerConfig(num_kv_blocks=10, kv_tiers=(dram,)),
                         step_model=ConstantStepModel(step_s=0.01))
     eng.add(_req(0, 64, 1, prefix_group=1, prefix_tokens=64), 0.0)
     _run(eng)

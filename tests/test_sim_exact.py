@@ -11,7 +11,7 @@ import pytest
 from servelab import metrics
 from servelab.catalog import RequestSpec, generate_requests, get_gpu, get_model, get_workload
 from servelab.perf import Deployment
-from servelab.sim import AffineStepModel, EngineConfig, ReplicaSpec, SimConfig, simulate
+from servelab.sim import AffineStepModel, SchedulerConfig, ReplicaSpec, SimConfig, simulate
 
 KEYS = [(m, p) for m in ("ttft_s", "tpot_s", "e2e_s") for p in ("p50", "p95", "p99")]
 
@@ -50,7 +50,7 @@ def _agree(spec: ReplicaSpec, reqs: list[RequestSpec], router: str = "round_robi
 def test_skip_vs_exact_real_perf_model_chat() -> None:
     dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
     reqs = generate_requests(get_workload("chat"), rate_rps=30.0, duration_s=60.0, seed=1)
-    spec = ReplicaSpec(deployment=dep, engine=EngineConfig(), count=2)
+    spec = ReplicaSpec(deployment=dep, scheduler=SchedulerConfig(), count=2)
     out = _agree(spec, reqs, router="least_outstanding")
     assert out[False]["completed"] == len(reqs)
 
@@ -66,7 +66,7 @@ def test_skip_vs_exact_under_kv_pressure_and_prefix_sharing() -> None:
                                 output_tokens=rng.randint(20, 400), prefix_group=g,
                                 prefix_tokens=256 if g >= 0 else 0))
     # 2500 blocks = 40k tokens: forces preemptions at this load
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=2500, max_num_seqs=128),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=2500, max_num_seqs=128),
                        step_model=AffineStepModel(per_prefill_token_s=1e-5))
     res = simulate(SimConfig(replicas=(spec,)), reqs)
     assert res.replica_stats["replica-0"]["num_preempted"] > 0
@@ -136,7 +136,7 @@ def test_engine_matches_naive_per_request_loop(exact: bool) -> None:
                                 output_tokens=rng.randint(1, 200)))
     model = AffineStepModel(per_prefill_token_s=1e-5)
     want = _naive_reference(reqs, model, max_seqs=32, budget_tokens=2048)
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=100_000, max_num_seqs=32,
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=100_000, max_num_seqs=32,
                                            max_num_batched_tokens=2048, enable_prefix_caching=False),
                        step_model=model)
     res = simulate(SimConfig(replicas=(spec,), exact=exact), reqs)
@@ -150,7 +150,7 @@ def test_token_times_materialized_identically_in_both_modes() -> None:
     rng = random.Random(9)
     reqs = [RequestSpec(id=f"r{i}", arrival_s=0.05 * i, input_tokens=rng.randint(10, 900),
                         output_tokens=rng.randint(1, 120)) for i in range(200)]
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=1500, max_num_seqs=24),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=1500, max_num_seqs=24),
                        step_model=AffineStepModel())
     got = {}
     for exact in (False, True):

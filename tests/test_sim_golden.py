@@ -16,7 +16,7 @@ import pytest
 
 from servelab import metrics
 from servelab.catalog import RequestSpec
-from servelab.sim import AdmissionConfig, AffineStepModel, EngineConfig, ReplicaSpec, SimConfig, simulate
+from servelab.sim import AdmissionConfig, AffineStepModel, SchedulerConfig, ReplicaSpec, SimConfig, simulate
 
 GOLDEN = Path(__file__).parent / "golden" / "sim_summary.json"
 KEYS = ("offered", "completed", "rejected", "timed_out", "failed", "throughput_tokens_per_s",
@@ -34,7 +34,7 @@ def _scenario() -> dict:
         reqs.append(RequestSpec(id=f"r{i}", arrival_s=t, input_tokens=rng.randint(50, 2000),
                                 output_tokens=rng.randint(10, 600), prefix_group=g,
                                 prefix_tokens=512 if g >= 0 else 0, priority=rng.randint(0, 1)))
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=6000, max_num_seqs=128),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=6000, max_num_seqs=128),
                        step_model=AffineStepModel(per_prefill_token_s=2e-5), count=2)
     cfg = SimConfig(replicas=(spec,), router="prefix", seed=0,
                     admission=AdmissionConfig(max_queue=64, client_timeout_s=60.0))

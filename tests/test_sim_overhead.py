@@ -20,7 +20,7 @@ from servelab.perf.answers import ttft_s
 from servelab.sim import (
     AdmissionConfig,
     ConstantStepModel,
-    EngineConfig,
+    SchedulerConfig,
     Fault,
     ReplicaSpec,
     SimConfig,
@@ -38,7 +38,7 @@ def _dep(overhead_s: float) -> Deployment:
 def _spec(overhead_s: float, count: int = 1) -> ReplicaSpec:
     # one sequence at a time, every step 1 s: times are easy to compute by hand
     return ReplicaSpec(deployment=_dep(overhead_s), step_model=ConstantStepModel(step_s=1.0),
-                       engine=EngineConfig(num_kv_blocks=1000, max_num_seqs=1), count=count)
+                       scheduler=SchedulerConfig(num_kv_blocks=1000, max_num_seqs=1), count=count)
 
 
 def _reqs(times: list[float], out: int = 2) -> list[RequestSpec]:

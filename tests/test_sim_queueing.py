@@ -15,7 +15,7 @@ from servelab.sim import (
     AffineStepModel,
     AutoscalerConfig,
     ConstantStepModel,
-    EngineConfig,
+    SchedulerConfig,
     Fault,
     KVPolicy,
     KVTier,
@@ -49,7 +49,7 @@ def test_md1_mean_wait() -> None:
     rate = 7.0                                # ρ = 0.7
     rho = rate * service_s
     expected = rho * service_s / (2 * (1 - rho))   # 0.11667 s
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=100, max_num_seqs=1),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=100, max_num_seqs=1),
                        step_model=ConstantStepModel(step_s=step_s))
     means = []
     for seed in range(1, 9):
@@ -65,7 +65,7 @@ def test_md1_mean_wait() -> None:
 def test_mdc_little_law_and_utilisation() -> None:
     """Two servers: busy fraction = λ·D / c and L = λ·W (Little) from the same run."""
     step_s, out, rate = 0.01, 20, 7.5        # D = 0.2 s, ρ = 7.5·0.2/2 = 0.75
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=100, max_num_seqs=1),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=100, max_num_seqs=1),
                        step_model=ConstantStepModel(step_s=step_s), count=2)
     reqs = _poisson(rate, 30_000, seed=5, out=out)
     res = simulate(SimConfig(replicas=(spec,), router="least_outstanding",
@@ -127,7 +127,7 @@ def test_conservation_every_request_ends_exactly_once(n, seed, blocks, max_seqs,
                                 prefix_tokens=64 if g >= 0 else 0, priority=rng.randint(0, 2),
                                 conversation=rng.choice([-1, -1, 5]),
                                 adapter=rng.choice([None, "a", "b", "c"])))
-    engine = EngineConfig(num_kv_blocks=blocks, max_num_seqs=max_seqs,
+    engine = SchedulerConfig(num_kv_blocks=blocks, max_num_seqs=max_seqs,
                           max_num_batched_tokens=max(256, max_seqs), max_loras=loras,
                           lora_load_s=0.01, num_speculative_tokens=spec_k,
                           spec_acceptance_rate=0.7, scheduling_policy=policy,
@@ -137,7 +137,7 @@ def test_conservation_every_request_ends_exactly_once(n, seed, blocks, max_seqs,
                                            read_bytes_per_s=7.45e9, latency_s=1e-4),),
                           kv_policy=_kv_policy(kv_policy, cpu_blocks and nvme_blocks))
     # scale to zero: one replica fewer at the start (none when replicas = 1)
-    spec = ReplicaSpec(engine=engine, step_model=AffineStepModel(),
+    spec = ReplicaSpec(scheduler=engine, step_model=AffineStepModel(),
                        count=replicas - 1 if (to_zero and scaler) else replicas)
     faults = (Fault(at_s=fault[0], replica=0, in_flight=fault[1]),) if fault else ()
     auto = None if scaler is None else AutoscalerConfig(
@@ -181,7 +181,7 @@ def test_determinism_under_seed() -> None:
     reqs = [RequestSpec(id=q.id, arrival_s=q.arrival_s, input_tokens=100 + i % 700,
                         output_tokens=20 + (i * 37) % 300, prefix_group=i % 5 - 1, prefix_tokens=128)
             for i, q in enumerate(reqs)]
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=3000), step_model=AffineStepModel(), count=3)
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=3000), step_model=AffineStepModel(), count=3)
     cfg = SimConfig(replicas=(spec,), router="prefix", seed=4,
                     admission=AdmissionConfig(max_queue=50, client_timeout_s=30.0))
     a = simulate(cfg, reqs)

@@ -14,7 +14,7 @@ from servelab.sim import (
     AdmissionConfig,
     AutoscalerConfig,
     ConstantStepModel,
-    EngineConfig,
+    SchedulerConfig,
     ReplicaSpec,
     SimConfig,
     simulate,
@@ -23,7 +23,7 @@ from servelab.sim import (
 
 def _cfg(exact: bool = False, **adm) -> SimConfig:
     # No replica at start; a cold start is 20 s provisioning + 10 s model load = 30 s.
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=100), step_model=ConstantStepModel(step_s=0.01),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=100), step_model=ConstantStepModel(step_s=0.01),
                        count=0)
     auto = AutoscalerConfig(min_replicas=0, max_replicas=1, provisioning_delay_s=20.0,
                             model_load_delay_s=10.0, poll_interval_s=15.0, cooldown_s=0.0,
@@ -76,7 +76,7 @@ def test_waiting_requests_time_out_and_queue_is_bounded() -> None:
 def test_min_replicas_validation_and_no_autoscaler_still_rejects() -> None:
     with pytest.raises(ConfigError, match="max_replicas >= 1"):
         AutoscalerConfig(min_replicas=0, max_replicas=0)
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=100), step_model=ConstantStepModel(step_s=0.01),
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=100), step_model=ConstantStepModel(step_s=0.01),
                        count=0)
     res = simulate(SimConfig(replicas=(spec,)), REQS[:1])
     assert res.records[0].status == "rejected" and res.records[0].reason == "503 no ready replica"
@@ -106,12 +106,12 @@ def test_scenario_nvme_tier_figures() -> None:
     def cfg_of(**flags):
         return build.sim_config(ScenarioArgs(flags=flags).resolve())
     cfg = cfg_of(tp=1, nvme_kv_gib=10.0, kv_tiers="cxl:4:20")
-    nvme, cxl = cfg.replicas[0].engine.offload_tiers()
+    nvme, cxl = cfg.replicas[0].scheduler.offload_tiers()
     assert (nvme.name, nvme.blocks, nvme.block_bytes) == ("nvme", 5120, 2_097_152)
     assert nvme.read_bytes_per_s == 7.45e9 and nvme.latency_s == pytest.approx(1e-4)
     assert (cxl.name, cxl.blocks, cxl.read_bytes_per_s, cxl.latency_s) == ("cxl", 2048, 20e9, 0.0)
     # TP2: each GPU reads half of every block from the one drive: 7.45e9 / 2 per GPU
     cfg2 = cfg_of(tp=2, nvme_kv_gib=10.0)
-    assert cfg2.replicas[0].engine.offload_tiers()[0].read_bytes_per_s == 3.725e9
+    assert cfg2.replicas[0].scheduler.offload_tiers()[0].read_bytes_per_s == 3.725e9
     with pytest.raises(ConfigError, match="name:GiB"):
         cfg_of(tp=1, kv_tiers="nvme")

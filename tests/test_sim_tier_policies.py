@@ -8,7 +8,7 @@ import pytest
 from servelab.catalog import RequestSpec, get_gpu, get_model
 from servelab.errors import ConfigError
 from servelab.perf import Deployment, StepBatch, StepModel, memory_budget
-from servelab.sim import ConstantStepModel, EngineConfig, KVTier, ReplicaEngine, SimRequest
+from servelab.sim import ConstantStepModel, SchedulerConfig, KVTier, ReplicaEngine, SimRequest
 from servelab.sim.tiering import KVPolicy, best_restore, restore_s
 
 # SGLang issue #26305 (HiCache on SGLang v0.5.10, MiniMax M2.7, GQA; 8,192 input tokens,
@@ -38,7 +38,7 @@ def _ttft_of_repeat(tiers: tuple, policy: KVPolicy | None, evict: bool) -> float
     """TTFT of a second 8K request sharing a 90 % prefix with a first one; in between a
     filler request takes every GPU block (``evict``), pushing the prefix to the tiers."""
     dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
-    eng = ReplicaEngine(dep, EngineConfig(num_kv_blocks=GPU_BLOCKS, kv_tiers=tiers, kv_policy=policy))
+    eng = ReplicaEngine(dep, SchedulerConfig(num_kv_blocks=GPU_BLOCKS, kv_tiers=tiers, kv_policy=policy))
     assert eng.add(_req(0, INPUT, prefix_group=1, prefix_tokens=PREFIX), 0.0)
     t = _run(eng, 0.0)
     if evict:
@@ -81,7 +81,7 @@ def test_cost_read_side_loads_from_a_tier_only_when_it_pays() -> None:
     # Tiers kept by the write side (fast NVMe), then the read side decides per request.
     dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
     fast = KVTier(name="nvme", blocks=100_000, block_bytes=2_097_152, read_bytes_per_s=64e9)
-    eng = ReplicaEngine(dep, EngineConfig(num_kv_blocks=GPU_BLOCKS, kv_tiers=(fast,),
+    eng = ReplicaEngine(dep, SchedulerConfig(num_kv_blocks=GPU_BLOCKS, kv_tiers=(fast,),
                                           kv_policy=KVPolicy(policy="cost")))
     assert eng.pool.keep == [True]                     # 32.8 µs per block < recompute
     lru = _ttft_of_repeat((fast,), KVPolicy(policy="lru"), evict=True)
@@ -111,7 +111,7 @@ def test_priority_pins_high_priority_prefix_in_hbm() -> None:
     # cached blocks. LRU evicts the older (high-priority) prefix; priority with a quota
     # of 4 pinned blocks evicts the low-priority one.
     def run(policy: KVPolicy | None) -> tuple[int, int]:
-        eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=10, kv_policy=policy),
+        eng = ReplicaEngine(None, SchedulerConfig(num_kv_blocks=10, kv_policy=policy),
                             step_model=ConstantStepModel(step_s=0.01))
         eng.add(_req(0, 64, prefix_group=1, prefix_tokens=64, priority=0), 0.0)
         _run(eng, 0.0)
@@ -141,7 +141,7 @@ def test_prefetch_lands_blocks_while_queued_at_hand_computed_times() -> None:
     nvme = KVTier(name="nvme", blocks=50, block_bytes=1.0, read_bytes_per_s=100.0, latency_s=0.005)
 
     def run(prefetch: bool) -> float:
-        eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), max_num_seqs=1,
+        eng = ReplicaEngine(None, SchedulerConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), max_num_seqs=1,
                                                kv_policy=KVPolicy(prefetch=prefetch)),
                             step_model=ConstantStepModel(step_s=0.01))
         eng.add(_req(0, 64, prefix_group=1, prefix_tokens=64), 0.0)
@@ -168,7 +168,7 @@ def test_policy_config_errors() -> None:
     with pytest.raises(ConfigError, match="unknown KV tier policy 'mru'; known: lru, priority, cost"):
         KVPolicy(policy="mru")
     with pytest.raises(ConfigError, match="prefetch needs at least two offload tiers"):
-        ReplicaEngine(None, EngineConfig(num_kv_blocks=10, kv_tiers=(KVTier(name="nvme", blocks=5),),
+        ReplicaEngine(None, SchedulerConfig(num_kv_blocks=10, kv_tiers=(KVTier(name="nvme", blocks=5),),
                                          kv_policy=KVPolicy(prefetch=True)),
                       step_model=ConstantStepModel(step_s=0.01))
     with pytest.raises(ConfigError, match="prefetch_deadline_s must be > 0"):
@@ -178,7 +178,7 @@ def test_policy_config_errors() -> None:
 def test_recompute_reference_is_the_step_models_marginal_prefill() -> None:
     dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
     m = StepModel(dep)
-    eng = ReplicaEngine(dep, EngineConfig(num_kv_blocks=GPU_BLOCKS, kv_tiers=(_file_tier(),),
+    eng = ReplicaEngine(dep, SchedulerConfig(num_kv_blocks=GPU_BLOCKS, kv_tiers=(_file_tier(),),
                                           kv_policy=KVPolicy(policy="cost")))
     per_block = (m.step_time_s(StepBatch(((2048, 0),), 0, 0)) - m.step_time_s(StepBatch(((1024, 0),), 0, 0))) / 64
     assert eng.recompute_s_per_block == pytest.approx(per_block, rel=1e-12)
@@ -205,7 +205,7 @@ def test_skip_vs_exact_agree_with_tier_policies(policy: KVPolicy) -> None:
                                 prefix_tokens=256 if g >= 0 else 0, priority=rng.randint(0, 2)))
     tiers = (KVTier(name="dram", blocks=200, block_bytes=1e6, read_bytes_per_s=5e9),
              KVTier(name="nvme", blocks=2000, block_bytes=1e6, read_bytes_per_s=2e8, latency_s=1e-3))
-    spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=1500, max_num_seqs=64, kv_tiers=tiers,
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=1500, max_num_seqs=64, kv_tiers=tiers,
                                            kv_policy=policy),
                        step_model=AffineStepModel(per_prefill_token_s=2e-5))
     out = {}
@@ -239,7 +239,7 @@ def test_prefetch_wait_holds_a_request_until_its_prefetch_ends_through_the_fleet
             RequestSpec(id="b", arrival_s=t, input_tokens=80, output_tokens=1, prefix_group=1, prefix_tokens=64)]
     for pol, ttft in ((KVPolicy(prefetch=True), 0.046), (KVPolicy(prefetch=True, prefetch_wait=True), 0.049),
                       (KVPolicy(prefetch=True, prefetch_wait=True, prefetch_deadline_s=0.02), 0.057)):
-        spec = ReplicaSpec(engine=EngineConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol),
+        spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol),
                            step_model=ConstantStepModel(step_s=0.01))
         for exact in (False, True):
             res = simulate(SimConfig(replicas=(spec,), exact=exact), reqs)

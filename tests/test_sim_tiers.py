@@ -12,7 +12,7 @@ from servelab.catalog import RequestSpec
 from servelab.errors import ConfigError
 from servelab.sim import (
     ConstantStepModel,
-    EngineConfig,
+    SchedulerConfig,
     KVTier,
     ReplicaEngine,
     SimRequest,
@@ -55,7 +55,7 @@ def test_prefix_evicted_to_nvme_is_restored_at_nvme_cost() -> None:
     # = 1e-4 + 8,388,608 B / 7.45e9 B/s = 1e-4 + 0.00112598765 s; the admitting step
     # (0.01 s) carries it, so r2's first token (it is also its last) comes at
     # 1.0 + 0.01 + 0.0012259876510 = 1.0112259876510 s.
-    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=10, kv_tiers=(NVME,)),
+    eng = ReplicaEngine(None, SchedulerConfig(num_kv_blocks=10, kv_tiers=(NVME,)),
                         step_model=ConstantStepModel(step_s=0.01))
     _evict_group_prefix(eng)
     assert len(eng.pool.tiers[0]) == 4
@@ -78,7 +78,7 @@ def test_lru_cascade_dram_then_nvme_and_mixed_restore_cost() -> None:
     # (least recent first). Restore: DRAM 2 · 0.002 + NVMe (1e-4 + 2 · 2,097,152 / 7.45e9)
     # = 0.004 + 0.0001 + 0.000562993826 = 0.004662993826 s on top of the 0.01 s step.
     dram = KVTier(name="dram", blocks=2, block_bytes=2e6, read_bytes_per_s=1e9)   # 0.002 s per block
-    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=10, kv_tiers=(dram, NVME)),
+    eng = ReplicaEngine(None, SchedulerConfig(num_kv_blocks=10, kv_tiers=(dram, NVME)),
                         step_model=ConstantStepModel(step_s=0.01))
     _evict_group_prefix(eng)
     b = _prefix_chain(eng)
@@ -114,8 +114,8 @@ def test_tier_config_errors_and_legacy_dram_tier() -> None:
     with pytest.raises(ConfigError, match="read_bytes_per_s"):
         KVTier(name="nvme", blocks=1, block_bytes=1.0, read_bytes_per_s=0.0)
     with pytest.raises(ConfigError, match="unique"):
-        EngineConfig(kv_tiers=(KVTier(name="dram", blocks=4), KVTier(name="dram", blocks=1)))
-    cfg = EngineConfig(kv_tiers=(KVTier(name="dram", blocks=4, block_bytes=3e6, read_bytes_per_s=1e9), NVME,
+        SchedulerConfig(kv_tiers=(KVTier(name="dram", blocks=4), KVTier(name="dram", blocks=1)))
+    cfg = SchedulerConfig(kv_tiers=(KVTier(name="dram", blocks=4, block_bytes=3e6, read_bytes_per_s=1e9), NVME,
                                  KVTier(name="cxl", blocks=0)))
     names = [(t.name, t.blocks) for t in cfg.offload_tiers()]
     assert names == [("dram", 4), ("nvme", 8)]
@@ -139,7 +139,7 @@ def _replay(reqs: list[RequestSpec], dram: int, nvme: int, gpu: int = 40) -> Rep
     tiers = tuple(t for t in (KVTier(name="dram", blocks=dram, block_bytes=1.0, read_bytes_per_s=1e6),
                               KVTier(name="nvme", blocks=nvme, block_bytes=1.0, read_bytes_per_s=1e5,
                                      latency_s=1e-4)) if t.blocks)
-    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=gpu, max_num_batched_tokens=256, kv_tiers=tiers),
+    eng = ReplicaEngine(None, SchedulerConfig(num_kv_blocks=gpu, max_num_batched_tokens=256, kv_tiers=tiers),
                         step_model=ConstantStepModel(step_s=0.01))
     t = 0.0
     for q in reqs:
@@ -176,7 +176,7 @@ def test_no_block_leaks_across_tiers(seed, dram, nvme, gpu, batch) -> None:
     tiers = tuple(t for t in (KVTier(name="dram", blocks=dram, block_bytes=1.0, read_bytes_per_s=1e6),
                               KVTier(name="nvme", blocks=nvme, block_bytes=1.0, read_bytes_per_s=1e5))
                   if t.blocks)
-    eng = ReplicaEngine(None, EngineConfig(num_kv_blocks=gpu, max_num_batched_tokens=64, max_num_seqs=8,
+    eng = ReplicaEngine(None, SchedulerConfig(num_kv_blocks=gpu, max_num_batched_tokens=64, max_num_seqs=8,
                                            kv_tiers=tiers),
                         step_model=ConstantStepModel(step_s=0.01))
     t = 0.0

@@ -111,10 +111,10 @@ def _curve_end_s(sc: Any) -> float:
     return len(counts) * step
 
 
-def _mean_e2e_s(dep: Any, workload: Any, engine: Any, rate: float, settings: SearchSettings) -> float:
+def _mean_e2e_s(dep: Any, workload: Any, scheduler: Any, rate: float, settings: SearchSettings) -> float:
     n = min(settings.max_requests, max(settings.min_requests, math.ceil(rate * settings.probe_duration_s)))
     base = base_requests(workload, num_requests=n, seed=settings.seed)
-    res = simulate_replicas(dep, scaled_requests(base, rate), settings=settings, engine=engine)
+    res = simulate_replicas(dep, scaled_requests(base, rate), settings=settings, scheduler=scheduler)
     e2e = [r.finish_s - r.arrival_s for r in res.records if r.status == "ok" and r.finish_s is not None]
     return sum(e2e) / len(e2e) if e2e else 0.0
 
@@ -205,16 +205,16 @@ def plan_day(fleet: Any, scenarios: Sequence[Any], *, settings: SearchSettings |
         slo = build.slo(sc)
         if not slo.targets:
             raise ConfigError(f"pool {pool.name!r}: no SLO (give the scenario an slo)")
-        engine = build.replica_settings(sc, dep)
-        prep.append((pool, sc, curve, dep, wl, slo, engine, _start_rps(sc, dep, wl, slo)))
+        scheduler = build.replica_settings(sc, dep)
+        prep.append((pool, sc, curve, dep, wl, slo, scheduler, _start_rps(sc, dep, wl, slo)))
     tick("capacity search", 0, len(prep))
     tasks = [CandidateTask(key=p.name, deployment=dep, workload=wl, slo=slo, start_rps=start, settings=st,
-                           engine=engine) for p, _sc, _c, dep, wl, slo, engine, start in prep]
+                           scheduler=scheduler) for p, _sc, _c, dep, wl, slo, scheduler, start in prep]
     with TaskRunner(executor, jobs) as runner:
         evals = runner.map(evaluate_candidate, tasks, on_done=lambda i, _r: tick("capacity search", i + 1, len(prep)))
     plans: list[PoolPlan] = []
     sim_pools: list[tuple[str, Any]] = []
-    for (pool, sc, curve, dep, wl, slo, engine, _start), ev in zip(prep, evals):
+    for (pool, sc, curve, dep, wl, slo, scheduler, _start), ev in zip(prep, evals):
         if ev.error or ev.capacity_rps <= 0:
             raise ConfigError(f"pool {pool.name!r}: no simulated rate meets the SLO {slo.as_text()} on "
                               f"{sc.model}/{sc.gpu}/TP{sc.tp} ({ev.error or 'capacity 0'})")
@@ -239,7 +239,7 @@ def plan_day(fleet: Any, scenarios: Sequence[Any], *, settings: SearchSettings |
                  "on_demand_only": sum(g) * p, "mix": mix}
         growth = growth_within(curve, lead)
         c_t = c / (fleet.headroom * growth)
-        w = _mean_e2e_s(dep, wl, engine, c_t, st)
+        w = _mean_e2e_s(dep, wl, scheduler, c_t, st)
         if not w > 0:
             raise ConfigError(f"pool {pool.name!r}: no request completed in the simulation at "
                               f"{c_t:.3g} req/s that measures the mean latency for the autoscaler target")

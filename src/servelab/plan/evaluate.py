@@ -64,7 +64,7 @@ class CandidateTask:
     peak_rate_rps: float | None = None   # fleet peak: sets the operating load per replica
     headroom: float = 1.1
     input_filter: tuple[int, int] | None = None   # keep requests with lo <= input < hi
-    engine: Any = None             # sim.EngineConfig of the replica (scenario.build.replica_settings)
+    scheduler: Any = None          # sim.SchedulerConfig of the replica (scenario.build.replica_settings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,15 +120,15 @@ def base_requests(workload: Any, *, num_requests: int, seed: int,
 
 def simulate_replicas(dep: Any, requests: Sequence[Any], *, settings: SearchSettings, count: int = 1,
                       router: str = "least_outstanding", faults: Sequence[Any] = (),
-                      seed: int | None = None, engine: Any = None) -> Any:
-    """One simulation of ``count`` identical replicas of ``dep`` run with ``engine``
-    (``sim.EngineConfig``; default: the search settings' limits); returns the SimResult."""
-    from ..sim import EngineConfig, ReplicaSpec, SimConfig, simulate
+                      seed: int | None = None, scheduler: Any = None) -> Any:
+    """One simulation of ``count`` identical replicas of ``dep`` run with ``scheduler``
+    (``sim.SchedulerConfig``; default: the search settings' limits); returns the SimResult."""
+    from ..sim import SchedulerConfig, ReplicaSpec, SimConfig, simulate
 
-    if engine is None:
-        engine = EngineConfig(max_num_seqs=settings.max_num_seqs,
+    if scheduler is None:
+        scheduler = SchedulerConfig(max_num_seqs=settings.max_num_seqs,
                               max_num_batched_tokens=settings.max_num_batched_tokens)
-    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=engine, count=count),),
+    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, scheduler=scheduler, count=count),),
                     router=router, faults=tuple(faults),
                     seed=settings.seed if seed is None else seed)
     return simulate(cfg, list(requests))
@@ -170,7 +170,7 @@ def evaluate_candidate(task: CandidateTask) -> CandidateEval:
             n = min(len(base), max(st.min_requests, math.ceil(rate * st.probe_duration_s)),
                     st.max_requests)
             res = simulate_replicas(task.deployment, scaled_requests(base[:n], rate), settings=st,
-                                    engine=task.engine)
+                                    scheduler=task.scheduler)
             probes[rate] = probe_summary(res, task.slo, min_delivery=st.min_delivery, rate_rps=rate)
         return probes[rate]
 

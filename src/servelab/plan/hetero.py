@@ -34,7 +34,7 @@ def split_threshold(p90_input_tokens: float) -> int:
 
 def plan_heterogeneous(*, req: Any, workload: Any, slo: Any, profile: Any,
                        evaluated: list[dict[str, Any]], deps: dict[str, Any],
-                       gpus: dict[str, Any], runner: Any, engines: dict[str, Any],
+                       gpus: dict[str, Any], runner: Any, schedulers: dict[str, Any],
                        scenarios: dict[str, Any],
                        tick: Callable[[str, int, int], None]) -> dict[str, Any]:
     """Plan a two-pool split; the result says whether it beats the best single pool."""
@@ -58,7 +58,7 @@ def plan_heterogeneous(*, req: Any, workload: Any, slo: Any, profile: Any,
             tasks.append(CandidateTask(key=f"{pool}:{r['key']}", deployment=deps[r["key"]],
                                        workload=workload, slo=slo,
                                        start_rps=r["analytic"]["saturation_rps"], settings=req.search,
-                                       input_filter=flt, engine=engines[r["key"]]))
+                                       input_filter=flt, scheduler=schedulers[r["key"]]))
             meta.append((pool, frac, r))
     results = runner.map(evaluate_candidate, tasks,
                          on_done=lambda i, _: tick("heterogeneous pools", i + 1, len(tasks)))

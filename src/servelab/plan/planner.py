@@ -136,7 +136,7 @@ class _Screened:
     rows: list[dict[str, Any]] = field(default_factory=list)
     deps: dict[str, Deployment] = field(default_factory=dict)
     scens: dict[str, Any] = field(default_factory=dict)
-    engines: dict[str, Any] = field(default_factory=dict)
+    schedulers: dict[str, Any] = field(default_factory=dict)
     calibrated: list[str] = field(default_factory=list)
 
 
@@ -144,7 +144,7 @@ def _screen(cands: list[Any], *, req: PlanRequest, base: Any, model: Any, prof: 
             gpu_by_name: dict[str, Any], peak: float, tick: Progress) -> _Screened:
     """Memory, roofline and analytic pre-screen of each candidate (steps 5–8; module docstring)."""
     out = _Screened()
-    rows, deps, scens, engines, calibrated = out.rows, out.deps, out.scens, out.engines, out.calibrated
+    rows, deps, scens, schedulers, calibrated = out.rows, out.deps, out.scens, out.schedulers, out.calibrated
     tpot_thr, ttft_thr = _slo_threshold(slo, "tpot"), _slo_threshold(slo, "ttft")
     for i, c in enumerate(cands):
         tick("analytic model", i, len(cands))
@@ -199,7 +199,7 @@ def _screen(cands: list[Any], *, req: PlanRequest, base: Any, model: Any, prof: 
         row["cost_lower_bound_per_hour"] = _cost_lower_bound(row, gpu, req, peak, req.ub_slack, base)
         deps[c.key] = dep
         scens[c.key] = csc
-        engines[c.key] = build.replica_settings(csc, dep)
+        schedulers[c.key] = build.replica_settings(csc, dep)
     tick("analytic model", len(cands), len(cands))
     return out
 
@@ -211,7 +211,7 @@ def _simulate_waves(viable: list[dict[str, Any]], *, runner: Any, req: PlanReque
     and bound on cost; replicas and cost of each candidate that meets the SLO. Returns the
     evaluated rows, the number of simulations and the final upper-bound slack."""
     st = req.search
-    deps, scens, engines = scr.deps, scr.scens, scr.engines
+    deps, scens, schedulers = scr.deps, scr.scens, scr.schedulers
     best = math.inf
     n_sims = 0
     evaluated: list[dict[str, Any]] = []
@@ -239,7 +239,7 @@ def _simulate_waves(viable: list[dict[str, Any]], *, runner: Any, req: PlanReque
             continue
         tasks = [CandidateTask(key=r["key"], deployment=deps[r["key"]], workload=workload,
                                slo=slo, start_rps=r["analytic"]["saturation_rps"], settings=st,
-                               peak_rate_rps=peak, headroom=req.headroom, engine=engines[r["key"]])
+                               peak_rate_rps=peak, headroom=req.headroom, scheduler=schedulers[r["key"]])
                  for r in wave]
 
         def _done(i: int, res: Any, base: int = done_count) -> None:
@@ -326,7 +326,7 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> PlanResult:
                                  kv_dtypes=kv_dtypes, tps=req.tps, pps=pps)
     scr = _screen(cands, req=req, base=base, model=model, prof=prof, slo=slo, gpu_by_name=gpu_by_name,
                   peak=peak, tick=tick)
-    rows, deps, scens, engines, calibrated = scr.rows, scr.deps, scr.scens, scr.engines, scr.calibrated
+    rows, deps, scens, schedulers, calibrated = scr.rows, scr.deps, scr.scens, scr.schedulers, scr.calibrated
 
     # 9-11. simulate in waves ordered by the cost lower bound
     viable = sorted((r for r in rows if r["key"] in deps),
@@ -338,12 +338,12 @@ def plan(req: PlanRequest, *, progress: Progress | None = None) -> PlanResult:
 
         # 12. heterogeneous pools; 13. recommendation (both simulate, through the runner)
         hetero = plan_heterogeneous(req=req, workload=workload, slo=slo, profile=prof,
-                                    evaluated=evaluated, deps=deps, gpus=gpu_by_name, engines=engines,
+                                    evaluated=evaluated, deps=deps, gpus=gpu_by_name, schedulers=schedulers,
                                     scenarios=scens,
                                     runner=runner, tick=tick) if req.heterogeneous else \
             {"applicable": False, "reason": "disabled"}
         rec = recommend(req=req, workload=workload, slo=slo, profile=prof, evaluated=evaluated,
-                        deps=deps, scenarios=scens, engines=engines, rows=rows, runner=runner,
+                        deps=deps, scenarios=scens, schedulers=schedulers, rows=rows, runner=runner,
                         tick=tick, rate=rate,
                         out_tokens_per_s=out_tokens_per_s, gpus=gpu_by_name)
         n_sims += rec.pop("_simulations", 0) + hetero.pop("_simulations", 0)

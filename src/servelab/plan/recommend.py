@@ -43,7 +43,7 @@ def _lat(x: float | None) -> float:
 
 
 def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: list[dict[str, Any]],
-              deps: dict[str, Any], scenarios: dict[str, Any], engines: dict[str, Any],
+              deps: dict[str, Any], scenarios: dict[str, Any], schedulers: dict[str, Any],
               rows: list[dict[str, Any]], runner: Any,
               tick: Callable[[str, int, int], None], rate: float, out_tokens_per_s: float,
               gpus: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def recommend(*, req: Any, workload: Any, slo: Any, profile: Any, evaluated: lis
                                                                "in_flight": "retry"}])),
             CandidateTask(key=f"context x{CONTEXT_FACTOR:g}:{chosen['key']}", deployment=dep, workload=wl2,
                           slo=slo, start_rps=chosen["analytic"]["saturation_rps"] / CONTEXT_FACTOR,
-                          settings=st, engine=engines[chosen["key"]]),
+                          settings=st, scheduler=schedulers[chosen["key"]]),
         ]
         res = runner.map(run_task, tasks, on_done=lambda i, _: tick("sensitivity", i + 1, len(tasks)))
         sims += sum(1 for t in res[:3]) + res[3].simulations

@@ -106,7 +106,7 @@ def disagg_sim_config(sc: Any, base: Any) -> Any:
     specs = []
     for name, psc in zip(("prefill", "decode"), pool_scenarios(sc)):
         dep = deployment(psc)
-        specs.append(ReplicaSpec(deployment=dep, engine=replica_settings(psc, dep),
+        specs.append(ReplicaSpec(deployment=dep, scheduler=replica_settings(psc, dep),
                                  count=psc.replicas, name=name))
     d = sc.disagg
     link = link_for(d.link, specs[0].deployment.gpu, gb_per_s=d.link_gb_s,

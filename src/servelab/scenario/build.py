@@ -4,7 +4,7 @@
   efficiencies and KV memory rule; a calibration file's efficiency replaces the
   profile's when the scenario names one).
 * :func:`replica_settings` — the simulator's per-replica scheduler and KV settings
-  (``sim.EngineConfig``): engine knobs, KV offload tiers, LoRA slots, speculative decoding.
+  (``sim.SchedulerConfig``): engine knobs, KV offload tiers, LoRA slots, speculative decoding.
 * :func:`sim_config` — the whole simulated fleet (replicas, router, admission,
   autoscaler, faults).
 * :func:`workload`, :func:`requests`, :func:`slo`, :func:`rate_rps` — the offered load.
@@ -127,12 +127,12 @@ def _kv_tiers(sc: Scenario, dep: Any) -> tuple[Any, ...]:
 
 
 def replica_settings(sc: Scenario, dep: Any) -> Any:
-    """The simulator's per-replica settings (``sim.EngineConfig``) for ``dep``."""
-    from ..sim import EngineConfig
+    """The simulator's per-replica settings (``sim.SchedulerConfig``) for ``dep``."""
+    from ..sim import SchedulerConfig
 
     e = sc.engine
     spec = sc.speculative
-    return EngineConfig(
+    return SchedulerConfig(
         max_num_seqs=e.max_num_seqs, max_num_batched_tokens=e.max_num_batched_tokens,
         block_size=e.block_size, enable_prefix_caching=e.enable_prefix_caching,
         enable_chunked_prefill=e.enable_chunked_prefill, max_waiting=e.max_queue,
@@ -161,7 +161,7 @@ def sim_config(sc: Scenario, *, exact: bool = False, record_token_times: bool = 
                                 model_load_delay_s=s.model_load_delay_s, cooldown_s=s.cooldown_s,
                                 min_replicas=s.min_replicas, max_replicas=s.max_replicas)
     faults = tuple(Fault(at_s=f.at_s, replica=f.replica, in_flight=f.in_flight) for f in sc.faults)
-    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, engine=replica_settings(sc, dep),
+    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, scheduler=replica_settings(sc, dep),
                                           count=sc.replicas),),
                     router=sc.sim_router, admission=admission, autoscaler=auto, faults=faults,
                     exact=exact, seed=sc.seed, record_token_times=record_token_times)

@@ -17,7 +17,7 @@ from .config import (
     ROUTERS,
     AdmissionConfig,
     AutoscalerConfig,
-    EngineConfig,
+    SchedulerConfig,
     Fault,
     KVTier,
     ReplicaSpec,
@@ -30,7 +30,7 @@ from .tiering import TIER_POLICIES, KVPolicy
 from .disagg import LINKS, DisaggConfig, KVLink, link_for, transfer_s
 
 __all__ = [
-    "EngineConfig", "KVTier", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault", "SimConfig",
+    "SchedulerConfig", "KVTier", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault", "SimConfig",
     "ROUTERS", "AUTOSCALER_METRICS",
     "simulate", "SimResult", "ReplicaEngine", "StepOutcome", "SimRequest",
     "ConstantStepModel", "AffineStepModel", "KVPolicy", "TIER_POLICIES",

@@ -134,7 +134,7 @@ class _Sim:
         n = self.names.get(spec.name, 0)
         self.names[spec.name] = n + 1
         name = f"{spec.name}-{n}"
-        eng = ReplicaEngine(spec.deployment, spec.engine, step_model=spec.step_model, name=name,
+        eng = ReplicaEngine(spec.deployment, spec.scheduler, step_model=spec.step_model, name=name,
                             exact=self.cfg.exact, record_token_times=self.cfg.record_token_times,
                             priority_preemption=self.adm.priority_preemption, chains=self.chains)
         rep = _Replica(name, eng, spec, len(self.replicas))

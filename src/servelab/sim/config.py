@@ -1,4 +1,9 @@
-"""Configuration of a simulated serving fleet: engine, replicas, admission, autoscaler, faults.
+"""Configuration of a simulated serving fleet: replica schedulers, replicas, admission, autoscaler, faults.
+
+Naming: "engine" means the serving engine being modelled (vLLM, TensorRT-LLM: its profile in
+``servelab.perf.engines``; ``ReplicaEngine`` simulates one replica of it). The per-replica
+scheduler and KV-cache settings it runs with are a :class:`SchedulerConfig`
+(``ReplicaSpec.scheduler``).
 
 Defaults and their sources:
 - ``max_num_seqs=256``, ``max_num_batched_tokens=8192``, ``block_size=16``, prefix
@@ -21,7 +26,7 @@ from typing import Any, Literal
 from ..errors import ConfigError
 
 __all__ = [
-    "KVTier", "EngineConfig", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault",
+    "KVTier", "SchedulerConfig", "ReplicaSpec", "AdmissionConfig", "AutoscalerConfig", "Fault",
     "SimConfig", "ROUTERS", "AUTOSCALER_METRICS",
 ]
 
@@ -66,7 +71,7 @@ class KVTier:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EngineConfig:
+class SchedulerConfig:
     """One replica's scheduler and KV cache settings (vLLM names)."""
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
@@ -138,10 +143,10 @@ class ReplicaSpec:
 
     ``step_model`` replaces ``perf.StepModel(deployment)`` (any object with
     ``step_time_s(StepBatch)`` and ``decode_affine(B)``): for calibration fits and tests.
-    ``deployment`` may then be None if ``engine.num_kv_blocks`` is set.
+    ``deployment`` may then be None if ``scheduler.num_kv_blocks`` is set.
     """
     deployment: Any = None                  # perf.Deployment
-    engine: EngineConfig = field(default_factory=EngineConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     count: int = 1
     name: str = "replica"
     step_model: Any = None
@@ -149,8 +154,8 @@ class ReplicaSpec:
     def __post_init__(self) -> None:
         if self.count < 0:
             raise ConfigError(f"replica count must be >= 0, got {self.count!r}")
-        if self.deployment is None and (self.step_model is None or self.engine.num_kv_blocks is None):
-            raise ConfigError("a ReplicaSpec without a deployment needs step_model and engine.num_kv_blocks")
+        if self.deployment is None and (self.step_model is None or self.scheduler.num_kv_blocks is None):
+            raise ConfigError("a ReplicaSpec without a deployment needs step_model and scheduler.num_kv_blocks")
 
 
 @dataclass(frozen=True, kw_only=True)

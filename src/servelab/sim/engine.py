@@ -27,7 +27,7 @@ import math
 from typing import Any
 
 from ..perf.deployment import StepBatch
-from .config import EngineConfig
+from .config import SchedulerConfig
 from .request import DECODE, PREFILL, SimRequest, StepOutcome
 from .scheduler import Scheduler
 
@@ -42,7 +42,7 @@ class ReplicaEngine(Scheduler):
     def __init__(
         self,
         deployment: Any,
-        engine: EngineConfig,
+        scheduler: SchedulerConfig,
         *,
         step_model: Any = None,
         name: str = "replica-0",
@@ -54,15 +54,15 @@ class ReplicaEngine(Scheduler):
         if step_model is None:
             from ..perf import StepModel
             step_model = StepModel(deployment)
-        num_blocks = engine.num_kv_blocks
+        num_blocks = scheduler.num_kv_blocks
         if num_blocks is None:
             from ..errors import InfeasibleError
             from ..perf import memory_budget
             budget = memory_budget(deployment)
             if not budget.feasible:
                 raise InfeasibleError(budget.reason)
-            num_blocks = budget.kv_capacity_tokens // engine.block_size
-        super().__init__(engine, int(num_blocks), name=name, record_token_times=record_token_times,
+            num_blocks = budget.kv_capacity_tokens // scheduler.block_size
+        super().__init__(scheduler, int(num_blocks), name=name, record_token_times=record_token_times,
                          priority_preemption=priority_preemption, chains=chains)
         self.model = step_model
         self.exact = exact

@@ -36,7 +36,7 @@ import heapq
 from collections import OrderedDict, deque
 
 from ..catalog.workloads import RequestSpec
-from .config import EngineConfig
+from .config import SchedulerConfig
 from .kv import chain_hashes
 from .tier_sched import TierScheduling
 from .tiering import restore_s
@@ -48,13 +48,13 @@ __all__ = ["Scheduler"]
 class Scheduler(TierScheduling):
     """Queues, KV cache and batch composition of one replica (no notion of time)."""
 
-    def __init__(self, engine: EngineConfig, num_blocks: int, *, name: str,
+    def __init__(self, scheduler: SchedulerConfig, num_blocks: int, *, name: str,
                  record_token_times: bool, priority_preemption: bool, chains: dict | None) -> None:
         self.name = name
-        self.cfg = engine
-        self.bs = engine.block_size
-        tiers = engine.offload_tiers()
-        self._init_tiers(engine, int(num_blocks), tiers)
+        self.cfg = scheduler
+        self.bs = scheduler.block_size
+        tiers = scheduler.offload_tiers()
+        self._init_tiers(scheduler, int(num_blocks), tiers)
         # P/D prefill side: finished requests keep their KV blocks until release_kv (the
         # decode side has read them); set by the disaggregated fleet
         self.hold_kv = False
@@ -62,7 +62,7 @@ class Scheduler(TierScheduling):
         self.tier_cost = [(t.load_s_per_block, t.latency_s) for t in tiers]
         self.tier_names = [t.name for t in tiers]
         self.record_times = record_token_times
-        self.priority = engine.scheduling_policy == "priority" or priority_preemption
+        self.priority = scheduler.scheduling_policy == "priority" or priority_preemption
         self.priority_preemption = priority_preemption
         self.chains: dict = chains if chains is not None else {}
         # waiting queue: deque (fcfs) or heap of (priority, arrival, seq, req)
