@@ -13,11 +13,9 @@ $(BIN)/servelab: pyproject.toml
 	@echo "==> creating the virtual environment $(VENV) (once)"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "==> upgrading pip"
-	$(BIN)/python -m pip install --upgrade pip --progress-bar off 2>&1 | tail -n 1
+	$(BIN)/python -m pip install -q --upgrade pip
 	@echo "==> installing servelab and its dependencies into $(VENV) (about a minute the first time)"
-	@( $(BIN)/python -m pip install -e '.[dev]' --progress-bar off 2>&1; echo $$? > $(VENV)/.pip-rc ) \
-	  | grep --line-buffered -E '^(Collecting|Installing collected|Successfully|ERROR|error)' || true
-	@exit $$(cat $(VENV)/.pip-rc)
+	$(BIN)/python -m pip install -e '.[dev]' --progress-bar off
 	touch $(BIN)/servelab
 	@echo "==> installed; use it with: source $(VENV)/bin/activate   (or: make shell)"
 

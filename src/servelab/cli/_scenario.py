@@ -267,10 +267,8 @@ class ScenarioArgs:
         from ..scenario import load_scenario_data, parse_set, resolve
 
         base = load_scenario_data(self.file) if self.file else {}
-        over: dict[str, Any] = {}
-        for k, v in (extra or {}).items():
-            if k not in self.given():
-                over[k] = v
+        given = self.given() if extra else set()
+        over: dict[str, Any] = {k: v for k, v in (extra or {}).items() if k not in given}
         over.update(self.overrides(base))
         over.update(parse_set(list(self.sets)))
         source = f"from {self.file} and the command line" if self.file else "from the command line"
