@@ -79,12 +79,15 @@ def simulate_day_cmd(
     groups: int = typer.Option(1, "--groups", help="Replica groups per pool, simulated as separate shards (approximate)."),
     executor: str = typer.Option("local", "--executor", help="local (processes) | ray (the dist extra)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="Workers. [default: the CPUs]"),
-    out: Optional[str] = typer.Option(None, "--out", help="Write one merged run folder here."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write one merged run folder here (records.parquet, "
+                                      "summary.json, meta.json)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Simulate every pool of a fleet-day file, sharded by pool (and replica group), into one run."""
-    from .. import recordio
-    from ..metrics import summarize
+    """Simulate every pool of a fleet-day file, sharded by pool (and replica group), into one run.
+    Shards stream their records to disk as they go; a progress bar per shard (simulated hours,
+    requests done) is drawn on stderr when it is a terminal."""
+    import tempfile
+
     from ..plan.dayrun import simulate_day
     from ..plan.fleetday import load_fleet_day
     from ..scenario import build
@@ -96,37 +99,56 @@ def simulate_day_cmd(
         pools = [(p.name, build.derive(sc, duration_s=hours * 3600.0)) for p, sc in zip(fleet.pools, scenarios)]
         if plan_file:
             pools = _with_plan(pools, plan_file)
-        bar = None if json_out else _bar("simulating")
-        if bar is None:
-            run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs)
-        else:
-            with bar:
-                task = bar.add_task("shards", total=len(pools) * groups)
-                run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs,
-                                   on_done=lambda i, total: bar.advance(task))
+        with tempfile.TemporaryDirectory(prefix="servelab-day-") as tmp:
+            folder = out or str(Path(tmp) / "run")
+            bar = None if json_out else _shard_bar()
+            if bar is None:
+                run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs, out=folder)
+            else:
+                with bar:
+                    run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs, out=folder,
+                                       on_progress=_shard_updater(bar))
     except (ConfigError, InfeasibleError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    summary = summarize(run.records, duration_s=run.duration_s)
-    summary["pools"] = {}
-    for (name, sc) in pools:
-        recs = [r for r in run.records if r.extra.get("pool") == name]
-        summary["pools"][name] = summarize(recs, slo=build.slo(sc))
-    summary["shards"] = run.meta["config"]["shards"]
+    summary = dict(run.summary or {})
     summary["wall_s"] = run.wall_s
-    if out:
-        from ..records import RunMeta
-        recordio.write_run(out, RunMeta(**run.meta), run.records, summary)
     if json_out:
         typer.echo(json.dumps(summary, indent=2, allow_nan=False, default=str))
         return
-    typer.echo(f"{len(run.records):,} requests over {hours:g} h in {len(run.shards)} shards, "
+    typer.echo(f"{run.records_written:,} requests over {hours:g} h in {len(run.shards)} shards, "
                f"{run.wall_s:.1f} s wall")
     for name, s in summary["pools"].items():
         typer.echo(f"  {name}: {s['offered']:,} requests, delivery {s['delivery']:.4f}, "
                    f"p95 TTFT {s['ttft_s']['p95']}, p95 TPOT {s['tpot_s']['p95']}, SLO met {s['slo_met']}")
     if out:
         typer.echo(f"wrote {out}/")
+
+
+def _shard_bar():  # noqa: ANN202 - rich progress or None
+    """One bar per shard: simulated hours of its horizon, requests done (stderr, terminals only)."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed:5.2f}/{task.total:.2f} h"),
+                    TextColumn("{task.fields[reqs]}"), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=False)
+
+
+def _shard_updater(bar):  # noqa: ANN001, ANN202
+    ids: dict[str, int] = {}
+
+    def update(states: list) -> None:
+        for st in states:
+            if st.label not in ids:
+                ids[st.label] = bar.add_task(st.label, total=1.0, reqs="")
+            total_h = st.horizon_s / 3600.0 if st.horizon_s > 0 else 1.0
+            bar.update(ids[st.label], completed=st.sim_s / 3600.0 if st.horizon_s > 0 else 0.0, total=total_h,
+                       reqs=f"{st.done:,}/{st.total:,} requests" if st.total else "starting")
+    return update
 
 
 def _with_plan(pools: list, plan_file: str) -> list:

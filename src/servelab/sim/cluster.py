@@ -497,24 +497,25 @@ class _Sim:
         return now
 
     def records(self) -> list[RequestRecord]:
-        out = []
-        for r in self.all:
-            status = r.status or "cancelled"
-            ok = status == "ok"
-            finish = r.finish_s if ok else r.end_s
-            s = r.spec
-            out.append(RequestRecord(
-                id=r.rid, arrival_s=r.arrival_s, input_tokens=r.input,
-                output_tokens=r.target if ok else min(r.outputs, r.target),
-                status=status, reason=r.reason or ("" if r.status else "simulation ended"),
-                dispatch_s=r.dispatch_s, start_s=r.start_s,
-                first_token_s=r.first_token_s if (ok or (r.first_token_s is not None and
-                                                         r.first_token_s <= (finish or 0.0))) else None,
-                finish_s=finish, token_times_s=r.token_times if ok else None,
-                cached_tokens=r.cached_tokens, replica=r.replica if r.dispatch_s is not None else None,
-                priority=r.priority, adapter=s.adapter, retries=r.retries,
-            ))
-        return out
+        return [record_of(r) for r in self.all]
+
+
+def record_of(r: SimRequest) -> RequestRecord:
+    """The record of a simulated request (final once ``r.status`` is set)."""
+    status = r.status or "cancelled"
+    ok = status == "ok"
+    finish = r.finish_s if ok else r.end_s
+    return RequestRecord(
+        id=r.rid, arrival_s=r.arrival_s, input_tokens=r.input,
+        output_tokens=r.target if ok else min(r.outputs, r.target),
+        status=status, reason=r.reason or ("" if r.status else "simulation ended"),
+        dispatch_s=r.dispatch_s, start_s=r.start_s,
+        first_token_s=r.first_token_s if (ok or (r.first_token_s is not None and
+                                                 r.first_token_s <= (finish or 0.0))) else None,
+        finish_s=finish, token_times_s=r.token_times if ok else None,
+        cached_tokens=r.cached_tokens, replica=r.replica if r.dispatch_s is not None else None,
+        priority=r.priority, adapter=r.spec.adapter, retries=r.retries,
+    )
 
 
 def _jsonable(obj: Any) -> Any:
