@@ -143,6 +143,8 @@ class AutoscalerSettings(_Model):
     provisioning_delay_s: float = Field(0.0, ge=0.0, le=86400.0, description="Node acquisition delay.")
     model_load_delay_s: float = Field(0.0, ge=0.0, le=86400.0, description="Weights load and warm-up delay.")
     cooldown_s: float = Field(300.0, ge=0.0, le=86400.0, description="Scale-down stabilization window (HPA default 300 s).")
+    tolerance: float = Field(0.1, ge=0.0, le=10.0, description="No scaling while |metric/target - 1| <= this "
+                             "(Kubernetes HPA default 0.1).")
 
     @model_validator(mode="after")
     def _bounds(self) -> "AutoscalerSettings":

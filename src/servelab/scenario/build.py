@@ -159,6 +159,7 @@ def sim_config(sc: Scenario, *, exact: bool = False, record_token_times: bool = 
         auto = AutoscalerConfig(metric=s.metric, target=s.target, poll_interval_s=s.poll_interval_s,
                                 provisioning_delay_s=s.provisioning_delay_s,
                                 model_load_delay_s=s.model_load_delay_s, cooldown_s=s.cooldown_s,
+                                tolerance=s.tolerance,
                                 min_replicas=s.min_replicas, max_replicas=s.max_replicas)
     faults = tuple(Fault(at_s=f.at_s, replica=f.replica, in_flight=f.in_flight) for f in sc.faults)
     cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, scheduler=replica_settings(sc, dep),

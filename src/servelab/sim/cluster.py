@@ -26,11 +26,23 @@ the end of its step or decode stretch. A request that lands on a replica in the
 middle of a stretch and could join the batch truncates the stretch at the step in
 progress (it joins at the next step boundary, exactly as in step-by-step mode).
 
-Autoscaler (every ``poll_interval_s``): ``desired = ceil(ready · mean(metric) / target)``
-clamped to [min, max] (the Kubernetes HPA rule). Scale-up creates replicas that
-become ready after ``provisioning_delay_s + model_load_delay_s``; scale-down drains
-the newest replicas (no new requests; removed when idle). After any action the
-autoscaler waits ``cooldown_s`` before the next, except to restore ``min_replicas``.
+Autoscaler (every ``poll_interval_s``), the Kubernetes HPA rule with its two guards
+against flapping (kubernetes.io, "Horizontal Pod Autoscaling", algorithm details and
+"Stabilization window"; API reference ``HPAScalingRules``):
+
+* the ratio ``r = mean(metric over ready replicas) / target``; within the tolerance band
+  ``|r − 1| ≤ tolerance`` (HPA default 0.1) the recommendation is the current ready count,
+  else ``ceil(ready · r)``; clamped to [min, max];
+* scale-up acts at once (HPA scale-up stabilization default 0 s) on the replicas not yet
+  counted (ready + provisioning); scale-down goes to the highest recommendation of the
+  last ``cooldown_s`` (the scale-down stabilization window, HPA default 300 s: polls at
+  times ``t > now − cooldown_s``, this one included), and only while none is provisioning.
+
+Scale-up creates replicas that become ready after ``provisioning_delay_s +
+model_load_delay_s``; scale-down drains the newest replicas (no new requests; removed
+when idle). The HPA's rate policies (scale-up by at most max(4 pods, 100 %) per 15 s)
+are not modelled. The window starts empty: the first polls of a run stabilize only
+over the polls since its start (as a freshly started HPA controller does).
 
 Scale to zero (``min_replicas = 0``): with no ready replica a request waits in the
 router's queue (at most ``max_queue`` of them, else "503 queue full"; client timeouts
@@ -108,8 +120,8 @@ class _Sim:
         self.max_steps = 1 if config.exact else 1 << 62
         self.tokens = self.adm.bucket_size
         self.last_refill = 0.0
-        self.last_scale = -math.inf
         self.provisioning = 0
+        self.recommendations: deque[tuple[float, int]] = deque()   # (poll time, recommendation)
         # scale to zero: requests waiting at the router while no replica is ready
         self.held: deque[SimRequest] = deque()
         self.hold_at_zero = config.autoscaler is not None and config.autoscaler.min_replicas == 0
@@ -267,7 +279,6 @@ class _Sim:
             self.provisioning += 1
             self.push(now + a.provisioning_delay_s + a.model_load_delay_s, _READY, "ready", rep)
             self.events.append((now, kind, rep.name))
-        self.last_scale = now
 
     def _enter(self, r: SimRequest, rep: _Replica, now: float, *, counted: bool) -> bool:
         """Queue ``r`` in ``rep``'s engine at ``now``; ``counted``: already in flight."""
@@ -395,23 +406,26 @@ class _Sim:
         if cur:
             vals = [x.engine.stats(now) for x in ready]
             key = {"waiting": "waiting", "running": "running", "kv_usage": "kv_usage_perc"}[a.metric]
-            mean = sum(v[key] for v in vals) / cur
-            desired = math.ceil(cur * mean / a.target - 1e-9)
+            ratio = sum(v[key] for v in vals) / cur / a.target
+            desired = cur if abs(ratio - 1.0) <= a.tolerance else math.ceil(cur * ratio - 1e-9)
         else:
             desired = max(a.min_replicas, 1 if self.held else 0)
         desired = max(a.min_replicas, min(a.max_replicas, desired))
+        recs = self.recommendations
+        while recs and recs[0][0] <= now - a.cooldown_s:
+            recs.popleft()
+        recs.append((now, desired))
+        stable = max(r for _t, r in recs)
         total = cur + self.provisioning
-        cooled = now - self.last_scale >= a.cooldown_s
-        if desired > total and (cooled or total < a.min_replicas or total == 0):
+        if desired > total:
             self._scale_up(desired - total, now)
-        elif desired < cur and cooled and self.provisioning == 0:
-            for rep in sorted(ready, key=lambda x: -x.index)[:cur - desired]:
+        elif stable < cur and self.provisioning == 0:
+            for rep in sorted(ready, key=lambda x: -x.index)[:cur - stable]:
                 self.ready.remove(rep)
                 rep.state = "draining"
                 self.events.append((now, "scale_down", rep.name))
                 if not rep.busy:
                     self._retire(rep, now)
-            self.last_scale = now
 
     def on_sample(self, now: float) -> None:
         ts = self.ts
