@@ -357,3 +357,24 @@ def test_columns_from_arrays_refuses_bad_input():
     with pytest.raises(ValueError, match="shape of status"):
         columns_from_arrays(status=np.array([0, 0]), arrival_s=np.zeros(3), dispatch_s=z, start_s=z,
                             first_token_s=z, finish_s=z, input_tokens=z, output_tokens=z, cached_tokens=z)
+
+
+def test_selected_requests_are_the_full_lists_share():
+    import dataclasses
+
+    import numpy as np
+    from servelab.catalog import generate_requests, get_workload
+
+    starts = np.sort(np.random.default_rng(5).uniform(0.0, 300.0, 400))
+    for turns in (1, 3):
+        wl = dataclasses.replace(get_workload("chat"), turns=turns)
+        full = generate_requests(wl, duration_s=300.0, seed=2, starts_s=starts)
+        for k in range(3):
+            mine = generate_requests(wl, duration_s=300.0, seed=2, starts_s=starts, select=(k, 3))
+            want = [r for i, r in enumerate(full) if (r.conversation if r.conversation >= 0 else i) % 3 == k]
+            assert mine == want and len(mine) > 0, (turns, k)
+    sc = _pool_scenario(20.0, 3, 4)
+    whole = build.requests(sc)
+    assert build.requests(sc, select=(1, 2)) == whole[1::2]
+    with pytest.raises(ConfigError, match="select must be"):
+        generate_requests(wl, duration_s=300.0, starts_s=starts, select=(3, 3))

@@ -183,16 +183,18 @@ class ParquetRecordWriter:
         self._tmp = self.path.with_name(self.path.name + ".part")
         self._writer: Any = None
 
-    def write(self, records: Iterable[RequestRecord]) -> None:
+    def write(self, records: Iterable[RequestRecord]) -> Any:
+        """Append ``records`` as one row group; returns them as the Arrow table written."""
         import pyarrow.parquet as pq
         table = records_table(records)
         if table.num_rows == 0:
-            return
+            return table
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self._tmp, _arrow_schema())
         self._writer.write_table(table)
         self.count += table.num_rows
+        return table
 
     def close(self) -> Path:
         import pyarrow.parquet as pq

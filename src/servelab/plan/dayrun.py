@@ -147,10 +147,7 @@ def run_shard(task: ShardTask) -> ShardResult:
 
     c0 = time.process_time()
     sc = Scenario.model_validate(task.scenario)
-    reqs = build.requests(sc)
-    if task.groups > 1:
-        reqs = [r for i, r in enumerate(reqs)
-                if (r.conversation if r.conversation >= 0 else i) % task.groups == task.group]
+    reqs = build.requests(sc, select=(task.group, task.groups) if task.groups > 1 else None)
     gsc = _group_scenario(sc, task.group, task.groups)
     tag = f"{task.pool}/g{task.group}/" if task.groups > 1 else f"{task.pool}/"
     cfg = build.sim_config(gsc, exact=task.exact)
@@ -192,21 +189,20 @@ class _Sink:
         self.cols: dict[str, list[Any]] = {k: [] for k in _ARRAY_FIELDS}
 
     def add(self, records: list[Any]) -> None:
-        import numpy as np
+        import pyarrow.compute as pc
 
-        from ..metrics import STATUS_CODES
+        from ..records import STATUSES
 
         if not records:
             return
-        self.writer.write(records)
-        nan = float("nan")
+        table = self.writer.write(records)
         c = self.cols
-        c["status"].append(np.array([STATUS_CODES[r.status] for r in records], dtype=np.int8))
-        c["arrival_s"].append(np.array([r.arrival_s for r in records], dtype=np.float64))
-        for k in ("dispatch_s", "start_s", "first_token_s", "finish_s"):
-            c[k].append(np.array([nan if (v := getattr(r, k)) is None else v for r in records], dtype=np.float64))
-        for k in ("input_tokens", "output_tokens", "cached_tokens"):
-            c[k].append(np.array([getattr(r, k) for r in records], dtype=np.int64))
+        codes = pc.index_in(table.column("status"), value_set=_pa_strings(STATUSES))
+        if codes.null_count:
+            raise ValueError(f"unknown record status in {set(table.column('status').to_pylist()) - set(STATUSES)}")
+        c["status"].append(codes.to_numpy().astype("int8"))
+        for k in _ARRAY_FIELDS[1:]:             # float columns: null -> NaN
+            c[k].append(table.column(k).to_numpy())
 
     def progress(self, sim_s: float, horizon_s: float, done: int, total: int) -> None:
         tmp = self.progress_path.with_name(self.progress_path.name + ".tmp")
@@ -221,6 +217,12 @@ class _Sink:
         np.savez(self.arrays, **{k: (np.concatenate(v) if v else np.empty(0, dtype=empty.get(k, np.float64)))
                                  for k, v in self.cols.items()})
         return str(self.part), str(self.arrays)
+
+
+def _pa_strings(values: Sequence[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(list(values), type=pa.string())
 
 
 def _stream_shard(task: ShardTask, cfg: Any, reqs: list[Any], tag: str, c0: float) -> ShardResult:

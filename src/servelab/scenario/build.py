@@ -268,13 +268,20 @@ def _curve_starts(sc: Scenario) -> Any:
     return rc.nhpp_arrivals(curve.scaled(1.0 / turns) if turns > 1 else curve, rng)
 
 
-def requests(sc: Scenario) -> list[Any]:
-    """The offered requests (catalog ``RequestSpec``), burst window included, by arrival."""
+def requests(sc: Scenario, *, select: tuple[int, int] | None = None) -> list[Any]:
+    """The offered requests (catalog ``RequestSpec``), burst window included, by arrival.
+    ``select=(k, K)``: only those of conversation (single-turn: request) index ``c mod K == k``,
+    the same requests as filtering the full list, generated without the others for a rate curve."""
     from ..catalog import generate_requests
 
     wl = workload(sc)
     if sc.rate_curve is not None:
-        return list(generate_requests(wl, duration_s=sc.duration_s, seed=sc.seed, starts_s=_curve_starts(sc)))
+        return list(generate_requests(wl, duration_s=sc.duration_s, seed=sc.seed, starts_s=_curve_starts(sc),
+                                      select=select))
+    if select is not None:
+        k, n = select
+        return [r for i, r in enumerate(requests(sc))
+                if (r.conversation if r.conversation >= 0 else i) % n == k]
     rate = rate_rps(sc)
     reqs = list(generate_requests(wl, rate_rps=rate, duration_s=sc.duration_s, seed=sc.seed))
     if sc.burst is not None and sc.burst.factor > 1.0:
