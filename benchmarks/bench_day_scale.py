@@ -7,7 +7,7 @@ written (rows of ``records.parquet``) and its size on disk, simulated requests p
 second and per CPU second, and the 1-minute load average sampled every 5 s during the run
 (the host is shared: a load above the core count means the run did not have its cores).
 
-    python benchmarks/bench_day_scale.py                       # 24 h, 20 M requests, --jobs 2
+    python benchmarks/bench_day_scale.py                       # 24 h, 20 M requests, --jobs 2, chat-8b in 2 groups
     python benchmarks/bench_day_scale.py --hours 6 --jobs 1 2  # the same 6 h on 1 and on 2 workers
 
 Rows are appended to ``benchmarks/results/day_scale.json``.
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--fleet", default=str(FLEET))
     ap.add_argument("--plan", default=str(PLAN))
     ap.add_argument("--hours", type=float, default=24.0)
-    ap.add_argument("--groups", type=int, default=2, help="replica groups per pool (shards)")
+    ap.add_argument("--groups", default="chat-8b=2", help="replica groups: K for every pool or POOL=K[,POOL=K]")
     ap.add_argument("--jobs", type=int, nargs="+", default=[2])
     ap.add_argument("--nice", type=int, default=5)
     ap.add_argument("--out", default="/tmp/servelab-bench-day")

@@ -378,3 +378,19 @@ def test_selected_requests_are_the_full_lists_share():
     assert build.requests(sc, select=(1, 2)) == whole[1::2]
     with pytest.raises(ConfigError, match="select must be"):
         generate_requests(wl, duration_s=300.0, starts_s=starts, select=(3, 3))
+
+
+def test_groups_per_pool_from_the_command_line(tmp_path):
+    from servelab.plan.dayrun import pool_groups
+
+    pools = [("a", _pool_scenario(8.0, 2, 1)), ("b", _pool_scenario(8.0, 1, 2))]
+    assert pool_groups(pools, {"a": 2}) == {"a": 2, "b": 1}
+    assert [(t.pool, t.group, t.groups) for t in shard_tasks(pools, groups={"a": 2})] == \
+           [("a", 0, 2), ("a", 1, 2), ("b", 0, 1)]
+    with pytest.raises(ConfigError, match="unknown pools \\['c'\\]"):
+        pool_groups(pools, {"c": 2})
+    f = _write(tmp_path)
+    r = runner.invoke(app, ["simulate-day", str(f), "--hours", "0.01", "--groups", "chat=x"])
+    assert r.exit_code == 2 and "--groups 'chat=x'" in r.output
+    r = runner.invoke(app, ["simulate-day", str(f), "--hours", "0.01", "--groups", "nope=2"])
+    assert r.exit_code == 2 and "unknown pools ['nope']" in r.output

@@ -76,7 +76,8 @@ def simulate_day_cmd(
     hours: float = typer.Option(24.0, "--hours", help="Hours of the curves to simulate."),
     plan_file: Optional[str] = typer.Option(None, "--plan", help="A plan-day JSON (--out …/x.md writes x.json): each "
                                             "pool starts with the plan's hour-0 replicas and runs its autoscaler."),
-    groups: int = typer.Option(1, "--groups", help="Replica groups per pool, simulated as separate shards (approximate)."),
+    groups: str = typer.Option("1", "--groups", help="Replica groups per pool, simulated as separate shards "
+                               "(approximate): K for every pool, or POOL=K[,POOL=K] (others 1)."),
     executor: str = typer.Option("local", "--executor", help="local (processes) | ray (the dist extra)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="Workers. [default: the CPUs]"),
     out: Optional[str] = typer.Option(None, "--out", help="Write one merged run folder here (records.parquet, "
@@ -99,14 +100,15 @@ def simulate_day_cmd(
         pools = [(p.name, build.derive(sc, duration_s=hours * 3600.0)) for p, sc in zip(fleet.pools, scenarios)]
         if plan_file:
             pools = _with_plan(pools, plan_file)
+        groups_by = _parse_groups(groups)
         with tempfile.TemporaryDirectory(prefix="servelab-day-") as tmp:
             folder = out or str(Path(tmp) / "run")
             bar = None if json_out else _shard_bar()
             if bar is None:
-                run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs, out=folder)
+                run = simulate_day(pools, groups=groups_by, executor=executor, jobs=jobs, out=folder)
             else:
                 with bar:
-                    run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs, out=folder,
+                    run = simulate_day(pools, groups=groups_by, executor=executor, jobs=jobs, out=folder,
                                        on_progress=_shard_updater(bar))
     except (ConfigError, InfeasibleError) as e:
         typer.echo(f"error: {e}", err=True)
@@ -123,6 +125,21 @@ def simulate_day_cmd(
                    f"p95 TTFT {s['ttft_s']['p95']}, p95 TPOT {s['tpot_s']['p95']}, SLO met {s['slo_met']}")
     if out:
         typer.echo(f"wrote {out}/")
+
+
+def _parse_groups(text: str) -> int | dict[str, int]:
+    """``--groups``: ``K`` or ``POOL=K[,POOL=K]``."""
+    t = text.strip()
+    try:
+        if "=" not in t:
+            return int(t)
+        out = {}
+        for part in t.split(","):
+            name, _, k = part.partition("=")
+            out[name.strip()] = int(k)
+        return out
+    except ValueError:
+        raise ConfigError(f"--groups {text!r}: give a count (2) or POOL=K pairs (chat-8b=2,rag-70b=1)") from None
 
 
 def _shard_bar():  # noqa: ANN202 - rich progress or None

@@ -46,12 +46,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError
 
 __all__ = ["ShardTask", "ShardResult", "ShardProgress", "DayRun", "shard_tasks", "run_shard", "simulate_day",
-           "split_count", "day_summary"]
+           "split_count", "day_summary", "pool_groups"]
 
 _ARRAY_FIELDS = ("status", "arrival_s", "dispatch_s", "start_s", "first_token_s", "finish_s",
                  "input_tokens", "output_tokens", "cached_tokens")
@@ -298,18 +298,33 @@ def _peak_rss_bytes() -> int | None:
 _peak_rss = _peak_rss_bytes
 
 
-def shard_tasks(pools: Sequence[tuple[str, Any]], *, groups: int = 1, exact: bool = False,
+def pool_groups(pools: Sequence[tuple[str, Any]], groups: int | Mapping[str, int]) -> dict[str, int]:
+    """Replica groups of each pool: one count for all, or per pool (``{name: K}``, others 1)."""
+    names = [name for name, _sc in pools]
+    if isinstance(groups, Mapping):
+        unknown = sorted(set(groups) - set(names))
+        if unknown:
+            raise ConfigError(f"groups for unknown pools {unknown}; pools: {', '.join(names)}")
+        out = {name: int(groups.get(name, 1)) for name in names}
+    else:
+        out = {name: int(groups) for name in names}
+    bad = {k: v for k, v in out.items() if v < 1}
+    if bad:
+        raise ConfigError(f"groups per pool must be >= 1, got {bad}")
+    return out
+
+
+def shard_tasks(pools: Sequence[tuple[str, Any]], *, groups: int | Mapping[str, int] = 1, exact: bool = False,
                 out_dir: str | None = None) -> list[ShardTask]:
     """One task per (pool, replica group), in pool order."""
-    if groups < 1:
-        raise ConfigError(f"groups per pool must be >= 1, got {groups}")
-    tasks = [ShardTask(pool=name, scenario=sc.model_dump(mode="json"), group=k, groups=groups, exact=exact,
+    per = pool_groups(pools, groups)
+    tasks = [ShardTask(pool=name, scenario=sc.model_dump(mode="json"), group=k, groups=per[name], exact=exact,
                        out_dir=out_dir)
-             for name, sc in pools for k in range(groups)]
+             for name, sc in pools for k in range(per[name])]
     return tasks
 
 
-def simulate_day(pools: Sequence[tuple[str, Any]], *, groups: int = 1, executor: str = "local",
+def simulate_day(pools: Sequence[tuple[str, Any]], *, groups: int | Mapping[str, int] = 1, executor: str = "local",
                  jobs: int | None = None, exact: bool = False,
                  on_done: Callable[[int, int], None] | None = None,
                  out: str | os.PathLike[str] | None = None,
@@ -354,7 +369,7 @@ def simulate_day(pools: Sequence[tuple[str, Any]], *, groups: int = 1, executor:
     meta = {"run_id": uuid.uuid4().hex[:12], "kind": "simulate", "started_at": started,
             "finished_at": datetime.now(timezone.utc).isoformat(), "duration_s": duration, "complete": True,
             "config": {"pools": {name: sc.model_dump(mode="json") for name, sc in pools},
-                       "groups_per_pool": groups, "executor": executor, "jobs": runner.jobs,
+                       "groups_per_pool": pool_groups(pools, groups), "executor": executor, "jobs": runner.jobs,
                        "shards": [{"pool": s.pool, "group": s.group, "requests": s.requests,
                                    "cpu_s": s.cpu_s, "makespan_s": s.duration_s,
                                    "peak_rss_bytes": s.peak_rss_bytes} for s in results]},
