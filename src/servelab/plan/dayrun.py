@@ -227,6 +227,8 @@ def _pa_strings(values: Sequence[str]) -> Any:
 
 def _stream_shard(task: ShardTask, cfg: Any, reqs: list[Any], tag: str, c0: float) -> ShardResult:
     """Simulate one shard, writing finished requests out as they go (module docstring)."""
+    import numpy as np
+
     from ..sim.cluster import _Sim, record_of
 
     total = len(reqs)
@@ -267,7 +269,6 @@ def _stream_shard(task: ShardTask, cfg: Any, reqs: list[Any], tag: str, c0: floa
 
     sink.progress(0.0, horizon, 0, total)
     last_event_s = sim.run(progress)
-    end_s = 0.0
     for r in sim.all:
         if r is None:
             continue
@@ -275,7 +276,6 @@ def _stream_shard(task: ShardTask, cfg: Any, reqs: list[Any], tag: str, c0: floa
             sim._end(r, "cancelled", "simulation ended", last_event_s, counted=False)
     drain(True)
     part, arrays = sink.close()
-    import numpy as np
     fin = np.load(arrays)["finish_s"]
     fin = fin[np.isfinite(fin)]
     end_s = float(fin.max()) if fin.size else 0.0
@@ -287,15 +287,13 @@ def _stream_shard(task: ShardTask, cfg: Any, reqs: list[Any], tag: str, c0: floa
                        peak_rss_bytes=_peak_rss())
 
 
-def _peak_rss_bytes() -> int | None:
+def _peak_rss() -> int | None:
+    """Peak resident set of this process, bytes (Linux reports KiB)."""
     try:
         import resource
     except ImportError:  # pragma: no cover - non-Unix
         return None
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024   # Linux: KiB
-
-
-_peak_rss = _peak_rss_bytes
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def pool_groups(pools: Sequence[tuple[str, Any]], groups: int | Mapping[str, int]) -> dict[str, int]:
