@@ -14,7 +14,15 @@ Each engine step (vLLM ``Scheduler.schedule``):
    chunked prefill a prompt that does not fit the remaining budget waits.
    Multi-LoRA (``max_loras > 0``): a request whose adapter is not resident needs a
    free slot (an idle adapter is evicted, LRU); if every slot is held by running
-   requests it waits (head of line); loading adds ``lora_load_s`` to that step.
+   requests it is passed over, keeps its place, and later requests whose adapters
+   are running are admitted (vLLM v1 ``Scheduler.schedule``: with ``max_loras``
+   distinct adapters scheduled, a waiting request for another one goes to
+   ``skipped_waiting_requests``, which are put back at the head of the queue in order
+   after the pass). Nothing bounds how often a request is passed over (vLLM has no
+   aging here either): it is admitted at the first step boundary at which a slot is
+   free, before any later request for a non-running adapter, since it is ahead of
+   them. Loading adds ``lora_load_s`` to that step (vLLM's worker activates the batch's
+   adapters before its forward pass: ``LRUCacheWorkerLoRAManager``).
    Prefix blocks found in an offload tier (:mod:`.kv`) are loaded back instead of
    recomputed; their load time (:meth:`Scheduler._load_s`) is added to the step that
    admits the request, like the LoRA load.
@@ -82,6 +90,7 @@ class Scheduler(TierScheduling):
         self.pending_aborts: list[SimRequest] = []
         self.lora: OrderedDict[str, int] = OrderedDict()   # resident adapter -> running users
         self.lora_loads = 0
+        self.lora_open = False           # last admission pass ended with only adapter-blocked waiting
         self.p_extra_s = 0.0             # adapter and host-KV loads of the step being scheduled
         self.p_t = 0.0                   # start of the step being scheduled
         self.active = False              # a step is in flight (set by the engine)
@@ -151,6 +160,26 @@ class Scheduler(TierScheduling):
         while q and q[0].state != WAITING:
             q.popleft()
         return q[0] if q else None
+
+    def joins_past_lora_block(self, r: SimRequest) -> bool:
+        """True when the last admission pass left only adapter-blocked requests waiting
+        and ``r`` (just queued behind them) needs no slot: it would be admitted at the
+        next step boundary, so a decode stretch in flight must be cut there."""
+        ad = r.spec.adapter
+        return self.lora_open and (ad is None or self.lora.get(ad, 0) > 0)
+
+    def _wskip(self, skipped: list) -> None:
+        """Pass over the head of the waiting queue (it keeps its count and, through
+        :meth:`_wrestore`, its place)."""
+        skipped.append(heapq.heappop(self.waiting_h) if self.priority else self.waiting_q.popleft())
+
+    def _wrestore(self, skipped: list) -> None:
+        """Put requests passed over by :meth:`_wskip` back at the head, in order."""
+        if self.priority:
+            for e in skipped:
+                heapq.heappush(self.waiting_h, e)
+        else:
+            self.waiting_q.extendleft(reversed(skipped))
 
     def _wpop(self) -> None:
         self.num_waiting -= 1
@@ -344,6 +373,7 @@ class Scheduler(TierScheduling):
         # 3. waiting
         if self.pf_hold:
             self._pf_release(self.p_t)
+        self.lora_open = False
         if not preempted and self.num_waiting:
             self._admit(chunks, budget)
         self.p_preempted = preempted
@@ -357,16 +387,22 @@ class Scheduler(TierScheduling):
         caching = cfg.enable_prefix_caching
         lora = self.lora
         max_loras = cfg.max_loras
+        # every adapter slot held by running requests (changes in this pass only when an
+        # idle or new adapter starts running)
+        slots_full = bool(max_loras) and len(lora) >= max_loras and 0 not in lora.values()
+        skipped: list = []
         while budget > 0:
             r = self._wpeek()
             if r is None:
+                self.lora_open = bool(skipped)
                 break
             if len(self.prefilling) + self.B >= max_seqs:
                 break
             ad = r.spec.adapter if max_loras else None
             load = ad is not None and ad not in lora
-            if load and len(lora) >= max_loras and 0 not in lora.values():
-                break                     # every adapter slot is in use by running requests
+            if load and slots_full:
+                self._wskip(skipped)      # passed over, as vLLM does (module docstring)
+                continue
             L = r.prompt_len
             hits = landed = 0
             loaded: list[int] = []
@@ -419,6 +455,8 @@ class Scheduler(TierScheduling):
                     self.p_extra_s += cfg.lora_load_s
                 lora[ad] += 1
                 lora.move_to_end(ad)
+                if lora[ad] == 1:         # an idle or new adapter now runs
+                    slots_full = len(lora) >= max_loras and 0 not in lora.values()
             if caching and not r.remote:
                 pool.query_tokens += L
                 pool.hit_tokens += hits * bs
@@ -433,6 +471,8 @@ class Scheduler(TierScheduling):
             self.prefilling.append(r)
             chunks.append((r, n))
             budget -= n
+        if skipped:
+            self._wrestore(skipped)
 
     def _load_s(self, where: list[int]) -> float:
         """Time to bring blocks back from their tiers: Σ over tiers touched of
