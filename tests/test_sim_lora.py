@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from servelab.catalog import RequestSpec
-from servelab.sim import AffineStepModel, ConstantStepModel, ReplicaEngine, ReplicaSpec, SchedulerConfig, SimConfig, simulate
+from servelab.sim import (AffineStepModel, ConstantStepModel, ReplicaEngine, ReplicaSpec, SchedulerConfig,
+                          SimConfig, simulate)
 from test_sim_exact import assert_records_agree
 
 STEP_S, LOAD_S = 0.01, 0.1

@@ -281,8 +281,9 @@ class _Sim:
             self.in_flight += 1
         if not rep.busy:
             self._start(rep, now)
-        elif eng.p_k > 1 and (eng.priority or ((eng.num_waiting == 1 or eng.joins_past_lora_block(r))
-                                               and eng.B + len(eng.prefilling) < eng.cfg.max_num_seqs)):
+        elif eng.p_k > 1 and (eng.priority or (
+                (eng.num_waiting == 1 or (eng.lora_open and eng.joins_past_lora_block(r)))
+                and eng.B + len(eng.prefilling) < eng.cfg.max_num_seqs)):
             self._truncate(rep, now)
         return True
 
