@@ -19,9 +19,9 @@ Each engine step (vLLM ``Scheduler.schedule``):
    distinct adapters scheduled, a waiting request for another one goes to
    ``skipped_waiting_requests``, which are put back at the head of the queue in order
    after the pass). Nothing bounds how often a request is passed over (vLLM has no
-   aging here either): it is admitted at the first step boundary at which a slot is
-   free, before any later request for a non-running adapter, since it is ahead of
-   them. Loading adds ``lora_load_s`` to that step (vLLM's worker activates the batch's
+   aging here either): a slot free at a step boundary goes to the first request in
+   queue order that needs one, so never to a later request while it waits, but while
+   the running requests keep every slot busy it waits however long that is. Loading adds ``lora_load_s`` to that step (vLLM's worker activates the batch's
    adapters before its forward pass: ``LRUCacheWorkerLoRAManager``).
    Prefix blocks found in an offload tier (:mod:`.kv`) are loaded back instead of
    recomputed; their load time (:meth:`Scheduler._load_s`) is added to the step that
