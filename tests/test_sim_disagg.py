@@ -270,6 +270,9 @@ def test_prefill_and_decode_pools_autoscale_separately(exact: bool) -> None:
     assert by["r4"].replica == "d-1"
     assert (by["r4"].first_token_s, by["r4"].finish_s) == (pytest.approx(1.62001), pytest.approx(1.63001))
     assert [by[f"r{i}"].finish_s for i in range(4)] == pytest.approx([1.51001, 3.01001, 4.51001, 6.01001])
+    # ready replicas of both pools in the time series (sampled every second): 2, then 4 from 1.5 s, 2 from 4.0 s
+    ts = res.timeseries
+    assert [n for t, n in zip(ts["t_s"], ts["replicas"]) if t in (1.0, 2.0, 3.0, 4.0, 5.0)] == [2, 4, 4, 2, 2]
     with pytest.raises(ConfigError, match="min_replicas must be >= 1"):
         simulate(SimConfig(replicas=(P, D), autoscaler=AutoscalerConfig(min_replicas=0),
                            disagg=DisaggConfig(kv_bytes_per_token=1e3)), reqs)

@@ -229,6 +229,10 @@ class PDSim(_Sim):
         self._pool(name).append(rep)
         self.events.append((now, "ready", rep.name))
 
+    def on_sample(self, now: float) -> None:
+        super().on_sample(now)
+        self.ts["replicas"][-1] += len(self.dec)  # ready replicas of both pools
+
     def _retire(self, rep: _Replica, now: float) -> None:
         if rep.engine.held_kv or self.x_to.get(rep.name, 0):
             return                              # KV still leaving or arriving; retried then
