@@ -65,6 +65,11 @@ class ReplicaEngine(Scheduler):
         super().__init__(scheduler, int(num_blocks), name=name, record_token_times=record_token_times,
                          priority_preemption=priority_preemption, chains=chains)
         self.model = step_model
+        # the perf model's StepModel: mixed steps timed without building a StepBatch
+        # (same arithmetic); any other step model goes through step_time_s
+        from ..perf.step import StepModel
+        self._mixed = (step_model.mixed_time_s if type(step_model).step_time_s is StepModel.step_time_s
+                       and hasattr(step_model, "mixed_time_s") else None)
         self.exact = exact
         if self.kv_policy is not None:
             self.init_policy(step_model)
@@ -108,11 +113,17 @@ class ReplicaEngine(Scheduler):
         self.p_chunks = chunks
         if chunks or self.exact:
             if chunks:
-                pc = tuple((n, r.computed) for r, n in chunks)
-                dur = self.model.step_time_s(StepBatch(pc, B, C))
+                mixed = self._mixed
+                if mixed is not None:
+                    dur = mixed([(n, r.computed) for r, n in chunks], B, C)
+                else:
+                    dur = self.model.step_time_s(StepBatch(tuple((n, r.computed) for r, n in chunks), B, C))
                 dur += self.p_extra_s
             elif self.cfg.num_speculative_tokens:
                 t0, t1 = self._affine_of(B)
+                dur = t0 + t1 * C
+            elif self._mixed is not None:
+                t0, t1 = self.model.decode_affine(B)       # = step_time_s(StepBatch((), B, C))
                 dur = t0 + t1 * C
             else:
                 dur = self.model.step_time_s(StepBatch((), B, C))
@@ -121,11 +132,16 @@ class ReplicaEngine(Scheduler):
             self.p_B = 0
             end = now_s + dur
         else:
-            t0, t1 = self._affine_of(B)
+            a = self._affine.get(B)
+            t0, t1 = a if a is not None else self._affine_of(B)
             k = 1
             if not self.p_preempted and max_steps > 1:
                 heap = self.fin_heap
-                while heap and (heap[0][2].state != DECODE or heap[0][2].fin_s_idx != heap[0][0]):
+                while heap:
+                    top = heap[0]
+                    r = top[2]
+                    if r.state == DECODE and r.fin_s_idx == top[0]:
+                        break
                     heapq.heappop(heap)
                 k = min(max_steps, heap[0][0] - self.S) if heap else max_steps
                 if k > 1:
@@ -216,13 +232,17 @@ class ReplicaEngine(Scheduler):
             self._commit_chunks(T, first, finished)
         heap = self.fin_heap
         S = self.S
-        while heap and heap[0][0] <= S:
-            fin, _i, r = heapq.heappop(heap)
-            if r.state != DECODE or r.fin_s_idx != fin:
-                continue
-            self._leave_decode(r)
-            self._finish(r, T)
-            finished.append(r)
+        if heap and heap[0][0] <= S:
+            pop = heapq.heappop
+            leave = self._leave_decode
+            finish = self._finish
+            while heap and heap[0][0] <= S:
+                fin, _i, r = pop(heap)
+                if r.state != DECODE or r.fin_s_idx != fin:
+                    continue
+                leave(r)
+                finish(r, T)
+                finished.append(r)
         self.last_first = first
         if self.pending_aborts:
             self._apply_aborts()
