@@ -107,6 +107,7 @@ class _Sim:
         self.in_flight = 0
         self.max_steps = 1 if config.exact else 1 << 62
         self.record_tt = config.record_token_times
+        self.plain_admit = self.adm.rate_limit_rps is None and self.adm.client_timeout_s is None
         # a single ready replica is the router's answer without asking it (every policy
         # but prefix returns 0 there and keeps no state)
         self.pick_one = config.router != "prefix"
@@ -201,6 +202,9 @@ class _Sim:
         if self.record_tt:
             r.token_times = []
         self.all.append(r)
+        if self.plain_admit:                # no rate limit, no client timeout
+            self.dispatch(r, now)
+            return
         adm = self.adm
         if adm.rate_limit_rps is not None:
             self.tokens = min(adm.bucket_size,
@@ -514,7 +518,18 @@ class _Sim:
 
     def records(self) -> list[RequestRecord]:
         out = []
+        rec = RequestRecord
         for r in self.all:
+            if r.status == "ok":
+                s = r.spec
+                out.append(rec(
+                    id=r.rid, arrival_s=r.arrival_s, input_tokens=r.input, output_tokens=r.target,
+                    status="ok", reason=r.reason, dispatch_s=r.dispatch_s, start_s=r.start_s,
+                    first_token_s=r.first_token_s, finish_s=r.finish_s, token_times_s=r.token_times,
+                    cached_tokens=r.cached_tokens, replica=r.replica if r.dispatch_s is not None else None,
+                    priority=r.priority, adapter=s.adapter, retries=r.retries,
+                ))
+                continue
             status = r.status or "cancelled"
             ok = status == "ok"
             finish = r.finish_s if ok else r.end_s

@@ -37,7 +37,7 @@ from collections import OrderedDict, deque
 
 from ..catalog.workloads import RequestSpec
 from .config import SchedulerConfig
-from .kv import chain_hashes
+from .kv import BlockPool, chain_hashes
 from .tier_sched import TierScheduling
 from .tiering import restore_s
 from .request import ABORTED, DECODE, DONE, PREFILL, WAITING, SimRequest
@@ -59,6 +59,9 @@ class Scheduler(TierScheduling):
         # decode side has read them); set by the disaggregated fleet
         self.hold_kv = False
         self.held_kv: dict[int, SimRequest] = {}
+        self.fit_tokens = self.pool.num_blocks * self.bs
+        # plain LRU pool: a release with no shared blocks only returns private blocks
+        self.plain_pool = type(self.pool) is BlockPool
         self.tier_cost = [(t.load_s_per_block, t.latency_s) for t in tiers]
         self.tier_names = [t.name for t in tiers]
         self.record_times = record_token_times
@@ -91,8 +94,9 @@ class Scheduler(TierScheduling):
     # ------------------------------------------------------------------ queue
     def fits(self, spec: RequestSpec) -> str:
         """'' if the request can ever run here, else the reason (as a 400 error)."""
-        total = spec.input_tokens + max(1, spec.output_tokens)
-        if -(-total // self.bs) > self.pool.num_blocks:
+        out = spec.output_tokens
+        total = spec.input_tokens + (out if out > 1 else 1)
+        if total > self.fit_tokens:            # = ceil(total / block_size) > num_blocks
             return f"400 request needs {total} tokens of KV; replica holds {self.pool.num_blocks * self.bs}"
         if not self.cfg.enable_chunked_prefill and total > self.cfg.max_num_batched_tokens:
             return (f"400 prompt of {total} tokens exceeds max_num_batched_tokens "
@@ -125,7 +129,11 @@ class Scheduler(TierScheduling):
                 if self.wake_s is None or ready < self.wake_s:
                     self.wake_s = ready
                 return True
-        self._wpush(r, front=False)
+        if self.priority:
+            self._wpush(r, front=False)
+        else:
+            self.num_waiting += 1
+            self.waiting_q.append(r)
         return True
 
     def _next_seq(self) -> int:
@@ -219,8 +227,12 @@ class Scheduler(TierScheduling):
             r.share_upto = r.computed // self.bs
             self._register(r)
         nblocks = -(-r.computed // self.bs)
-        self.pool.release(r.shared, nblocks - len(r.shared), r.priority)
-        r.shared = []
+        shared = r.shared
+        if shared or not self.plain_pool:
+            self.pool.release(shared, nblocks - len(shared), r.priority)
+            r.shared = []
+        else:
+            self.pool.free_uncached += nblocks   # BlockPool.release of private blocks only
         r.registered = 0
         ad = r.spec.adapter
         if ad is not None and self.cfg.max_loras:
