@@ -585,11 +585,15 @@ def simulate(
     else:
         sim = _Sim(config, requests)
     last_event_s = sim.run(progress)
+    end_s = None                            # the last request's end (0 with none)
     for r in sim.all:
         if not r.status:
             sim._end(r, "cancelled", "simulation ended", last_event_s, counted=False)
-    end_s = max((t for r in sim.all for t in ((r.finish_s if r.status == "ok" else r.end_s),)
-                 if t is not None), default=0.0)
+        t = r.finish_s if r.status == "ok" else r.end_s
+        if t is not None and (end_s is None or t > end_s):
+            end_s = t
+    if end_s is None:
+        end_s = 0.0
     if progress is not None:
         progress(1.0)
     window = duration_s if duration_s is not None else end_s

@@ -181,23 +181,29 @@ class ReplicaEngine(Scheduler):
         """Cut the stretch in flight after the step running at time ``t``; new end or None."""
         if not self.active or self.p_k <= 1 or t >= self.p_end:
             return None
-        a = 0.5 * self.p_t1 * self.p_B
-        b = self.p_t0 + self.p_t1 * (self.p_C - 0.5 * self.p_B)
-        x = t - self.p_t
+        # a stretch (k > 1, B > 0): _time_at(j) is the quadratic, written out inline below
+        p_t, t0, t1, B, C = self.p_t, self.p_t0, self.p_t1, self.p_B, self.p_C
+        a = 0.5 * t1 * B
+        b = t0 + t1 * (C - 0.5 * B)
+        x = t - p_t
         if a > 0:
             j = math.ceil((-b + math.sqrt(b * b + 4 * a * x)) / (2 * a))
         else:
             j = math.ceil(x / b) if b > 0 else 1
-        j = max(1, j)
-        while j > 1 and self._time_at(j - 1) >= t:
+        if j < 1:
+            j = 1
+        while j > 1 and p_t + (j - 1) * t0 + t1 * ((j - 1) * C + B * (j - 1) * (j - 2) * 0.5) >= t:
             j -= 1
-        while self._time_at(j) < t:
+        while True:
+            end = p_t + j * t0 + t1 * (j * C + B * j * (j - 1) * 0.5)
+            if end >= t:
+                break
             j += 1
         if j >= self.p_k:
             return None
         self.p_k = j
-        self.p_end = self._time_at(j)
-        return self.p_end
+        self.p_end = end
+        return end
 
     def steps_done(self, t: float) -> int:
         """Steps of the plan in flight that have ended by time ``t``."""

@@ -369,10 +369,19 @@ class Scheduler(TierScheduling):
         caching = cfg.enable_prefix_caching
         lora = self.lora
         max_loras = cfg.max_loras
+        prio = self.priority
+        wq = self.waiting_q
         while budget > 0:
-            r = self._wpeek()
-            if r is None:
-                break
+            if prio:
+                r = self._wpeek()
+                if r is None:
+                    break
+            else:                         # _wpeek of the FCFS deque, inline
+                while wq and wq[0].state != WAITING:
+                    wq.popleft()
+                if not wq:
+                    break
+                r = wq[0]
             if len(self.prefilling) + self.B >= max_seqs:
                 break
             ad = r.spec.adapter if max_loras else None
@@ -413,7 +422,11 @@ class Scheduler(TierScheduling):
             if not pool.allocate(want):
                 self._undo_hits(r, loaded, where)
                 break
-            self._wpop()
+            if prio:
+                self._wpop()
+            else:
+                self.num_waiting -= 1
+                wq.popleft()
             if loaded:
                 pool.load_tiers(loaded, where, bs)
                 r.shared.extend(loaded)
@@ -436,7 +449,8 @@ class Scheduler(TierScheduling):
                 pool.hit_tokens += hits * bs
             r.state = PREFILL
             r.computed = done
-            r.admit_seq = self._next_seq()
+            self._seq += 1                # _next_seq()
+            r.admit_seq = self._seq
             if r.pf is not None:
                 r.pf = None
             if r.start_s is None:
@@ -482,13 +496,18 @@ class Scheduler(TierScheduling):
     def _finish(self, r: SimRequest, t: float) -> None:
         r.state = DONE
         r.finish_s = t
-        if r.spec.conversation >= 0 and self.cfg.enable_prefix_caching:
+        s = r.spec
+        if s.conversation >= 0 and self.cfg.enable_prefix_caching:
             r.share_upto = r.computed // self.bs
             self._register(r)
         if self.hold_kv:
             self.held_kv[r.idx] = r
             return
-        self._release(r, keep_own=False)
+        if r.shared or not self.plain_pool or s.adapter is not None:
+            self._release(r, keep_own=False)
+        else:                             # _release of private blocks only, inline
+            self.pool.free_uncached += -(-r.computed // self.bs)
+            r.registered = 0
 
     def release_kv(self, r: SimRequest) -> bool:
         """Free the blocks of a finished request held for a KV transfer (``hold_kv``)."""
