@@ -318,7 +318,9 @@ class Scheduler(TierScheduling):
         # 1. decoders, one token each
         if self.B:
             need = self.cnt[(-self.S) % bs]
-            if need:
+            if need and self.plain_pool and need <= pool.free_uncached:
+                pool.free_uncached -= need        # BlockPool.allocate from uncached blocks, inline
+            elif need:
                 while need > (pool.free_uncached + len(pool.evictable) if self.kv_policy is None
                                else pool.num_free()):
                     v = self._victim()
