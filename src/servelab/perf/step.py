@@ -58,6 +58,8 @@ class StepModel:
         self._lm_head_cache: dict[int, float] = {}
         self.pipeline_depth = dep.pp
         self._seq_overhead_s = dep.efficiency.seq_overhead_s
+        self._attn_coeffs = (c.attn_flops_per_pair, c.attn_decompress_flops_per_ctx, c.attn_flops_per_ctx,
+                             c.kv_bytes_per_ctx, c.attn_flops_per_s, c.attn_bytes_per_s)
 
     # -- parts -------------------------------------------------------------------------
     def _linear_time(self, n: int) -> float:
@@ -145,11 +147,12 @@ class StepModel:
         lin = self._linear_cache.get(n)
         if lin is None:
             lin = self._linear_time(n)
-        c = self.coeffs
-        flops = (pairs * c.attn_flops_per_pair + decomp * c.attn_decompress_flops_per_ctx
-                 + decode_context_sum * c.attn_flops_per_ctx)
-        nbytes = (kv_read + decode_context_sum) * c.kv_bytes_per_ctx
-        return lin + lm + self._layers * max(flops / c.attn_flops_per_s, nbytes / c.attn_bytes_per_s)
+        f_pair, f_dec, f_ctx, kvb, p_attn, bw_attn = self._attn_coeffs
+        flops = pairs * f_pair + decomp * f_dec + decode_context_sum * f_ctx
+        nbytes = (kv_read + decode_context_sum) * kvb
+        tc = flops / p_attn
+        tm = nbytes / bw_attn
+        return lin + lm + self._layers * (tc if tc >= tm else tm)     # max(tc, tm)
 
     def breakdown(self, batch: StepBatch) -> StepBreakdown:
         """Seconds per component, for tables and explanations (not for the hot path)."""
