@@ -145,7 +145,10 @@ class ReplicaEngine(Scheduler):
                     heapq.heappop(heap)
                 k = min(max_steps, heap[0][0] - self.S) if heap else max_steps
                 if k > 1:
-                    k = min(k, self._kv_steps(k))
+                    pool = self.pool             # _kv_steps' first test, inline
+                    free = pool.free_uncached + len(pool.evictable) if self.plain_pool else pool.num_free()
+                    if B * (-(-(k - 1) // self.bs)) > free:
+                        k = min(k, self._kv_steps(k))
             self.p_k = k
             self.p_t0, self.p_t1, self.p_B, self.p_C = t0, t1, B, C
             end = now_s + k * t0 + t1 * (k * C + B * k * (k - 1) * 0.5)
