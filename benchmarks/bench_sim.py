@@ -57,6 +57,35 @@ def _run(cfg: SimConfig, reqs: list, repeat: int) -> tuple[float, float, object]
     return best_wall, best_cpu, res
 
 
+def _counts(cfg: SimConfig, reqs: list) -> dict[str, int]:
+    """Engine work of one (untimed) run: plans begun (steps or stretches), steps they
+    covered, stretches cut short by something arriving."""
+    from servelab.sim.engine import ReplicaEngine
+    n = {"plans": 0, "steps": 0, "truncations": 0}
+    begin, commit, truncate = ReplicaEngine.begin, ReplicaEngine.commit, ReplicaEngine.truncate
+
+    def c_begin(self, *a, **k):  # type: ignore[no-untyped-def]
+        end = begin(self, *a, **k)
+        n["plans"] += end is not None
+        return end
+
+    def c_commit(self):  # type: ignore[no-untyped-def]
+        n["steps"] += self.p_k
+        return commit(self)
+
+    def c_truncate(self, t):  # type: ignore[no-untyped-def]
+        end = truncate(self, t)
+        n["truncations"] += end is not None
+        return end
+
+    ReplicaEngine.begin, ReplicaEngine.commit, ReplicaEngine.truncate = c_begin, c_commit, c_truncate
+    try:
+        simulate(cfg, reqs)
+    finally:
+        ReplicaEngine.begin, ReplicaEngine.commit, ReplicaEngine.truncate = begin, commit, truncate
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenarios", default="35x1,60x1,60x8",
@@ -92,13 +121,15 @@ def main() -> None:
                 "simulated_s": res.duration_s,                       # type: ignore[attr-defined]
                 "mean_running": sum(busy) / max(1, len(busy)),
                 "output_tokens": sum(r.output_tokens for r in rq),
+                **_counts(cfg, rq),
             }
             key = f"{rate:g}x{nrep}"
             rows[f"{mode}@{key}"] = row
             print(f"{rate:4g} req/s on {nrep} replica(s) {mode:5s}: {len(rq):6d} requests, "
                   f"{wall:5.2f} s wall -> {len(rq) / wall:8,.0f} req/s; {cpu:5.2f} s CPU -> "
                   f"{len(rq) / cpu:8,.0f} req/s  (mean batch per replica {row['mean_running']:.0f}, "
-                  f"{ok} completed)")
+                  f"{ok} completed; {row['steps']} steps in {row['plans']} plans, "
+                  f"{row['truncations']} cut short)")
         ratio = (rows[f"skip@{key}"]["sim_requests_per_cpu_s"]
                  / rows[f"exact@{key}"]["sim_requests_per_cpu_s"])
         rows[f"skip@{key}"]["skip_over_exact"] = ratio
