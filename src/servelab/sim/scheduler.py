@@ -374,16 +374,9 @@ class Scheduler(TierScheduling):
         prio = self.priority
         wq = self.waiting_q
         while budget > 0:
-            if prio:
-                r = self._wpeek()
-                if r is None:
-                    break
-            else:                         # _wpeek of the FCFS deque, inline
-                while wq and wq[0].state != WAITING:
-                    wq.popleft()
-                if not wq:
-                    break
-                r = wq[0]
+            r = self._wpeek()
+            if r is None:
+                break
             if len(self.prefilling) + self.B >= max_seqs:
                 break
             ad = r.spec.adapter if max_loras else None
