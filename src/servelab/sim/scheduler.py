@@ -371,8 +371,6 @@ class Scheduler(TierScheduling):
         caching = cfg.enable_prefix_caching
         lora = self.lora
         max_loras = cfg.max_loras
-        prio = self.priority
-        wq = self.waiting_q
         while budget > 0:
             r = self._wpeek()
             if r is None:
@@ -417,11 +415,11 @@ class Scheduler(TierScheduling):
             if not pool.allocate(want):
                 self._undo_hits(r, loaded, where)
                 break
-            if prio:
+            if self.priority:
                 self._wpop()
-            else:
+            else:                         # _wpop of the FCFS deque, inline
                 self.num_waiting -= 1
-                wq.popleft()
+                self.waiting_q.popleft()
             if loaded:
                 pool.load_tiers(loaded, where, bs)
                 r.shared.extend(loaded)
