@@ -518,18 +518,7 @@ class _Sim:
 
     def records(self) -> list[RequestRecord]:
         out = []
-        rec = RequestRecord
         for r in self.all:
-            if r.status == "ok":
-                s = r.spec
-                out.append(rec(
-                    id=r.rid, arrival_s=r.arrival_s, input_tokens=r.input, output_tokens=r.target,
-                    status="ok", reason=r.reason, dispatch_s=r.dispatch_s, start_s=r.start_s,
-                    first_token_s=r.first_token_s, finish_s=r.finish_s, token_times_s=r.token_times,
-                    cached_tokens=r.cached_tokens, replica=r.replica if r.dispatch_s is not None else None,
-                    priority=r.priority, adapter=s.adapter, retries=r.retries,
-                ))
-                continue
             status = r.status or "cancelled"
             ok = status == "ok"
             finish = r.finish_s if ok else r.end_s
