@@ -45,7 +45,7 @@ from collections import OrderedDict, deque
 
 from ..catalog.workloads import RequestSpec
 from .config import SchedulerConfig
-from .kv import chain_hashes
+from .kv import BlockPool, chain_hashes
 from .tier_sched import TierScheduling
 from .tiering import restore_s
 from .request import ABORTED, DECODE, DONE, PREFILL, WAITING, SimRequest
@@ -67,6 +67,9 @@ class Scheduler(TierScheduling):
         # decode side has read them); set by the disaggregated fleet
         self.hold_kv = False
         self.held_kv: dict[int, SimRequest] = {}
+        self.fit_tokens = self.pool.num_blocks * self.bs
+        # plain LRU pool: a release with no shared blocks only returns private blocks
+        self.plain_pool = type(self.pool) is BlockPool
         self.tier_cost = [(t.load_s_per_block, t.latency_s) for t in tiers]
         self.tier_names = [t.name for t in tiers]
         self.record_times = record_token_times
@@ -100,8 +103,9 @@ class Scheduler(TierScheduling):
     # ------------------------------------------------------------------ queue
     def fits(self, spec: RequestSpec) -> str:
         """'' if the request can ever run here, else the reason (as a 400 error)."""
-        total = spec.input_tokens + max(1, spec.output_tokens)
-        if -(-total // self.bs) > self.pool.num_blocks:
+        out = spec.output_tokens
+        total = spec.input_tokens + (out if out > 1 else 1)
+        if total > self.fit_tokens:            # = ceil(total / block_size) > num_blocks
             return f"400 request needs {total} tokens of KV; replica holds {self.pool.num_blocks * self.bs}"
         if not self.cfg.enable_chunked_prefill and total > self.cfg.max_num_batched_tokens:
             return (f"400 prompt of {total} tokens exceeds max_num_batched_tokens "
@@ -134,7 +138,11 @@ class Scheduler(TierScheduling):
                 if self.wake_s is None or ready < self.wake_s:
                     self.wake_s = ready
                 return True
-        self._wpush(r, front=False)
+        if self.priority:
+            self._wpush(r, front=False)
+        else:
+            self.num_waiting += 1
+            self.waiting_q.append(r)
         return True
 
     def _next_seq(self) -> int:
@@ -248,8 +256,12 @@ class Scheduler(TierScheduling):
             r.share_upto = r.computed // self.bs
             self._register(r)
         nblocks = -(-r.computed // self.bs)
-        self.pool.release(r.shared, nblocks - len(r.shared), r.priority)
-        r.shared = []
+        shared = r.shared
+        if shared or not self.plain_pool:
+            self.pool.release(shared, nblocks - len(shared), r.priority)
+            r.shared = []
+        else:
+            self.pool.free_uncached += nblocks   # BlockPool.release of private blocks only
         r.registered = 0
         ad = r.spec.adapter
         if ad is not None and self.cfg.max_loras:
@@ -335,7 +347,9 @@ class Scheduler(TierScheduling):
         # 1. decoders, one token each
         if self.B:
             need = self.cnt[(-self.S) % bs]
-            if need:
+            if need and self.plain_pool and need <= pool.free_uncached:
+                pool.free_uncached -= need        # BlockPool.allocate from uncached blocks, inline
+            elif need:
                 while need > (pool.free_uncached + len(pool.evictable) if self.kv_policy is None
                                else pool.num_free()):
                     v = self._victim()
@@ -437,7 +451,11 @@ class Scheduler(TierScheduling):
             if not pool.allocate(want):
                 self._undo_hits(r, loaded, where)
                 break
-            self._wpop()
+            if self.priority:
+                self._wpop()
+            else:                         # _wpop of the FCFS deque, inline
+                self.num_waiting -= 1
+                self.waiting_q.popleft()
             if loaded:
                 pool.load_tiers(loaded, where, bs)
                 r.shared.extend(loaded)
@@ -462,7 +480,8 @@ class Scheduler(TierScheduling):
                 pool.hit_tokens += hits * bs
             r.state = PREFILL
             r.computed = done
-            r.admit_seq = self._next_seq()
+            self._seq += 1                # _next_seq()
+            r.admit_seq = self._seq
             if r.pf is not None:
                 r.pf = None
             if r.start_s is None:
@@ -510,13 +529,18 @@ class Scheduler(TierScheduling):
     def _finish(self, r: SimRequest, t: float) -> None:
         r.state = DONE
         r.finish_s = t
-        if r.spec.conversation >= 0 and self.cfg.enable_prefix_caching:
+        s = r.spec
+        if s.conversation >= 0 and self.cfg.enable_prefix_caching:
             r.share_upto = r.computed // self.bs
             self._register(r)
         if self.hold_kv:
             self.held_kv[r.idx] = r
             return
-        self._release(r, keep_own=False)
+        if r.shared or not self.plain_pool or s.adapter is not None:
+            self._release(r, keep_own=False)
+        else:                             # _release of private blocks only, inline
+            self.pool.free_uncached += -(-r.computed // self.bs)
+            r.registered = 0
 
     def release_kv(self, r: SimRequest) -> bool:
         """Free the blocks of a finished request held for a KV transfer (``hold_kv``)."""
