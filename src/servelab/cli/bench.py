@@ -23,38 +23,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from .._files import atomic_write_text, check_output_dir
 from .._limits import check_number, check_request_count
 from .._scrub import scrub_text
 from ..errors import ConfigError, ServerError
+from ..load.vllm_args import expand_multi_value_flags, parse_headers
+from ..report.bench_text import bench_table, failure_table, sweep_table
 from ._outputs import default_run_dir
 
 _err = Console(stderr=True)
-
-_GOODPUT_TERM = ("ttft:", "tpot:", "itl:", "e2el:", "e2e:")
-
-
-def expand_multi_value_flags(args: list[str]) -> list[str]:
-    """``--goodput ttft:200 tpot:20`` (argparse ``nargs='+'``, as vLLM spells it) →
-    ``--goodput ttft:200 --goodput tpot:20``: the terms after ``--goodput`` that look
-    like ``metric:value`` are each given their own flag."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        out.append(a)
-        if a == "--goodput" and i + 1 < len(args):
-            out.append(args[i + 1])
-            i += 2
-            while i < len(args) and args[i].lower().startswith(_GOODPUT_TERM):
-                out += ["--goodput", args[i]]
-                i += 1
-            continue
-        i += 1
-    return out
-
 
 class _BenchGroup(typer.core.TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -63,48 +41,6 @@ class _BenchGroup(typer.core.TyperGroup):
 
 bench_app = typer.Typer(help="Measure an OpenAI-compatible endpoint under load; import other tools' results.",
                         invoke_without_command=True, no_args_is_help=False, cls=_BenchGroup)
-
-
-def _parse_headers(items: list[str]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for h in items:
-        k, sep, v = h.partition(":")
-        if not sep or not k.strip():
-            raise ConfigError(f"bad --header {h.split(':')[0]!r}…; expected 'Name: value'")
-        out.append((k.strip(), v.strip()))
-    return tuple(out)
-
-
-def _fmt_ms(x: Any) -> str:
-    return "-" if x is None else f"{x * 1000:.2f}"
-
-
-def _table(summary: dict[str, Any], title: str, metrics: list[str]) -> Any:
-    """Rich table of a summary; latency rows limited to ``metrics`` (+ dispatch lateness)."""
-    keep = set(metrics) | {"dispatch_lateness"}
-    shown = {k: v for k, v in summary.items()
-             if not (k.endswith("_s") and isinstance(v, dict) and "p50" in v and k[:-2] not in keep)}
-    try:
-        from ..report.tables import summary_table  # type: ignore[attr-defined]
-        return summary_table(shown, title)
-    except (ImportError, AttributeError, NotImplementedError, KeyError, TypeError):
-        pass
-    t = Table(title=title)
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k in ("offered", "completed", "rejected", "timed_out", "failed", "cancelled", "delivery",
-              "request_throughput_rps", "throughput_tokens_per_s", "total_input_tokens",
-              "total_output_tokens", "goodput_rps"):
-        if k in summary and summary[k] is not None:
-            v = summary[k]
-            t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    for base in metrics + ["dispatch_lateness"]:
-        row = summary.get(f"{base}_s")
-        if not row:
-            continue
-        for stat in ["mean"] + [f"p{q:g}" for q in summary.get("percentiles", [])]:
-            t.add_row(f"{base} {stat} (ms)", _fmt_ms(row.get(stat)))
-    return t
 
 
 _METRIC_ALIASES = {"e2el": "e2e"}
@@ -182,7 +118,8 @@ def bench(
     from ..load.bench import BenchSpec, run_bench
     from ..load.client import EndpointConfig
 
-    from ..load.preflight import preflight
+    from ..load.preflight import discover_model, preflight
+    from ..load.vllm_result import save_vllm_result
     from ..load.urls import parse_base_url, parse_metrics_url
 
     try:
@@ -211,7 +148,7 @@ def bench(
         pcts = tuple(_float(x, "--metric-percentiles") for x in metric_percentiles.split(",") if x.strip())
         shown = [_METRIC_ALIASES.get(m.strip(), m.strip()) for m in percentile_metrics.split(",") if m.strip()]
         ep = EndpointConfig(base_url=base.url, endpoint=endpoint, model=model,
-                            api_key=key, headers=_parse_headers(header), extra_body=body,
+                            api_key=key, headers=parse_headers(header), extra_body=body,
                             ignore_eos=ignore_eos, min_tokens=min_tokens, request_timeout_s=timeout,
                             http_client=http_client)
         spec = BenchSpec(
@@ -248,7 +185,7 @@ def bench(
             ep = replace(ep, model=ready.models[0])
             spec = replace(spec, endpoint=ep)
     elif not model:
-        ep = replace(ep, model=_discover_model(ep.root_url, ep.http_headers()))
+        ep = replace(ep, model=discover_model(ep.root_url, ep.http_headers()))
         spec = replace(spec, endpoint=ep)
     if sweep and request_rate != "inf":
         _err.print("[yellow]note:[/yellow] --sweep chooses its own rates; --request-rate is ignored")
@@ -290,14 +227,15 @@ def bench(
             write_errors.append(f"{rate_dir}: {outcome.write_error}")
         fails = s.get("failures") or {}
         if not json_out:
-            Console().print(_table(s, f"servelab bench — {label}", shown))
+            Console().print(bench_table(s, f"servelab bench — {label}", shown))
             if fails.get("count"):
-                Console().print(_failure_table(fails, label))
+                Console().print(failure_table(fails, label))
             if rate_dir is not None and not outcome.write_error:
                 Console().print(f"run written to {rate_dir}")
         if save_result:
-            written = _save_vllm_result(outcome, spec, rate, result_dir or rate_dir, result_filename, result_label,
-                                        many=len(rates) > 1)
+            written = save_vllm_result(outcome, spec, rate, result_dir or rate_dir, result_filename, result_label,
+                                       tag=(("inf" if math.isinf(rate) else f"{rate:g}") + "qps") if len(rates) > 1
+                                       else None)
             _err.print(f"vLLM result written to {written}")
         if fails.get("share", 0.0) > max_failure_rate:
             top = (fails.get("by_reason") or [{}])[0]
@@ -316,22 +254,18 @@ def bench(
         raise typer.Exit(1)
 
 
-SWEEP_SYNC_PROMPTS = 20   # the synchronous point only fixes the grid's lower end
-
-
 def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine: int, json_out: bool,
            shown: list[str], vllm_result: tuple[Path | None, str | None, str | None] | None = None) -> None:
     """``bench --sweep`` (``load.sweep``): one run folder per point under OUT, then
     sweep.json, sweep.html and a table; with ``--save-result`` a vLLM result file per
     point (in its run folder, or ``--result-dir`` with the point's tag in the name)."""
-    from dataclasses import replace
-
     from ..catalog.slo import parse_slo
     from ..load.bench import make_prompts, run_bench
-    from ..load.sweep import run_sweep
+    from ..load.sweep import point_spec, point_tag, run_sweep
+    from ..load.vllm_result import save_vllm_result
     from ..metrics import summarize
     from ..report import write_html
-    from ..report.sweep import SWEEP_COLUMNS, sweep_page, sweep_rows
+    from ..report.sweep import sweep_page
 
     try:
         slo_obj = parse_slo(slo) if slo else None
@@ -342,14 +276,8 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
     seq = iter(range(1, 10_000))
 
     def run(kind: str, rate: float) -> dict[str, Any]:
-        if kind == "synchronous":
-            sp = replace(spec, request_rate=math.inf, max_concurrency=1,
-                         num_prompts=min(spec.num_prompts or SWEEP_SYNC_PROMPTS, SWEEP_SYNC_PROMPTS))
-        elif kind == "throughput":
-            sp = replace(spec, request_rate=math.inf, max_concurrency=None)
-        else:
-            sp = replace(spec, request_rate=rate, arrival="constant", burstiness=1.0)
-        tag = kind if math.isinf(rate) else f"{kind}-{rate:.4g}"
+        sp = point_spec(spec, kind, rate)
+        tag = point_tag(kind, rate)
         d = out / f"{next(seq):02d}-{tag}"
         prompts = make_prompts(sp, sp.request_rate)
         with Progress(TextColumn(f"[bold]sweep {tag}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -359,10 +287,7 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
                           on_record=lambda _r: prog.update(task, advance=1))
         if vllm_result is not None:
             rdir, rname, rlabel = vllm_result
-            if rname:
-                stem, dot, ext = rname.rpartition(".")
-                rname = f"{stem}-{d.name}.{ext}" if dot else f"{rname}-{d.name}"
-            _save_vllm_result(o, sp, sp.request_rate, rdir or d, rname, rlabel, many=False)
+            save_vllm_result(o, sp, sp.request_rate, rdir or d, rname, rlabel, tag=d.name)
         s = dict(o.summary)
         s.update({k: v for k, v in summarize(o.records, duration_s=o.meta.duration_s, slo=slo_obj,
                                              percentiles=spec.percentiles).items()
@@ -387,36 +312,12 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
     if json_out:
         sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         return
-    t = Table(title="servelab bench --sweep" + (f" — SLO {slo}" if slo else ""))
-    for i, c in enumerate(SWEEP_COLUMNS):
-        t.add_column(c, justify="left" if i == 0 else "right")
-    from ..report.html import fmt_cell
-    for row in sweep_rows(doc["points"]):
-        t.add_row(*[fmt_cell(v)[0] for v in row])
     con = Console()
-    con.print(t)
+    con.print(sweep_table(doc, slo))
     if res.max_rate_met_rps is not None:
         con.print(f"highest rate meeting the SLO: [bold]{res.max_rate_met_rps:.4g} req/s[/bold]"
                   + (f" (broken at {res.first_rate_broken_rps:.4g} req/s)" if res.first_rate_broken_rps else ""))
     con.print(f"sweep written to {out} (sweep.json, sweep.html, one run folder per point)")
-
-
-def _save_vllm_result(outcome: Any, spec: Any, rate: float, folder: Path | None, filename: str | None,
-                      label: str | None, *, many: bool) -> Path:
-    """Write vLLM's result JSON of one rate (``load.vllm_result``)."""
-    from ..load.vllm_result import vllm_result, vllm_result_filename, write_vllm_result
-    ep = spec.endpoint
-    etype = "openai-chat" if ep.endpoint.rstrip("/").endswith("chat/completions") else "openai"
-    doc = vllm_result(outcome.records, outcome.summary, meta=outcome.meta, model=ep.model, request_rate=rate,
-                      burstiness=spec.burstiness, max_concurrency=spec.max_concurrency,
-                      num_prompts=spec.num_prompts, endpoint_type=etype, label=label)
-    name = filename or vllm_result_filename(label=label or etype, request_rate=rate, model=ep.model,
-                                            date=doc["date"], max_concurrency=spec.max_concurrency)
-    if filename and many:
-        stem, dot, ext = filename.rpartition(".")
-        tag = "inf" if math.isinf(rate) else f"{rate:g}"
-        name = f"{stem}-{tag}qps.{ext}" if dot else f"{filename}-{tag}qps"
-    return write_vllm_result(doc, Path(folder or ".") / name)
 
 
 def _float(text: str, flag: str) -> float:
@@ -424,27 +325,6 @@ def _float(text: str, flag: str) -> float:
         return float(text)
     except ValueError:
         raise ConfigError(f"{flag}: {text.strip()!r} is not a number") from None
-
-
-def _failure_table(fails: dict[str, Any], label: str) -> Any:
-    t = Table(title=f"not ok by reason — {label}")
-    t.add_column("count", justify="right")
-    t.add_column("status")
-    t.add_column("reason")
-    for g in fails.get("by_reason", []):
-        t.add_row(str(g["count"]), g["status"], g["reason"])
-    return t
-
-
-def _discover_model(base_url: str, headers: dict[str, str]) -> str:
-    """First model id of GET /v1/models, or "" when the server does not answer."""
-    from ..load.preflight import ServerError, preflight
-
-    try:
-        models = preflight(base_url, headers, timeout_s=5.0, retry_s=10.0).models
-    except ServerError:
-        return ""                       # requests will say more
-    return models[0] if models else ""
 
 
 @bench_app.command("import")
@@ -475,7 +355,7 @@ def import_cmd(
         if out is not None:
             write_run_files(out if len(runs) == 1 else out / f"benchmark_{i}", meta, records, s, None)
         if not json_out:
-            Console().print(_table(s, f"imported {tool}: {file.name}" + (f" #{i}" if len(runs) > 1 else ""),
+            Console().print(bench_table(s, f"imported {tool}: {file.name}" + (f" #{i}" if len(runs) > 1 else ""),
                                    ["ttft", "tpot", "itl", "e2e"]))
     if json_out:
         sys.stdout.write(json.dumps(summaries[0] if len(summaries) == 1 else {"benchmarks": summaries},
