@@ -86,7 +86,7 @@ def _scenario_roots(cmd_name: str) -> tuple[set[str], set[str]]:
         if f.names[0].split("/")[0] in opts:
             roots.add((f.path or COMBINED[f.param]).split(".")[0])
     if cmd_name == "plan":
-        from servelab.cli.plan import SEARCHED
+        from servelab.plan.from_scenario import SEARCHED
         roots |= set(SEARCHED)
     return roots, opts
 
