@@ -12,7 +12,6 @@ space-separated terms (``--goodput ttft:200 tpot:20``), ``--save-result``
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from dataclasses import replace
@@ -25,10 +24,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .._files import atomic_write_text, check_output_dir
-from .._limits import check_number, check_request_count
+from .._limits import check_number
 from .._scrub import scrub_text
 from ..errors import ConfigError, ServerError
-from ..load.vllm_args import expand_multi_value_flags, parse_headers
+from ..load.bench_args import (check_endpoint_path, check_rates, expand_multi_value_flags, failure_over,
+                               parse_extra_body, parse_headers, parse_percentiles, rate_tag, shown_metrics)
 from ..report.bench_text import bench_table, failure_table, sweep_table
 from ._outputs import default_run_dir
 
@@ -41,9 +41,6 @@ class _BenchGroup(typer.core.TyperGroup):
 
 bench_app = typer.Typer(help="Measure an OpenAI-compatible endpoint under load; import other tools' results.",
                         invoke_without_command=True, no_args_is_help=False, cls=_BenchGroup)
-
-
-_METRIC_ALIASES = {"e2el": "e2e"}
 
 
 @bench_app.callback()
@@ -129,24 +126,16 @@ def bench(
         check_number("--max-failure-rate", max_failure_rate, lo=0, hi=1)
         if http_client not in ("raw", "aiohttp"):
             raise ConfigError(f"unknown --http-client {http_client!r}; known: raw, aiohttp")
-        if not endpoint.startswith("/") or any(c.isspace() for c in endpoint) or "?" in endpoint:
-            raise ConfigError(f"--endpoint {scrub_text(endpoint)!r} must be a path such as /v1/completions "
-                              "or /v1/chat/completions")
+        check_endpoint_path(endpoint)
         base = parse_base_url(base_url, endpoint=endpoint)
         if base.note:
             _err.print(f"[yellow]note:[/yellow] {escape(base.note)}")
         if metrics_url is not None:
             parse_metrics_url(metrics_url)
-        try:
-            body = json.loads(extra_body) if extra_body else {}
-        except ValueError as e:
-            raise ConfigError(f"--extra-body is not valid JSON ({e}); expected a JSON object such as "
-                              "'{\"temperature\": 0}'") from None
-        if not isinstance(body, dict):
-            raise ConfigError("--extra-body must be a JSON object such as '{\"temperature\": 0}'")
+        body = parse_extra_body(extra_body)
         key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        pcts = tuple(_float(x, "--metric-percentiles") for x in metric_percentiles.split(",") if x.strip())
-        shown = [_METRIC_ALIASES.get(m.strip(), m.strip()) for m in percentile_metrics.split(",") if m.strip()]
+        pcts = parse_percentiles(metric_percentiles)
+        shown = shown_metrics(percentile_metrics)
         ep = EndpointConfig(base_url=base.url, endpoint=endpoint, model=model,
                             api_key=key, headers=parse_headers(header), extra_body=body,
                             ignore_eos=ignore_eos, min_tokens=min_tokens, request_timeout_s=timeout,
@@ -163,9 +152,7 @@ def bench(
             goodput=" ".join(goodput) or None, scrape_interval_s=scrape_interval, metrics_url=metrics_url,
             workers=workers, drain_timeout_s=drain_timeout,
         )
-        for r in rates[1:]:                    # the first rate was checked by BenchSpec
-            if spec.num_prompts is None and spec.duration_s and math.isfinite(r):
-                check_request_count(r * spec.duration_s, f"--request-rate {r:g} for --duration {spec.duration_s:g}")
+        check_rates(spec, rates)
         if out is not None:
             check_output_dir(out, what="--out folder")
     except (ConfigError, ValueError) as e:
@@ -200,14 +187,14 @@ def bench(
     for rate in rates:
         rate_dir = None
         if out is not None:
-            rate_dir = out if len(rates) == 1 else out / f"rate_{'inf' if math.isinf(rate) else f'{rate:g}'}"
+            rate_dir = out if len(rates) == 1 else out / f"rate_{rate_tag(rate)}"
         try:
             from ..load.bench import make_prompts
             prompts = make_prompts(spec, rate)
         except (ConfigError, ValueError, NotImplementedError, OSError) as e:
             _err.print(f"[red]error:[/red] {escape(scrub_text(str(e)))}")
             raise typer.Exit(2)
-        label = f"rate {'inf' if math.isinf(rate) else f'{rate:g}'} req/s"
+        label = f"rate {rate_tag(rate)} req/s"
         counts = {"ok": 0, "bad": 0}
         with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("ok {task.fields[ok]} · not ok {task.fields[bad]}"), TimeElapsedColumn(),
@@ -234,14 +221,11 @@ def bench(
                 Console().print(f"run written to {rate_dir}")
         if save_result:
             written = save_vllm_result(outcome, spec, rate, result_dir or rate_dir, result_filename, result_label,
-                                       tag=(("inf" if math.isinf(rate) else f"{rate:g}") + "qps") if len(rates) > 1
-                                       else None)
+                                       tag=f"{rate_tag(rate)}qps" if len(rates) > 1 else None)
             _err.print(f"vLLM result written to {written}")
-        if fails.get("share", 0.0) > max_failure_rate:
-            top = (fails.get("by_reason") or [{}])[0]
-            failed_over.append(f"{label}: {fails['count']} of {s.get('offered', 0)} requests not ok "
-                               f"({fails['share']:.1%} > --max-failure-rate {max_failure_rate:g}); most common: "
-                               f"{top.get('count')}× {top.get('status')} — {top.get('reason')}")
+        over = failure_over(s, label, max_failure_rate)
+        if over:
+            failed_over.append(over)
         if s.get("interrupted"):
             break
     if json_out:
@@ -318,13 +302,6 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
         con.print(f"highest rate meeting the SLO: [bold]{res.max_rate_met_rps:.4g} req/s[/bold]"
                   + (f" (broken at {res.first_rate_broken_rps:.4g} req/s)" if res.first_rate_broken_rps else ""))
     con.print(f"sweep written to {out} (sweep.json, sweep.html, one run folder per point)")
-
-
-def _float(text: str, flag: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{flag}: {text.strip()!r} is not a number") from None
 
 
 @bench_app.command("import")
