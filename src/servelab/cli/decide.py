@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.console import Console
 
 from ..errors import ConfigError, LedgerError
-from ..report.ledger_text import calibration_lines, claims_table, print_ledger_item, runs_table, verdict_table
+from ..report.ledger_text import claims_table, decision_json, print_decision, print_ledger_item, runs_table
 
 __all__ = ["register", "ledger_app"]
 
@@ -88,25 +88,9 @@ def decide(
 
             render_report(result, led, report)
         if as_json:
-            typer.echo(json.dumps({
-                "decision": decision.name, "ledger": str(led.path),
-                "experiments": [vars(e) for e in result.experiments],
-                "verdicts": [v.to_dict() for v in result.verdicts],
-                "report": str(report) if report else None,
-            }, indent=2, default=str))
+            typer.echo(json.dumps(decision_json(result, led.path, report), indent=2, default=str))
             return
-        out = _console()
-        for e in result.experiments:
-            msg = f" — {e.message}" if e.message else ""
-            out.print(f"[dim]{e.scenario}: {e.kind} {e.status} {e.run_id or ''}{msg}[/]",
-                      highlight=False)
-        out.print(verdict_table(result))
-        cal = calibration_lines(result)
-        if cal:
-            out.print("[bold]measured vs simulated[/] (calibration data, stored in the ledger):")
-            for line in cal:
-                out.print("  " + line, highlight=False)
-        out.print(f"[dim]ledger: {led.path}" + (f" · report: {report}" if report else "") + "[/]")
+        print_decision(result, led.path, report, _console())
     except ConfigError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(2) from None
@@ -153,19 +137,10 @@ def ledger_show(
     """Show one run (provenance, config) or one claim (spec, verdict history)."""
     with _open_ledger(ledger, must_exist=True) as led:
         try:
-            obj: dict[str, Any] = {"run": led.run(item_id)}
-            try:
-                obj["records"] = {"meta_keys": sorted(led.records_meta(item_id))}
-            except LedgerError:
-                pass
-        except LedgerError:
-            try:
-                obj = {"claim": led.claim(item_id), "verdicts": led.verdicts(item_id)}
-            except LedgerError:
-                Console(stderr=True).print(f"no run or claim with id {item_id!r}; "
-                                           f"see `servelab ledger runs` / `servelab ledger claims`",
-                                           markup=False)
-                raise typer.Exit(1) from None
+            obj = led.item(item_id)
+        except LedgerError as exc:
+            Console(stderr=True).print(str(exc), markup=False)
+            raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(obj, indent=2, default=str))
         return

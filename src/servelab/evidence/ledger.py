@@ -382,6 +382,24 @@ class Ledger:
         d["spec"] = json.loads(d.pop("spec_json"))
         return d
 
+    def item(self, item_id: str) -> dict[str, Any]:
+        """A run (``{"run": …, "records": {"meta_keys": […]}}``, records when stored) or else
+        a claim with its verdict history (``{"claim": …, "verdicts": […]}``); ``LedgerError``
+        when the id is neither."""
+        try:
+            obj: dict[str, Any] = {"run": self.run(item_id)}
+            try:
+                obj["records"] = {"meta_keys": sorted(self.records_meta(item_id))}
+            except LedgerError:
+                pass
+            return obj
+        except LedgerError:
+            try:
+                return {"claim": self.claim(item_id), "verdicts": self.verdicts(item_id)}
+            except LedgerError:
+                raise LedgerError(f"no run or claim with id {item_id!r}; "
+                                  "see `servelab ledger runs` / `servelab ledger claims`") from None
+
     def verdicts(self, claim_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Verdict history of a claim, newest first."""
         sql = "SELECT * FROM verdicts WHERE claim_id=? ORDER BY id DESC"

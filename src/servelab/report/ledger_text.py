@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["verdict_table", "calibration_lines", "runs_table", "claims_table", "print_ledger_item"]
+__all__ = ["decision_json", "print_decision", "verdict_table", "calibration_lines", "runs_table", "claims_table", "print_ledger_item"]
 
 _STYLE = {"supported": "green", "rejected": "red", "pending": "yellow"}
 
@@ -60,6 +60,29 @@ def calibration_lines(result: Any) -> list[str]:
             out.append(f"{v.claim_id} @{c['scenario']}: measured {_fmt(c['measured_value'])} vs "
                        f"simulated {_fmt(c['simulated_value'])} ({rel}, {flag})")
     return out
+
+
+def decision_json(result: Any, ledger_path: Any, report: Any = None) -> dict[str, Any]:
+    """``decide --json``: the decision, the ledger, each experiment's status and every verdict."""
+    return {"decision": result.decision.name, "ledger": str(ledger_path),
+            "experiments": [vars(e) for e in result.experiments],
+            "verdicts": [v.to_dict() for v in result.verdicts],
+            "report": str(report) if report else None}
+
+
+def print_decision(result: Any, ledger_path: Any, report: Any, con: Console) -> None:
+    """``decide``: each experiment's status, the verdict table, the calibration lines."""
+    for e in result.experiments:
+        msg = f" — {e.message}" if e.message else ""
+        con.print(f"[dim]{e.scenario}: {e.kind} {e.status} {e.run_id or ''}{msg}[/]",
+                  highlight=False)
+    con.print(verdict_table(result))
+    cal = calibration_lines(result)
+    if cal:
+        con.print("[bold]measured vs simulated[/] (calibration data, stored in the ledger):")
+        for line in cal:
+            con.print("  " + line, highlight=False)
+    con.print(f"[dim]ledger: {ledger_path}" + (f" · report: {report}" if report else "") + "[/]")
 
 
 def runs_table(runs: list[dict[str, Any]]) -> Table:
