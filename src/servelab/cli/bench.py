@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .._files import atomic_write_text, check_output_dir
+from .._files import check_output_dir
 from .._limits import check_number
 from .._scrub import scrub_text
 from ..errors import ConfigError, ServerError
@@ -245,11 +245,9 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
     point (in its run folder, or ``--result-dir`` with the point's tag in the name)."""
     from ..catalog.slo import parse_slo
     from ..load.bench import make_prompts, run_bench
-    from ..load.sweep import point_spec, point_tag, run_sweep
+    from ..load.sweep import point_spec, point_summary, point_tag, run_sweep
     from ..load.vllm_result import save_vllm_result
-    from ..metrics import summarize
-    from ..report import write_html
-    from ..report.sweep import sweep_page
+    from ..report.sweep import write_sweep
 
     try:
         slo_obj = parse_slo(slo) if slo else None
@@ -272,11 +270,7 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
         if vllm_result is not None:
             rdir, rname, rlabel = vllm_result
             save_vllm_result(o, sp, sp.request_rate, rdir or d, rname, rlabel, tag=d.name)
-        s = dict(o.summary)
-        s.update({k: v for k, v in summarize(o.records, duration_s=o.meta.duration_s, slo=slo_obj,
-                                             percentiles=spec.percentiles).items()
-                  if k in ("slo_met", "slo_thresholds_s")})
-        return s
+        return point_summary(o, slo_obj, spec.percentiles)
 
     def show(p: Any) -> None:
         if not json_out:
@@ -289,10 +283,7 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
         _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     doc = {"slo": slo, **res.to_dict()}
-    atomic_write_text(out / "sweep.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    targets = {t.metric: t.threshold_s for t in slo_obj.targets} if slo_obj else {}
-    write_html(sweep_page(doc, title="servelab bench --sweep", slo=slo, ttft_slo_s=targets.get("ttft"),
-                          tpot_slo_s=targets.get("tpot")), out / "sweep.html")
+    write_sweep(doc, out, slo=slo, slo_obj=slo_obj)
     if json_out:
         sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         return
@@ -313,9 +304,7 @@ def import_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
 ) -> None:
     """Convert `vllm bench serve` (--save-result [--save-detailed]) or guidellm JSON into records."""
-    from ..load.importers import import_result
-    from ..load.results import write_run_files
-    from ..metrics import summarize
+    from ..load.importers import import_result, summarize_imported
 
     try:
         if out is not None:
@@ -325,12 +314,8 @@ def import_cmd(
         _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     pcts = tuple(float(x) for x in metric_percentiles.split(",") if x.strip())
-    summaries = []
-    for i, (meta, records) in enumerate(runs):
-        s = summarize(records, duration_s=meta.duration_s, percentiles=pcts)
-        summaries.append(s)
-        if out is not None:
-            write_run_files(out if len(runs) == 1 else out / f"benchmark_{i}", meta, records, s, None)
+    summaries = summarize_imported(runs, out=out, percentiles=pcts)
+    for i, s in enumerate(summaries):
         if not json_out:
             Console().print(bench_table(s, f"imported {tool}: {file.name}" + (f" #{i}" if len(runs) > 1 else ""),
                                    ["ttft", "tpot", "itl", "e2e"]))

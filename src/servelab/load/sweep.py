@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-__all__ = ["SweepPoint", "SweepResult", "run_sweep", "sweep_rates", "slo_verdict", "point_spec", "point_tag",
+__all__ = ["SweepPoint", "SweepResult", "run_sweep", "sweep_rates", "slo_verdict", "point_spec", "point_tag", "point_summary",
            "SWEEP_KINDS", "SWEEP_SYNC_PROMPTS"]
 
 SWEEP_KINDS = ("synchronous", "throughput", "constant", "refine")
@@ -169,3 +169,15 @@ def point_spec(spec: Any, kind: str, rate: float) -> Any:
 def point_tag(kind: str, rate: float) -> str:
     """``synchronous``, ``throughput`` or ``constant-2.5``: names a point's run folder."""
     return kind if math.isinf(rate) else f"{kind}-{rate:.4g}"
+
+
+def point_summary(outcome: Any, slo: Any = None, percentiles: tuple[float, ...] = (50, 90, 95, 99)
+                  ) -> dict[str, Any]:
+    """A sweep point's summary: the run's own (``load.bench.BenchOutcome.summary``) plus
+    whether it met ``slo`` (``slo_met``, ``slo_thresholds_s`` of ``metrics.summarize``)."""
+    from ..metrics import summarize
+    s = dict(outcome.summary)
+    s.update({k: v for k, v in summarize(outcome.records, duration_s=outcome.meta.duration_s, slo=slo,
+                                         percentiles=percentiles).items()
+              if k in ("slo_met", "slo_thresholds_s")})
+    return s
