@@ -4,6 +4,7 @@ from the kernel lab's measured peaks (docs/calibration.md)."""
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def calibrate(
             dep = _deployment(scn, deployment_hints(configs))
             names = [p.strip() for p in params.split(",") if p.strip()]
             upper = {k: b.upper for k, b in kb.bounds.items() if b.upper <= 1.0} if kb else None
-            with _out.status("fitting efficiencies…", spinner="dots") if not json_out else _Null():
+            with _out.status("fitting efficiencies…", spinner="dots") if not json_out else nullcontext():
                 res = fit_efficiency(obs, dep, params=names, holdout_fraction=holdout,
                                      upper_bounds=upper)
             data = calibration_dict(result=res, deployment=dep, runs=prov, kernel_bounds=kb)
@@ -96,14 +97,6 @@ def calibrate(
         print_bounds(data["kernel_bounds"], _out)
     if out is not None:
         _out.print(f"wrote {out}")
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def register(app: typer.Typer) -> None:

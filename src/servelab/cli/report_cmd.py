@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from ..errors import ConfigError
 from ..report.compare_text import compare_tables
-from ..report.inputs import LoadedRun, load_inputs, name_runs
+from ..report.inputs import LoadedRun, compare_loaded, load_inputs
 
 __all__ = ["register"]
 
@@ -38,7 +38,6 @@ def report_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Summarize one run (simulated, measured or imported): table, JSON or HTML page."""
-    from ..metrics import summarize
     from .._files import check_output_path
     from ..report import run_page, summary_table, write_html
     try:
@@ -50,8 +49,7 @@ def report_cmd(
     _warn_skipped(loaded)
     out = []
     for lr in loaded:
-        stored = lr.summary if lr.summary and "ttft_s" in lr.summary else None
-        summary = stored or summarize(lr.records, duration_s=lr.duration_s)
+        summary = lr.run_summary()
         out.append((lr, summary))
         if html is not None:
             target = html if len(loaded) == 1 else html.with_name(f"{html.stem}-{len(out)}{html.suffix}")
@@ -88,22 +86,14 @@ def compare_cmd(
 ) -> None:
     """Lay runs side by side: each metric with its CI, difference and ratio vs a baseline."""
     from ..report import write_html
-    from ..report.compare import CompareRun, compare_page, compare_runs
+    from ..report.compare import compare_page
     from .._files import check_output_path
     try:
         if html is not None:
             check_output_path(html, what="--html")          # before any work
         loaded: list[tuple[str, LoadedRun]] = [(arg, lr) for arg in runs for lr in load_inputs(arg)]
-        if len(loaded) < 2:
-            raise ConfigError(f"compare needs at least two runs, got {len(loaded)} from {runs}")
-        labels, b = name_runs(loaded, label, baseline)
-        names = [m.strip() for m in metrics.split(",") if m.strip()]
-        if not names:
-            raise ConfigError("--metrics is empty; e.g. ttft_p95,throughput_tokens_per_s")
-        crs = [CompareRun(label=labels[i], records=lr.records, duration_s=lr.duration_s, meta=lr.meta,
-                          source=str(lr.path)) for i, (_, lr) in enumerate(loaded)]
-        cmp = compare_runs(crs, baseline=b, metrics=names, confidence=confidence, n_resamples=resamples,
-                           seed=seed)
+        cmp = compare_loaded(loaded, labels=label, baseline=baseline, metrics=metrics, confidence=confidence,
+                             resamples=resamples, seed=seed, inputs=runs)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         _fail(e)
     _warn_skipped([lr for _, lr in loaded])

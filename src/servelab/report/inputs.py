@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from ..errors import ConfigError
 from ..records import RequestRecord, RunMeta
 
-__all__ = ["load_inputs", "LoadedRun", "VALID_INPUTS", "name_runs"]
+__all__ = ["load_inputs", "LoadedRun", "VALID_INPUTS", "name_runs", "compare_loaded"]
 
 VALID_INPUTS = ("a run folder (meta.json + records.jsonl/parquet), a records file (.jsonl, .ndjson, "
                 ".parquet), or a `vllm bench serve --save-result --save-detailed` / guidellm result .json")
@@ -41,6 +41,12 @@ class LoadedRun:
     @property
     def duration_s(self) -> float | None:
         return self.meta.duration_s if self.meta is not None else None
+
+    def run_summary(self) -> dict[str, Any]:
+        """The stored summary when it has latencies, else one computed from the records."""
+        from ..metrics import summarize
+        stored = self.summary if self.summary and "ttft_s" in self.summary else None
+        return stored or summarize(self.records, duration_s=self.duration_s)
 
 
 def _meta_label(meta: RunMeta | None, fallback: str) -> str:
@@ -162,3 +168,21 @@ def name_runs(loaded: Sequence[tuple[str, LoadedRun]], labels: Sequence[str] | N
                               f"({', '.join(names)}) or an index 1..{len(loaded)}")
         b = hits[0]
     return names, b
+
+
+def compare_loaded(loaded: Sequence[tuple[str, LoadedRun]], *, labels: Sequence[str] | None = None,
+                   baseline: str | None = None, metrics: str = "ttft_p95", confidence: float = 0.95,
+                   resamples: int = 1000, seed: int = 0, inputs: Sequence[str] | None = None) -> Any:
+    """``compare``: the runs (``(input as given, run)`` pairs, at least two, read from
+    ``inputs``) laid side by side on the comma-separated ``metrics`` (``report.compare.compare_runs``)."""
+    from .compare import CompareRun, compare_runs
+    if len(loaded) < 2:
+        given = list(inputs) if inputs is not None else list(dict.fromkeys(arg for arg, _ in loaded))
+        raise ConfigError(f"compare needs at least two runs, got {len(loaded)} from {given}")
+    names, b = name_runs(loaded, labels, baseline)
+    wanted = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not wanted:
+        raise ConfigError("--metrics is empty; e.g. ttft_p95,throughput_tokens_per_s")
+    crs = [CompareRun(label=names[i], records=lr.records, duration_s=lr.duration_s, meta=lr.meta,
+                      source=str(lr.path)) for i, (_, lr) in enumerate(loaded)]
+    return compare_runs(crs, baseline=b, metrics=wanted, confidence=confidence, n_resamples=resamples, seed=seed)
