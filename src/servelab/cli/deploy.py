@@ -77,17 +77,11 @@ def watch_cmd(
     3 the metrics source cannot be read or lacks vLLM's series."""
     from ..deploy import load_target
     from ..deploy.live import DirectSource, PrometheusSource, SourceError
-    from ..deploy.watch import STATUS_ORDER, Predictor, WatchSettings, watch
+    from ..deploy.watch import STATUS_ORDER, Predictor, WatchSettings, check_watch_options, watch
 
     try:
-        if bool(urls) == bool(prometheus):
-            raise ConfigError("give either --url (one or more) or --prometheus URL")
-        if interval <= 0 or window <= 0 or speedup <= 0:
-            raise ConfigError(f"--interval, --window and --speedup must be > 0, got {interval}, {window}, {speedup}")
-        if fail_on not in ("alert", "warn"):
-            raise ConfigError(f"--fail-on {fail_on!r}; valid: alert, warn")
-        if count is not None and count < 1:
-            raise ConfigError(f"--count must be >= 1, got {count}")
+        check_watch_options(urls=urls, prometheus=prometheus, interval=interval, window=window, speedup=speedup,
+                            fail_on=fail_on, count=count)
         t = load_target(source, overrides=sets)
         settings = WatchSettings(interval_s=interval, window_s=window, load_tolerance=load_tolerance,
                                  drift_tolerance=drift_tolerance, time_scale=speedup)

@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.console import Console
 
 from ..errors import ServelabError
-from ..kernels import KERNEL_NAMES, get_spec
-from ..kernels.specs import check_jobs, kernel_listing
-from ..kernels._deps import GpuExtraMissing, require_gpu_extra, use_interpreter
+from ..kernels import KERNEL_NAMES
+from ..kernels.specs import check_jobs, kernel_listing, kernel_names
+from ..kernels._deps import prepare_device, require_gpu_extra, use_interpreter
 from ..kernels.results import DEFAULT_RESULTS, read_rows
 from ..report.kernels_text import check_json, check_table, kernel_list_table, print_results, results_json
 
@@ -37,13 +37,10 @@ _err = Console(stderr=True)
 
 
 def _kernels(names: Optional[list[str]]) -> list[str]:
-    names = names or list(KERNEL_NAMES)
     try:
-        for n in names:
-            get_spec(n)
+        return kernel_names(names)
     except ServelabError as exc:
         raise _fail(str(exc)) from None
-    return names
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
@@ -70,13 +67,8 @@ def check_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Correctness of every kernel and baseline at small irregular shapes (exit 1 on a failure)."""
-    if device not in ("cpu", "cuda"):
-        raise _fail(f"unknown device {device!r}; known: cpu, cuda")
     try:
-        require_gpu_extra()
-        use_interpreter(device == "cpu")
-    except GpuExtraMissing as exc:
-        raise _fail(str(exc)) from None
+        prepare_device(device)
     except ServelabError as exc:
         raise _fail(str(exc)) from None
     names = _kernels(kernel)

@@ -29,7 +29,7 @@ from .counts import (
 )
 
 __all__ = ["KernelSpec", "KERNELS", "KERNEL_NAMES", "get_spec", "work_of", "TINY_LAYER",
-           "layer_dims", "check_jobs", "kernel_listing"]
+           "layer_dims", "check_jobs", "kernel_listing", "kernel_names"]
 
 Shape = dict[str, Any]
 
@@ -160,3 +160,11 @@ def kernel_listing() -> list[dict[str, Any]]:
              "check_dtypes": list(s.check_dtypes), "bench_dtypes": list(s.bench_dtypes),
              "check_shapes": len(s.check_shapes), "bench_shapes": len(s.bench_shapes)}
             for s in KERNELS.values()]
+
+
+def kernel_names(names: list[str] | None) -> list[str]:
+    """``names`` (default: every kernel), each checked by :func:`get_spec`."""
+    names = names or list(KERNEL_NAMES)
+    for n in names:
+        get_spec(n)
+    return names
