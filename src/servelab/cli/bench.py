@@ -12,7 +12,6 @@ space-separated terms (``--goodput ttft:200 tpot:20``), ``--save-result``
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -24,11 +23,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .._files import check_output_dir
-from .._limits import check_number
 from .._scrub import scrub_text
 from ..errors import ConfigError, ServerError
-from ..load.bench_args import (check_endpoint_path, check_rates, expand_multi_value_flags, failure_over,
-                               parse_extra_body, parse_headers, parse_percentiles, rate_tag, shown_metrics)
+from ..load.bench_args import bench_spec, expand_multi_value_flags, failure_over, rate_tag, shown_metrics
 from ..report.bench_text import bench_table, failure_table, sweep_table
 from ._outputs import default_run_dir
 
@@ -111,48 +108,26 @@ def bench(
     """Measure an endpoint: streamed requests on a schedule, one record per request."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..load.arrivals import parse_rates
-    from ..load.bench import BenchSpec, run_bench
-    from ..load.client import EndpointConfig
-
+    from ..load.bench import run_bench
     from ..load.preflight import discover_model, preflight
     from ..load.vllm_result import save_vllm_result
-    from ..load.urls import parse_base_url, parse_metrics_url
 
     try:
-        rates = parse_rates(request_rate)
-        check_number("--timeout", timeout, lo=0, lo_open=True, hi=30 * 86400)
-        check_number("--ready-timeout", ready_timeout, lo=0, hi=86400)
-        check_number("--max-failure-rate", max_failure_rate, lo=0, hi=1)
-        if http_client not in ("raw", "aiohttp"):
-            raise ConfigError(f"unknown --http-client {http_client!r}; known: raw, aiohttp")
-        check_endpoint_path(endpoint)
-        base = parse_base_url(base_url, endpoint=endpoint)
-        if base.note:
-            _err.print(f"[yellow]note:[/yellow] {escape(base.note)}")
-        if metrics_url is not None:
-            parse_metrics_url(metrics_url)
-        body = parse_extra_body(extra_body)
-        key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        pcts = parse_percentiles(metric_percentiles)
-        shown = shown_metrics(percentile_metrics)
-        ep = EndpointConfig(base_url=base.url, endpoint=endpoint, model=model,
-                            api_key=key, headers=parse_headers(header), extra_body=body,
-                            ignore_eos=ignore_eos, min_tokens=min_tokens, request_timeout_s=timeout,
-                            http_client=http_client)
-        spec = BenchSpec(
-            endpoint=ep, request_rate=rates[0], burstiness=burstiness, arrival=arrival,
-            max_concurrency=max_concurrency,
-            num_prompts=num_prompts if num_prompts is not None else (None if duration else 1000),
-            duration_s=duration, random_input_len=random_input_len, random_output_len=random_output_len,
+        spec, rates = bench_spec(
+            base_url=base_url, endpoint=endpoint, model=model, api_key=api_key, header=header,
+            extra_body=extra_body, ignore_eos=ignore_eos, min_tokens=min_tokens, request_rate=request_rate,
+            timeout=timeout, http_client=http_client, ready_timeout=ready_timeout,
+            max_failure_rate=max_failure_rate, metrics_url=metrics_url, metric_percentiles=metric_percentiles,
+            num_prompts=num_prompts, duration=duration, dataset=dataset, trace=trace, goodput=goodput,
+            scrape_interval=scrape_interval, drain_timeout=drain_timeout,
+            on_note=lambda n: _err.print(f"[yellow]note:[/yellow] {escape(n)}"),
+            burstiness=burstiness, arrival=arrival, max_concurrency=max_concurrency,
+            random_input_len=random_input_len, random_output_len=random_output_len,
             random_range_ratio=random_range_ratio, random_prefix_len=random_prefix_len,
-            num_prefix_groups=num_prefix_groups, workload=workload,
-            dataset=str(dataset) if dataset else None, dataset_format=dataset_format,
-            trace=str(trace) if trace else None, seed=seed, percentiles=pcts,
-            goodput=" ".join(goodput) or None, scrape_interval_s=scrape_interval, metrics_url=metrics_url,
-            workers=workers, drain_timeout_s=drain_timeout,
-        )
-        check_rates(spec, rates)
+            num_prefix_groups=num_prefix_groups, workload=workload, dataset_format=dataset_format, seed=seed,
+            workers=workers)
+        ep = spec.endpoint
+        shown = shown_metrics(percentile_metrics)
         if out is not None:
             check_output_dir(out, what="--out folder")
     except (ConfigError, ValueError) as e:

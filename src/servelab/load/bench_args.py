@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Sequence
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
-from .._limits import check_request_count
+from .._limits import check_number, check_request_count
 from .._scrub import scrub_text
 from ..errors import ConfigError
 
 __all__ = ["expand_multi_value_flags", "parse_headers", "parse_extra_body", "parse_percentiles", "shown_metrics",
-           "check_endpoint_path", "check_rates", "rate_tag", "failure_over"]
+           "check_endpoint_path", "check_rates", "rate_tag", "failure_over", "bench_spec"]
 
 _GOODPUT_TERM = ("ttft:", "tpot:", "itl:", "e2el:", "e2e:")
 
@@ -118,3 +120,52 @@ def failure_over(summary: dict[str, Any], label: str, max_failure_rate: float) -
     return (f"{label}: {fails['count']} of {summary.get('offered', 0)} requests not ok "
             f"({fails['share']:.1%} > --max-failure-rate {max_failure_rate:g}); most common: "
             f"{top.get('count')}× {top.get('status')} — {top.get('reason')}")
+
+
+def bench_spec(*, base_url: str, endpoint: str = "/v1/completions", model: str = "", api_key: str | None = None,
+               header: Sequence[str] = (), extra_body: str = "", ignore_eos: bool = False,
+               min_tokens: int | None = None, request_rate: str = "inf", timeout: float = 600.0,
+               http_client: str = "raw", ready_timeout: float = 10.0, max_failure_rate: float = 0.0,
+               metrics_url: str | None = None, metric_percentiles: str = "50,90,95,99",
+               num_prompts: int | None = None, duration: float | None = None, dataset: str | Path | None = None,
+               trace: str | Path | None = None, goodput: Sequence[str] = (), scrape_interval: float = 1.0,
+               drain_timeout: float = 5.0, on_note: Callable[[str], None] | None = None,
+               **fields: Any) -> tuple[Any, list[float]]:
+    """The ``load.bench.BenchSpec`` (at the first rate) and the rates of ``servelab bench``'s
+    options, in the command's spellings; ``fields`` are ``BenchSpec`` fields of the same
+    name (burstiness, arrival, random lengths, workload, seed, workers …). Checks in the
+    order the options are read, each ``ConfigError`` naming the bad value; a note about
+    the base URL (a ``/v1`` suffix dropped) goes to ``on_note``. The API key defaults to
+    ``$OPENAI_API_KEY``; without ``num_prompts`` and ``duration``, 1000 requests (vLLM's default)."""
+    from .arrivals import parse_rates
+    from .bench import BenchSpec
+    from .endpoint import EndpointConfig
+    from .urls import parse_base_url, parse_metrics_url
+
+    rates = parse_rates(request_rate)
+    check_number("--timeout", timeout, lo=0, lo_open=True, hi=30 * 86400)
+    check_number("--ready-timeout", ready_timeout, lo=0, hi=86400)
+    check_number("--max-failure-rate", max_failure_rate, lo=0, hi=1)
+    if http_client not in ("raw", "aiohttp"):
+        raise ConfigError(f"unknown --http-client {http_client!r}; known: raw, aiohttp")
+    check_endpoint_path(endpoint)
+    base = parse_base_url(base_url, endpoint=endpoint)
+    if base.note and on_note is not None:
+        on_note(base.note)
+    if metrics_url is not None:
+        parse_metrics_url(metrics_url)
+    body = parse_extra_body(extra_body)
+    key = api_key or os.environ.get("OPENAI_API_KEY") or None
+    pcts = parse_percentiles(metric_percentiles)
+    ep = EndpointConfig(base_url=base.url, endpoint=endpoint, model=model,
+                        api_key=key, headers=parse_headers(list(header)), extra_body=body,
+                        ignore_eos=ignore_eos, min_tokens=min_tokens, request_timeout_s=timeout,
+                        http_client=http_client)
+    spec = BenchSpec(
+        endpoint=ep, request_rate=rates[0],
+        num_prompts=num_prompts if num_prompts is not None else (None if duration else 1000),
+        duration_s=duration, dataset=str(dataset) if dataset else None, trace=str(trace) if trace else None,
+        percentiles=pcts, goodput=" ".join(goodput) or None, scrape_interval_s=scrape_interval,
+        metrics_url=metrics_url, drain_timeout_s=drain_timeout, **fields)
+    check_rates(spec, rates)
+    return spec, rates
