@@ -34,20 +34,10 @@ def _console() -> Console:
 
 
 def _open_ledger(path: Optional[Path], *, must_exist: bool = False) -> Any:
-    """Open the ledger; the read-only commands (``must_exist``) refuse a missing file
-    instead of creating an empty ledger (and its folder) at a mistyped path."""
-    from ..evidence import Ledger
-    from ..evidence.ledger import default_ledger_path
-
-    if must_exist:
-        where = path if path is not None else default_ledger_path()
-        if not Path(where).is_file():
-            Console(stderr=True).print(
-                f"[red]error:[/] no ledger at {where}; `servelab decide FILE` creates one "
-                f"(the ledger is --ledger PATH, else $SERVELAB_LEDGER, else .servelab/ledger.sqlite)")
-            raise typer.Exit(2)
+    """Open the ledger; the read-only commands (``must_exist``) refuse a missing file."""
+    from ..evidence.ledger import Ledger, open_existing
     try:
-        return Ledger(path)
+        return open_existing(path) if must_exist else Ledger(path)
     except LedgerError as exc:
         Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None

@@ -50,7 +50,7 @@ from ._schema import SCHEMA_SQL, SCHEMA_VERSION
 from ._scrub import scrub
 
 __all__ = [
-    "Ledger", "default_ledger_path", "utc_now", "INLINE_MAX_RECORDS", "RUN_STATUSES",
+    "Ledger", "default_ledger_path", "open_existing", "utc_now", "INLINE_MAX_RECORDS", "RUN_STATUSES",
     "SCHEMA_VERSION",
 ]
 
@@ -68,6 +68,16 @@ def default_ledger_path() -> Path:
     """``$SERVELAB_LEDGER`` or ``./.servelab/ledger.sqlite``."""
     env = os.environ.get("SERVELAB_LEDGER")
     return Path(env) if env else Path.cwd() / ".servelab" / "ledger.sqlite"
+
+
+def open_existing(path: str | Path | None = None) -> "Ledger":
+    """The ledger at ``path`` (default :func:`default_ledger_path`) for reading: a missing
+    file is a ``LedgerError`` instead of a new empty ledger (and folder) at a mistyped path."""
+    where = path if path is not None else default_ledger_path()
+    if not Path(where).is_file():
+        raise LedgerError(f"no ledger at {where}; `servelab decide FILE` creates one "
+                          "(the ledger is --ledger PATH, else $SERVELAB_LEDGER, else .servelab/ledger.sqlite)")
+    return Ledger(path)
 
 
 def _dumps(obj: Any) -> str:
