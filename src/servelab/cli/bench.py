@@ -25,7 +25,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .._files import check_output_dir
 from .._scrub import scrub_text
 from ..errors import ConfigError, ServerError
-from ..load.bench_args import bench_spec, expand_multi_value_flags, failure_over, rate_tag, shown_metrics
 from ..report.bench_text import bench_table, failure_table, sweep_table
 from ._outputs import default_run_dir
 
@@ -33,6 +32,7 @@ _err = Console(stderr=True)
 
 class _BenchGroup(typer.core.TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from ..load.bench_args import expand_multi_value_flags
         return super().parse_args(ctx, expand_multi_value_flags(list(args)))
 
 
@@ -109,6 +109,7 @@ def bench(
     if ctx.invoked_subcommand is not None:
         return
     from ..load.bench import run_bench
+    from ..load.bench_args import bench_spec, failure_over, rate_tag, shown_metrics
     from ..load.preflight import discover_model, preflight
     from ..load.vllm_result import save_vllm_result
 

@@ -21,7 +21,6 @@ from ..kernels import KERNEL_NAMES
 from ..kernels.specs import check_jobs, kernel_listing, kernel_names
 from ..kernels._deps import prepare_device, require_gpu_extra, use_interpreter
 from ..kernels.results import DEFAULT_RESULTS, read_rows
-from ..report.kernels_text import check_json, check_table, kernel_list_table, print_results, results_json
 
 __all__ = ["register", "kernels_app"]
 
@@ -51,6 +50,7 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
 @kernels_app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List the lab's kernels, their providers, dtypes and shapes."""
+    from ..report.kernels_text import kernel_list_table
     data = kernel_listing()
     if as_json:
         _out.print_json(json.dumps(data))
@@ -96,6 +96,7 @@ def check_cmd(
         env, ts = environment(), datetime.now(timezone.utc).isoformat(timespec="seconds")
         append_rows(results, check_rows(out, env, ts))
     failed = [r for r in out if not r.passed]
+    from ..report.kernels_text import check_json, check_table
     if as_json:
         _out.print_json(json.dumps(check_json(out, elapsed)))
     else:
@@ -156,6 +157,7 @@ def report_cmd(
 ) -> None:
     """Tables (and HTML/PNG roofline) from a results file."""
     from ..report import kernels as render
+    from ..report.kernels_text import print_results, results_json
 
     try:
         if html is not None:
