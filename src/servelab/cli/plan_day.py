@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from .._limits import check_number
 from ..errors import ConfigError, InfeasibleError
 
 __all__ = ["register", "plan_day_cmd", "simulate_day_cmd"]
@@ -42,6 +43,8 @@ def plan_day_cmd(
     from ..report.day_text import day_plan_markdown
 
     try:
+        if jobs is not None:
+            check_number("--jobs", jobs, lo=1, integer=True)
         fleet, scenarios = load_fleet_day(fleet_file)
         bar = None if json_out else _bar("planning")
         if bar is None:
@@ -89,6 +92,7 @@ def simulate_day_cmd(
     requests done) is drawn on stderr when it is a terminal."""
     import tempfile
 
+    from ..plan.dayplan_file import pools_with_plan
     from ..plan.dayrun import simulate_day
     from ..plan.fleetday import load_fleet_day
     from ..scenario import build
@@ -96,10 +100,12 @@ def simulate_day_cmd(
     try:
         if hours <= 0:
             raise ConfigError(f"--hours must be > 0, got {hours}")
+        if jobs is not None:
+            check_number("--jobs", jobs, lo=1, integer=True)
         fleet, scenarios = load_fleet_day(fleet_file)
         pools = [(p.name, build.derive(sc, duration_s=hours * 3600.0)) for p, sc in zip(fleet.pools, scenarios)]
         if plan_file:
-            pools = _with_plan(pools, plan_file)
+            pools = pools_with_plan(pools, plan_file)
         groups_by = _parse_groups(groups)
         with tempfile.TemporaryDirectory(prefix="servelab-day-") as tmp:
             folder = out or str(Path(tmp) / "run")
@@ -166,29 +172,6 @@ def _shard_updater(bar):  # noqa: ANN001, ANN202
             bar.update(ids[st.label], completed=st.sim_s / 3600.0 if st.horizon_s > 0 else 0.0, total=total_h,
                        reqs=f"{st.done:,}/{st.total:,} requests" if st.total else "starting")
     return update
-
-
-def _with_plan(pools: list, plan_file: str) -> list:
-    """Pools with the plan's configuration, hour-0 replicas and autoscaler."""
-    from ..plan.dayplanner import day_scenario
-    from ..scenario import build
-
-    try:
-        plan = json.loads(Path(plan_file).read_text("utf-8"))
-        by_name = {p["name"]: p for p in plan["pools"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"--plan {plan_file}: not a plan-day JSON ({exc})") from None
-    out = []
-    for name, sc in pools:
-        if name not in by_name:
-            raise ConfigError(f"--plan {plan_file} has no pool {name!r}; it has {', '.join(by_name)}")
-        p = by_name[name]
-        tp = int(p["shape"].split()[0].removeprefix("TP"))
-        wd, kd = p["shape"].split()[-1].split("/kv-")
-        sc = build.derive(sc, gpu=p["gpu"], tp=tp, pp=p["gpus_per_replica"] // tp, weight_dtype=wd, kv_dtype=kd)
-        out.append((name, day_scenario(sc, start_h=0, hours=sc.duration_s / 3600.0,
-                                       replicas=p["replicas_per_hour"][0], autoscaler=p["autoscaler"])))
-    return out
 
 
 def register(app: typer.Typer) -> None:
