@@ -1,0 +1,167 @@
+"""Scheduler details worked out by hand (constant 1 s steps): the priority queue, aborts,
+per-token times, the autoscaler's first decision, speculative decoding's token rate and a
+decode stretch cut short by KV blocks. Expected values are derived in the comments from
+the documented rules.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from servelab.catalog import RequestSpec
+from servelab.sim import (
+    AffineStepModel,
+    AutoscalerConfig,
+    ConstantStepModel,
+    ReplicaEngine,
+    ReplicaSpec,
+    SchedulerConfig,
+    SimConfig,
+    simulate,
+)
+
+_ONE = ConstantStepModel(step_s=1.0)
+
+
+def _sched(**kw) -> SchedulerConfig:
+    return SchedulerConfig(**{"block_size": 4, "num_kv_blocks": 64, "max_num_batched_tokens": 64,
+                              "max_num_seqs": 8, **kw})
+
+
+def _req(rid, t, n_in, n_out, **kw) -> RequestSpec:
+    return RequestSpec(id=rid, arrival_s=t, input_tokens=n_in, output_tokens=n_out, **kw)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_priority_queue_order_by_hand(exact) -> None:
+    """One sequence at a time, priority policy (lower = first, then arrival). x (prio 5) at 0
+    runs [0,1]. Waiting then: w (1, 0.05), y (1, 0.1), z (0, 0.2) → z [1,2], w [2,3], y [3,4]."""
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(max_num_seqs=1, scheduling_policy="priority"),
+                                          step_model=_ONE),), exact=exact)
+    specs = [_req("x", 0.0, 4, 1, priority=5), _req("y", 0.1, 4, 1, priority=1),
+             _req("z", 0.2, 4, 1, priority=0), _req("w", 0.05, 4, 1, priority=1)]
+    r = {x.id: x for x in simulate(cfg, specs).records}
+    assert [r[k].finish_s for k in "xzwy"] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_fcfs_ignores_priority() -> None:
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(max_num_seqs=1), step_model=_ONE),))
+    specs = [_req("x", 0.0, 4, 1, priority=5), _req("y", 0.1, 4, 1, priority=1),
+             _req("z", 0.2, 4, 1, priority=0)]
+    r = {x.id: x for x in simulate(cfg, specs).records}
+    assert [r[k].finish_s for k in "xyz"] == [1.0, 2.0, 3.0]
+
+
+def test_aborts_free_everything() -> None:
+    """a: 8 in / 5 out (2 blocks + 1 at its 1st decode step), b: 4 in / 5 out waiting
+    behind max_num_seqs 1. Abort b while it waits, then a while it decodes: all 64 blocks
+    free, nothing outstanding."""
+    e = ReplicaEngine(None, _sched(max_num_seqs=1), step_model=_ONE)
+    e.add(_req("a", 0.0, 8, 5), 0.0)
+    e.add(_req("b", 0.0, 4, 5), 0.0)
+    e.step(0.0)
+    assert e.pool.num_free() == 62 and e.outstanding() == 2
+    assert e.abort("b") and e.num_waiting == 0 and e.outstanding() == 1
+    assert not e.abort("nope")
+    e.step(1.0)                                   # a's 1st decode step takes its 3rd block
+    assert e.pool.num_free() == 61
+    assert e.abort("a")
+    assert e.outstanding() == 0 and e.pool.num_free() == 64 and not e.has_work
+    assert e.step(2.0).duration_s == 0.0
+
+
+def test_abort_during_a_step_waits_for_its_end() -> None:
+    e = ReplicaEngine(None, _sched(), step_model=_ONE)
+    e.add(_req("a", 0.0, 4, 5), 0.0)
+    e.begin(0.0)
+    assert e.abort("a")
+    assert e.B == 0 and len(e.prefilling) == 1   # still in flight
+    e.commit()
+    assert e.outstanding() == 0 and e.pool.num_free() == 64
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_token_times_by_hand(exact) -> None:
+    """a: 4 in / 3 out at 0 → tokens at 1, 2, 3; b: 4 in / 2 out at 0.5 joins at 1 → 2, 3."""
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(), step_model=_ONE),), exact=exact,
+                    record_token_times=True)
+    r = {x.id: x for x in simulate(cfg, [_req("a", 0.0, 4, 3), _req("b", 0.5, 4, 2)]).records}
+    assert r["a"].token_times_s == [1.0, 2.0, 3.0]
+    assert r["b"].token_times_s == [2.0, 3.0]
+
+
+def test_autoscaler_first_decision_by_hand() -> None:
+    """1 replica, one sequence at a time, 10 requests of 4 in / 20 out at 0, poll every 5 s,
+    target 2 waiting per replica. At 5: waiting 9 → desired ceil(1·9/2) = 5, max 3 → 2 new
+    replicas, ready after 2 + 1 s at 8. The 300 s cooldown blocks any later change."""
+    a = AutoscalerConfig(metric="waiting", target=2.0, poll_interval_s=5.0, provisioning_delay_s=2.0,
+                         model_load_delay_s=1.0, max_replicas=3)
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(max_num_seqs=1), step_model=_ONE),),
+                    autoscaler=a)
+    res = simulate(cfg, [_req(f"r{i}", 0.0, 4, 20) for i in range(10)])
+    ev = [e for e in res.events]
+    assert ev[:4] == [(5.0, "scale_up", "replica-1"), (5.0, "scale_up", "replica-2"),
+                      (8.0, "ready", "replica-1"), (8.0, "ready", "replica-2")]
+    assert all(e[1] in ("scale_up", "ready") for e in ev)
+
+
+def test_autoscaler_scales_down_after_the_cooldown() -> None:
+    """2 replicas, metric running, target 1, cooldown 10 s, poll 5 s. One request of 4 in /
+    30 out at 0 on replica-0: at 5 and 10, running mean 0.5 → desired ceil(2·0.5/1) = 1 < 2
+    and 5, 10 ≥ 10 s since start? The first action needs now − (−∞) ≥ cooldown: at 5 the
+    newest replica (replica-1, idle) is drained and removed at once."""
+    a = AutoscalerConfig(metric="running", target=1.0, poll_interval_s=5.0, cooldown_s=10.0,
+                         min_replicas=1, max_replicas=4)
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(), count=2, step_model=_ONE),), autoscaler=a)
+    res = simulate(cfg, [_req("a", 0.0, 4, 30)])
+    assert res.events[:2] == [(5.0, "scale_down", "replica-1"), (5.0, "removed", "replica-1")]
+    assert res.records[0].finish_s == 30.0
+
+
+def test_speculative_stretch_closed_form() -> None:
+    """k = 2 draft tokens, α = 0.5: E = 1 + 0.5 + 0.25 = 1.75 tokens per step. Affine
+    t0(B) = 0.1 + 0.01·B, t1 = 0; draft cost 0.2·t0(1). One sequence: per token
+    (t0(3) + 2·0.2·t0(1)) / 1.75 = (0.13 + 0.044) / 1.75. a: 4 in / 5 out: prefill step
+    0.1 (constant part only), then 4 tokens."""
+    m = AffineStepModel(base_s=0.1, per_seq_s=0.01, per_ctx_s=0.0, per_prefill_token_s=0.0)
+    s = _sched(num_speculative_tokens=2, spec_acceptance_rate=0.5, spec_draft_cost=0.2)
+    for exact in (True, False):
+        cfg = SimConfig(replicas=(ReplicaSpec(scheduler=s, step_model=m),), exact=exact)
+        rec = simulate(cfg, [_req("a", 0.0, 4, 5)]).records[0]
+        per = (0.13 + 0.044) / 1.75
+        assert rec.first_token_s == pytest.approx(0.1)
+        assert rec.finish_s == pytest.approx(0.1 + 4 * per), exact
+
+
+def test_decode_stretch_stops_where_blocks_run_out() -> None:
+    """6 blocks of 4. a, b: 4 in / 9 out. a prefills [0,1] alone (1 block); step 2 [1,2]:
+    a ctx 4 → block 2, b prefills (1 block) → 3 used. From 2 both decode: b needs blocks
+    at ctx 4 (step [2,3]) and 8, a at ctx 8 (step [5,6]). Blocks: step [2,3] b → 4 used;
+    step [5,6] a → 5; step [6,7] b ctx 8 → 6 used; a ctx 12 at step [9,10] needs a 7th:
+    none → b (newest) is preempted there... a's 9th token is its last at 9 (a: first at 1,
+    then tokens 2..9 at steps ending 2..9) so a is done at 9 and frees 3 blocks first.
+    b: first token 2, tokens to 9 at 10 → done at 10. No preemption at all."""
+    for exact in (True, False):
+        cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(num_kv_blocks=6), step_model=_ONE),),
+                        exact=exact)
+        res = simulate(cfg, [_req("a", 0.0, 4, 9), _req("b", 0.0, 4, 9)])
+        r = {x.id: x for x in res.records}
+        assert (r["a"].finish_s, r["b"].finish_s) == (9.0, 10.0)
+        assert res.replica_stats["replica-0"]["num_preempted"] == 0
+
+
+def test_decode_stretch_preempts_when_blocks_run_out() -> None:
+    """5 blocks. As above: a holds 3 blocks from step [5,6], b 2 (contexts 4–7). Step [6,7]:
+    b ctx 8 needs a 6th block → b (newest; 5 tokens, 8 tokens of KV) is preempted, its 2
+    full blocks stay cached; a goes on: 7, 8, 9 tokens at 7, 8, 9 → done at 9. Steps
+    [7,8], [8,9]: b (prompt 4 + 5 = 9) hits (9 − 1) // 4 = 2 blocks, needs 1 more, none
+    free → waits. [9,10]: b computes its 9th prompt token → 6th token at 10, then 7, 8, 9
+    at 11, 12, 13."""
+    for exact in (True, False):
+        cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(num_kv_blocks=5), step_model=_ONE),),
+                        exact=exact)
+        res = simulate(cfg, [_req("a", 0.0, 4, 9), _req("b", 0.0, 4, 9)])
+        r = {x.id: x for x in res.records}
+        assert r["a"].finish_s == 9.0
+        assert res.replica_stats["replica-0"]["num_preempted"] == 1
+        assert r["b"].finish_s == 13.0, exact
