@@ -47,6 +47,8 @@ def test_owner_code_is_ident_times_four_plus_kind() -> None:
     (4, 8, 0, 16, 0, 5),         # group 0 and conversation 0 are real owners (>= 0)
     (3, 2, -1, 0, -1, 0),        # request 0 alone
     (0, 4, 1, 8, -1, 1),
+    (3, 4, -1, 8, -1, 4),        # prefix tokens without a group: no group owner
+    (3, 4, -1, 8, 2, 4),
 ])
 def test_chain_hashes_match_the_definition(n, bs, group, prefix, conv, own) -> None:
     want = _naive_chain(n, bs, group=group, prefix=prefix, conv=conv, own=own)

@@ -107,9 +107,9 @@ def test_autoscaler_first_decision_by_hand() -> None:
 
 def test_autoscaler_scales_down_after_the_cooldown() -> None:
     """2 replicas, metric running, target 1, cooldown 10 s, poll 5 s. One request of 4 in /
-    30 out at 0 on replica-0: at 5 and 10, running mean 0.5 → desired ceil(2·0.5/1) = 1 < 2
-    and 5, 10 ≥ 10 s since start? The first action needs now − (−∞) ≥ cooldown: at 5 the
-    newest replica (replica-1, idle) is drained and removed at once."""
+    30 out at 0 on replica-0: at 5 the running mean is 0.5 → desired ceil(2·0.5/1) = 1 < 2.
+    No action yet, so the cooldown does not hold it back: the newest replica (replica-1,
+    idle) is drained and removed at once. The request is untouched: done at 30."""
     a = AutoscalerConfig(metric="running", target=1.0, poll_interval_s=5.0, cooldown_s=10.0,
                          min_replicas=1, max_replicas=4)
     cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(), count=2, step_model=_ONE),), autoscaler=a)
