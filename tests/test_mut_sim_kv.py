@@ -271,6 +271,24 @@ def test_tier_cascade_by_hand() -> None:
     assert p.match_tiers([3, 2], 0, 2) == []
 
 
+def test_tier_hit_tokens_add_up_per_tier() -> None:
+    """Three blocks loaded from tier 0 in one call and one more later: 4 · 16 tokens."""
+    p = BlockPool(8, tiers=(8,))
+    p.allocate(3)
+    for h in (1, 2, 3):
+        p.register(h)
+    p.release([1, 2, 3], 0)
+    p.allocate(8)                                 # all three evicted to tier 0
+    assert [list(t) for t in p.tiers] == [[3, 2, 1]]
+    p.release([], 8)
+    p.take_tiers([1, 2], [0, 0])
+    p.load_tiers([1, 2], [0, 0], 16)
+    assert p.tier_hit_tokens == [32]
+    p.take_tiers([3], [0])
+    p.load_tiers([3], [0], 16)
+    assert p.tier_hit_tokens == [48] and p.cache == {1: 1, 2: 1, 3: 1}
+
+
 def test_register_supersedes_an_offloaded_copy_once() -> None:
     p = BlockPool(1, cpu_blocks=2, tiers=(2,))   # cpu_blocks is one tier placed first
     assert p.tier_cap == [2, 2]
