@@ -219,6 +219,35 @@ def test_client_timeout_by_hand() -> None:
     assert r["b"].status == "ok" and r["c"].status == "ok" and r["c"].finish_s == 4.0
 
 
+@pytest.mark.parametrize("exact", [True, False])
+def test_timed_out_request_leaves_the_batch_at_the_next_step(exact) -> None:
+    """One sequence at a time, timeout 2.5 s. a: 4 in / 10 out at 0 holds the only slot;
+    it times out at 2.5 and is dropped at the step boundary 3. c (4 in / 1 out, at 2.75,
+    deadline 5.25) then runs [3, 4]. Samples every 1 s cover the run to its last event (4)."""
+    res = simulate(_cfg(max_num_seqs=1, exact=exact, admission=AdmissionConfig(client_timeout_s=2.5)),
+                   [_req("a", 0.0, 4, 10), _req("c", 2.75, 4, 1)])
+    r = _by_id(res)
+    assert r["a"].status == "timed_out" and r["a"].finish_s == 2.5
+    assert r["c"].status == "ok" and r["c"].start_s == 3.0 and r["c"].finish_s == 4.0
+    assert res.timeseries["t_s"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert res.timeseries["running"] == [1, 1, 1, 1, 0]     # a arrives before the sample at 0
+    st = res.replica_stats["replica-0"]
+    assert st["waiting"] == 0 and st["running"] == 0 and st["kv_usage_perc"] == 0.0
+
+
+def test_second_fault_on_a_dead_replica_is_ignored_and_status_stays_failed() -> None:
+    """replica-0 killed at 1.5 (a fails there); the fault at 2 finds it dead. a's client
+    timeout (10 s) must not turn its 'failed' into 'timed_out'."""
+    res = simulate(_cfg(count=2, faults=[Fault(at_s=1.5, replica=0), Fault(at_s=2.0, replica="replica-0")],
+                        admission=AdmissionConfig(client_timeout_s=10.0)),
+                   [_req("a", 0.0, 4, 4), _req("b", 0.0, 4, 4)])
+    r = _by_id(res)
+    assert r["a"].status == "failed" and r["a"].finish_s == 1.5
+    assert r["b"].status == "ok"
+    assert [e for e in res.events if e[1] in ("killed", "fault_ignored")] == [
+        (1.5, "killed", "replica-0"), (2.0, "fault_ignored", "replica-0")]
+
+
 @pytest.mark.parametrize("mode, status", [("fail", "failed"), ("retry", "ok")])
 def test_fault_kills_a_replica_by_hand(mode, status) -> None:
     """Two replicas, round robin: a → replica-0, b → replica-1, both 4 in / 4 out at 0.
@@ -253,6 +282,38 @@ def test_no_ready_replica_rejects() -> None:
     assert r.status == "rejected" and r.reason == "503 no ready replica"
 
 
+def _zero(max_queue=None, timeout=None) -> SimConfig:
+    a = AutoscalerConfig(min_replicas=0, max_replicas=2, provisioning_delay_s=3.0,
+                         model_load_delay_s=2.0, poll_interval_s=100.0)
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    return SimConfig(replicas=(ReplicaSpec(scheduler=s, count=0, step_model=_STEP),), autoscaler=a,
+                     admission=AdmissionConfig(max_queue=max_queue, client_timeout_s=timeout))
+
+
+def test_scale_to_zero_router_queue_limit_and_timeouts() -> None:
+    """Cold start 5 s. max_queue 2: a (0) and b (0.5) wait at the router, c (1) is refused
+    ("503 queue full"). Timeout 5.25 s: the replica is ready at 5 and runs a and b [5,6];
+    a times out at 5.25 and b at 5.75 while that step runs. d (4 in / 1 out, at 5.5) joins
+    at the next step [6,7] → done at 7 (deadline 10.75)."""
+    res = simulate(_zero(max_queue=2, timeout=5.25),
+                   [_req("a", 0.0, 4, 1), _req("b", 0.5, 4, 1), _req("c", 1.0, 4, 1), _req("d", 5.5, 4, 1)])
+    r = _by_id(res)
+    assert r["c"].status == "rejected" and r["c"].reason == "503 queue full" and r["c"].finish_s == 1.0
+    assert r["a"].status == "timed_out" and r["a"].finish_s == 5.25 and r["a"].start_s == 5.0
+    assert r["b"].status == "timed_out" and r["b"].finish_s == 5.75
+    assert r["d"].status == "ok" and r["d"].finish_s == 7.0
+    assert [e[1] for e in res.events].count("cold_start") == 1
+
+
+def test_scale_to_zero_request_timed_out_while_held_is_skipped() -> None:
+    """Timeout 2 s, cold start 5 s: a (0) times out at 2 while waiting at the router; b
+    (arrives at 4.5, deadline 6.5) is dispatched when the replica is ready at 5 → done at 6."""
+    res = simulate(_zero(timeout=2.0), [_req("a", 0.0, 4, 1), _req("b", 4.5, 4, 1)])
+    r = _by_id(res)
+    assert r["a"].status == "timed_out" and r["a"].finish_s == 2.0 and r["a"].replica is None
+    assert r["b"].status == "ok" and r["b"].finish_s == 6.0
+
+
 def test_scale_to_zero_cold_start_by_hand() -> None:
     """min 0 replicas, provisioning 3 s + load 2 s: a at 1.0 starts a replica at once,
     ready at 6 → a (4 in / 2 out) first token at 7, done at 8."""
@@ -264,6 +325,7 @@ def test_scale_to_zero_cold_start_by_hand() -> None:
     r = res.records[0]
     assert r.status == "ok" and r.first_token_s == 7.0 and r.finish_s == 8.0
     assert (1.0, "cold_start", "replica-0") in res.events and (6.0, "ready", "replica-0") in res.events
+    assert [e[1] for e in res.events].count("cold_start") == 1
 
 
 # ----------------------------------------------------------------------------- gauges
