@@ -29,9 +29,10 @@ from servelab.sim import (
     simulate,
     transfer_s,
 )
-from servelab.sim.tiering import PolicyBlockPool
+from servelab.sim.tiering import PolicyBlockPool, best_restore, restore_s
 
 _ONE = ConstantStepModel(step_s=1.0)
+_COST = [(0.1, 0.01), (0.5, 0.2)]       # (s per block, latency) of tier 0 and tier 1
 
 
 def _req(rid, t, n_in, n_out, **kw) -> RequestSpec:
@@ -246,3 +247,119 @@ def test_write_side_only_for_the_cost_policy_and_strict() -> None:
                                               kv_policy=KVPolicy(policy="cost", ref_chunk=33)),
                         step_model=AffineStepModel(per_prefill_token_s=5e-5))
     assert odd.recompute_s_per_block == pytest.approx(17 * 5e-5 / 16 * 16)
+
+
+# ----------------------------------------------------------------------------- more edges
+def test_fault_fails_requests_in_the_priority_heap_and_held_for_prefetch() -> None:
+    """Priority policy, one sequence at a time: a runs, b waits in the heap; replica-0 is
+    killed at 0.5 → both fail (nothing is left behind as 'cancelled')."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=1,
+                        scheduling_policy="priority")
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=s, step_model=_ONE),), faults=(Fault(at_s=0.5),))
+    res = simulate(cfg, [_req("a", 0.0, 4, 2), _req("b", 0.25, 4, 2, priority=1)])
+    assert [(x.id, x.status) for x in res.records] == [("a", "failed"), ("b", "failed")]
+
+
+def test_fault_fails_a_request_held_for_its_prefetch() -> None:
+    """As in the prefetch runs: r is held for its prefetch from 5 to 5.5625; replica-0 is
+    killed at 5.25 → r fails then."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=4, max_num_batched_tokens=64, max_num_seqs=8,
+                        kv_tiers=(_A, _B), kv_policy=KVPolicy(prefetch=True, prefetch_wait=True))
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=s, step_model=_ONE),), faults=(Fault(at_s=5.25),))
+    specs = [_req("g", 0.0, 9, 1, prefix_group=0, prefix_tokens=8), _req("f", 2.0, 15, 1),
+             _req("r", 5.0, 9, 1, prefix_group=0, prefix_tokens=8)]
+    r = {x.id: x for x in simulate(cfg, specs).records}
+    assert r["r"].status == "failed" and r["r"].finish_s == 5.25
+
+
+def test_conversation_zero_reuses_its_history() -> None:
+    """Conversation 0 is a conversation like any other: turn 2 (14 in) finds the 2 full
+    blocks of turn 1 (6 in / 3 out → 8 tokens of KV)."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=s, step_model=_ONE),))
+    r = {x.id: x for x in simulate(cfg, [_req("t1", 0.0, 6, 3, conversation=0),
+                                         _req("t2", 10.0, 14, 1, conversation=0)]).records}
+    assert r["t2"].cached_tokens == 8
+
+
+def test_engine_add_records_dispatch_time_and_token_times() -> None:
+    e = ReplicaEngine(None, SchedulerConfig(block_size=4, num_kv_blocks=64), step_model=_ONE,
+                      record_token_times=True)
+    e.add(_req("a", 0.0, 4, 3), 2.5)
+    (r,) = list(e.waiting_q)
+    assert r.dispatch_s == 2.5 and r.token_times == [] and r.replica == "replica-0"
+    done = []
+    t = 2.5
+    while e.has_work:
+        e.begin(t)
+        t = e.p_end
+        done += e.commit()
+    assert done[0].token_times == [3.5, 4.5, 5.5]
+
+
+def test_summary_defaults_window_and_slo() -> None:
+    """The default window is result.duration_s (here 20 s, not the records' 11 s span)."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    res = simulate(SimConfig(replicas=(ReplicaSpec(scheduler=s, step_model=_ONE),)),
+                   [_req(f"r{i}", 0.0, 4, 10) for i in range(4)])
+    from servelab.sim.summary import summarize_result
+    fake = SimpleNamespace(records=res.records, duration_s=20.0, events=[], replica_stats={})
+    out = summarize_result(fake)
+    assert out["throughput_tokens_per_s"] == pytest.approx(2.0) and out["sim"]["engine"] == ""
+    # TTFT: r0 1 s, r1..r3 2 s → 1 of 4 within 1.5 s
+    slo = summarize_result(fake, slo={"ttft": 1.5})
+    assert slo["slo_attainment"] == pytest.approx(0.25)
+
+
+def test_best_restore_change_points_and_ties() -> None:
+    seen = []
+
+    def rec(j):
+        seen.append(j)
+        return 0.0
+
+    best_restore([0, 1, 1, 0], _COST, 0, rec)
+    assert sorted(seen) == [1, 3, 4]                 # tier changes at 1 and 3, and m = 4
+    # recompute exactly equal to the restore cost: a zero gain does not count
+    cost = [(0.25, 0.5)]
+    assert best_restore([0, 0], cost, 0, lambda j: 0.5 + 0.25 * j if j else 0.0) == 0
+    # two equal positive gains: the smaller load wins
+    assert best_restore([0, 1], [(0.25, 0.5), (0.25, 0.0)], 0,
+                        lambda j: {1: 1.75, 2: 2.0}.get(j, 0.0)) == 1
+
+
+def test_restore_s_default_landed_is_none() -> None:
+    assert restore_s([1, 1], _COST) == pytest.approx(0.2 + 1.0)
+    assert restore_s([1, 1], _COST, None) == pytest.approx(0.2 + 1.0)
+
+
+def test_policy_pool_pin_cap_counts_pinned_blocks_and_default_priority() -> None:
+    p = PolicyBlockPool(4, [], policy=KVPolicy(policy="priority", pin_priority=0, pin_blocks=1))
+    assert p.allocate(2) is True
+    p.register(1)
+    p.register(2)
+    p.release([1], 0)                     # default priority 0: high → pinned
+    assert list(p.pinned) == [1]
+    p.release([2], 0, 0)                  # cap 1 reached: not pinned
+    assert list(p.pinned) == [1] and list(p.evictable) == [2]
+
+
+def test_policy_pool_evicts_least_recently_freed_first() -> None:
+    p = PolicyBlockPool(3, [], policy=KVPolicy(policy="cost"))
+    p.allocate(3)
+    for h in (1, 2, 3):
+        p.register(h)
+    p.release([1], 0)
+    p.release([2], 0)
+    p.release([3], 0)
+    assert p.allocate(1) and 1 not in p.cache and 2 in p.cache
+
+
+def test_tier_and_policy_messages_are_exact() -> None:
+    with pytest.raises(ConfigError) as e:
+        KVTier(name="", blocks=1)
+    assert str(e.value) == "KVTier.name must not be empty"
+    with pytest.raises(ConfigError) as e:
+        KVPolicy(policy="fifo")
+    assert str(e.value) == "unknown KV tier policy 'fifo'; known: lru, priority, cost"
+    assert KVPolicy(prefetch_deadline_s=0.5).prefetch_deadline_s == 0.5
