@@ -239,10 +239,11 @@ def test_two_requests_chunked_by_hand() -> None:
     assert o2.finished == []
     o3 = e.step(2.0)
     assert o3.finished == ["b"] and sorted(o3.tokens) == [("a", 1), ("b", 1)]
+    assert o3.duration_s == 1.0                      # step() is one step, never a stretch
     o4 = e.step(3.0)
-    assert o4.finished == ["a"] and o4.tokens == [("a", 1)]
+    assert o4.finished == ["a"] and o4.tokens == [("a", 1)] and o4.duration_s == 1.0
     o5 = e.step(4.0)
-    assert o5.duration_s == 0.0 and o5.tokens == [] and not e.has_work
+    assert o5.duration_s == 0.0 and o5.tokens == [] and o5.preempted == [] and not e.has_work
 
 
 def test_max_num_seqs_holds_the_third_request_back() -> None:

@@ -468,7 +468,7 @@ def test_fleet_config_errors() -> None:
         (lambda: AdmissionConfig(rate_limit_rps=0.0), "rate_limit_rps must be > 0"),
         (lambda: AdmissionConfig(burst=float("nan")), "burst must be > 0"),
         (lambda: AdmissionConfig(client_timeout_s=-1.0), "client_timeout_s must be > 0"),
-        (lambda: AutoscalerConfig(metric="cpu"), "unknown autoscaler metric 'cpu'"),
+        (lambda: AutoscalerConfig(metric="cpu"), "unknown autoscaler metric 'cpu'; known: waiting, kv_usage, running"),
         (lambda: AutoscalerConfig(target=0.0), "target must be > 0"),
         (lambda: AutoscalerConfig(poll_interval_s=0.0), "poll_interval_s must be > 0"),
         (lambda: AutoscalerConfig(min_replicas=-1), "min_replicas"),

@@ -363,3 +363,21 @@ def test_tier_and_policy_messages_are_exact() -> None:
         KVPolicy(policy="fifo")
     assert str(e.value) == "unknown KV tier policy 'fifo'; known: lru, priority, cost"
     assert KVPolicy(prefetch_deadline_s=0.5).prefetch_deadline_s == 0.5
+
+
+def test_pd_prefill_replica_frees_kv_when_the_transfer_ends() -> None:
+    """Prefill replica with 6 blocks of 4: a, b, c (10 in / 1 out, 3 blocks each) at 0.
+    a prefills [0,1]; its KV stays until its transfer ends. b prefills [1,2]: 6 blocks held.
+    c cannot start until a's transfer [1, 2.375] (0.125 + 16·10/128) ends and frees 3 blocks:
+    the idle prefill replica starts c at once, at 2.375."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    p = SchedulerConfig(block_size=4, num_kv_blocks=6, max_num_batched_tokens=64, max_num_seqs=8)
+    cfg = SimConfig(
+        replicas=(ReplicaSpec(name="p", scheduler=p, step_model=_ONE),
+                  ReplicaSpec(name="d", scheduler=s, count=2, step_model=ConstantStepModel(step_s=0.125))),
+        disagg=DisaggConfig(prefill=0, decode=1, link=KVLink(name="t", bytes_per_s=128.0, latency_s=0.125),
+                            kv_bytes_per_token=16.0))
+    res = simulate(cfg, [_req(x, 0.0, 10, 1) for x in "abc"])
+    r = {x.id: x for x in res.records}
+    assert all(x.status == "ok" for x in r.values())
+    assert (r["a"].start_s, r["b"].start_s, r["c"].start_s) == (0.0, 1.0, 2.375)
