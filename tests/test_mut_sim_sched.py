@@ -262,3 +262,49 @@ def test_aborts_of_a_prefilling_and_of_a_finishing_request() -> None:
     done = e2.commit()
     assert [x.rid for x in done] == ["c"]
     assert e2.outstanding() == 0 and e2.pool.num_free() == 64
+
+
+# ----------------------------------------------------------------------------- autoscaler
+def test_scale_down_drains_a_busy_replica_until_idle() -> None:
+    """2 replicas (round robin), metric running, target 1. a (4/2) → replica-0, done at 2;
+    b (4/12) → replica-1, done at 12. Poll at 5: mean running 0.5 → desired 1 → the
+    newest replica (replica-1, busy) drains: no longer 'ready', still sampled, removed when
+    idle at 12."""
+    a = AutoscalerConfig(metric="running", target=1.0, poll_interval_s=5.0, min_replicas=1, max_replicas=2)
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(), count=2, step_model=_ONE),), autoscaler=a)
+    res = simulate(cfg, [_req("a", 0.0, 4, 2), _req("b", 0.0, 4, 12)])
+    assert res.events == [(5.0, "scale_down", "replica-1"), (12.0, "removed", "replica-1")]
+    ts = res.timeseries
+    i = ts["t_s"].index(6.0)
+    assert ts["replicas"][i] == 1 and ts["running"][i] == 1
+    assert {x.id: x.finish_s for x in res.records} == {"a": 2.0, "b": 12.0}
+
+
+def test_replicas_being_provisioned_count_toward_the_target() -> None:
+    """1 replica, one sequence at a time, 10 requests (4/20) at 0; metric waiting, target 2,
+    max 3, poll 5, no cooldown, provisioning 12 s. At 5: desired ceil(9/2) → 3 → 2 new
+    replicas. At 10 and 15 the 2 still provisioning count: 1 + 2 = 3, nothing more. Ready at
+    17 and sampled from then on."""
+    a = AutoscalerConfig(metric="waiting", target=2.0, poll_interval_s=5.0, cooldown_s=0.0,
+                         provisioning_delay_s=12.0, max_replicas=3)
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(max_num_seqs=1), step_model=_ONE),), autoscaler=a)
+    res = simulate(cfg, [_req(f"r{i}", 0.0, 4, 20) for i in range(10)])
+    assert res.events[:4] == [(5.0, "scale_up", "replica-1"), (5.0, "scale_up", "replica-2"),
+                              (17.0, "ready", "replica-1"), (17.0, "ready", "replica-2")]
+    assert [e[1] for e in res.events].count("scale_up") == 2
+    assert "replica-1" in res.timeseries["per_replica"]
+    assert res.timeseries["per_replica"]["replica-1"]["t_s"][0] == 17.0
+
+
+def test_polls_of_an_empty_fleet_with_requests_at_the_router() -> None:
+    """Scale to zero, metric running, target 1, poll 1 s, no cooldown, provisioning 3 s.
+    a (4/1) at 0.5 starts a cold start → ready at 3.5, done at 4.5. Polls at 1, 2, 3 see no
+    replica and one request held: desired 1 = the one provisioning → nothing. Poll at 4:
+    running 1 → desired 1. Poll at 5: running 0 → desired 0 → scale down, removed."""
+    a = AutoscalerConfig(metric="running", target=1.0, poll_interval_s=1.0, cooldown_s=0.0,
+                         provisioning_delay_s=3.0, min_replicas=0, max_replicas=3)
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(), count=0, step_model=_ONE),), autoscaler=a)
+    res = simulate(cfg, [_req("a", 0.5, 4, 1)])
+    assert res.events == [(0.5, "cold_start", "replica-0"), (3.5, "ready", "replica-0"),
+                          (5.0, "scale_down", "replica-0"), (5.0, "removed", "replica-0")]
+    assert res.records[0].finish_s == 4.5
