@@ -381,3 +381,31 @@ def test_pd_prefill_replica_frees_kv_when_the_transfer_ends() -> None:
     r = {x.id: x for x in res.records}
     assert all(x.status == "ok" for x in r.values())
     assert (r["a"].start_s, r["b"].start_s, r["c"].start_s) == (0.0, 1.0, 2.375)
+
+
+@pytest.mark.parametrize("tp_p, tp_d, done", [(4, 2, 3.0), (4, None, 3.5), (1, 8, 3.5)])
+def test_pd_transfer_uses_the_smaller_tensor_parallel_degree(tp_p, tp_d, done) -> None:
+    """Link 100 B/s per GPU pair, 0.5 s latency, 10 B of KV per token; a: 10 in / 1 out.
+    Prefill [0,1]; transfer 0.5 + 100 / (100 · min(TP_p, TP_d)) (TP None counts as 1);
+    one 1 s decode step. min 2 → 1.0 s → done at 3; min 1 → 1.5 s → done at 3.5."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    cfg = SimConfig(
+        replicas=(ReplicaSpec(name="p", scheduler=s, step_model=_ONE, deployment=SimpleNamespace(tp=tp_p)),
+                  ReplicaSpec(name="d", scheduler=s, step_model=_ONE, deployment=SimpleNamespace(tp=tp_d))),
+        disagg=DisaggConfig(prefill=0, decode=1, link=KVLink(name="t", bytes_per_s=100.0, latency_s=0.5),
+                            kv_bytes_per_token=10.0))
+    r = simulate(cfg, [_req("a", 0.0, 10, 1)]).records[0]
+    assert r.finish_s == done
+
+
+def test_pd_fleet_errors() -> None:
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64)
+    reps = (ReplicaSpec(name="p", scheduler=s, step_model=_ONE), ReplicaSpec(name="d", scheduler=s, step_model=_ONE))
+    with pytest.raises(ConfigError) as e:
+        simulate(SimConfig(replicas=reps, disagg=DisaggConfig(prefill=2, decode=0, kv_bytes_per_token=1.0)), [])
+    assert str(e.value) == "disagg prefill=2, decode=0: replicas has 2 entries"
+    from servelab.sim import AutoscalerConfig
+    with pytest.raises(ConfigError) as e:
+        simulate(SimConfig(replicas=reps, disagg=DisaggConfig(kv_bytes_per_token=1.0),
+                           autoscaler=AutoscalerConfig()), [])
+    assert str(e.value) == "autoscaling a disaggregated fleet is not modelled; drop the autoscaler"
