@@ -371,3 +371,38 @@ def test_kv_usage_inside_a_stretch() -> None:
     assert s["running"] == 1 and s["waiting"] == 0 and s["num_preempted"] == 0
     e.commit()
     assert e.stats()["kv_usage_perc"] == 0.0
+
+
+def _affine_stretch() -> ReplicaEngine:
+    m = AffineStepModel(base_s=0.1, per_seq_s=0.01, per_ctx_s=0.001, per_prefill_token_s=0.0)
+    e = ReplicaEngine(None, SchedulerConfig(block_size=4, num_kv_blocks=64), step_model=m)
+    e.add(RequestSpec(id="a", arrival_s=0.0, input_tokens=10, output_tokens=5), 0.0)
+    e.begin(0.0)
+    e.commit()
+    e.begin(0.1)                     # a stretch of 4 decode steps from 0.1
+    return e
+
+
+def test_truncate_at_the_stretch_start_keeps_one_step() -> None:
+    """A cut at the very start of a stretch: the step running then is the first; the stretch
+    ends after it (0.1 + 0.11 + 0.001 · 10)."""
+    e = _affine_stretch()
+    assert e.truncate(0.1) == pytest.approx(0.22) and e.p_k == 1
+
+
+@pytest.mark.parametrize("j", [1, 2, 3])
+def test_truncate_exactly_at_a_step_end_keeps_that_step(j) -> None:
+    """The end of step j, as the engine reports it after a cut inside step j, is itself a cut
+    point that keeps exactly j steps (a request arriving then joins the next step)."""
+    e = _affine_stretch()
+    ends = [0.1 + 0.12, 0.1 + 0.241, 0.1 + 0.363, 0.1 + 0.486]
+    inside = (ends[j - 1] + (ends[j - 2] if j > 1 else 0.1)) / 2
+    t_end = e.truncate(inside)
+    assert t_end == pytest.approx(ends[j - 1]) and e.p_k == j
+    f = _affine_stretch()
+    assert f.truncate(t_end) == t_end and f.p_k == j
+    g = _affine_stretch()
+    if j + 1 < 4:
+        assert g.truncate(t_end + 1e-9) == pytest.approx(ends[j]) and g.p_k == j + 1
+    else:                            # the cut keeps the whole stretch: nothing changes
+        assert g.truncate(t_end + 1e-9) is None and g.p_k == 4
