@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from .._limits import check_number
 from ..errors import ConfigError, InfeasibleError
 
 __all__ = ["register", "plan_day_cmd", "simulate_day_cmd"]
@@ -42,6 +43,8 @@ def plan_day_cmd(
     from ..report.day_text import day_plan_markdown
 
     try:
+        if jobs is not None:
+            check_number("--jobs", jobs, lo=1, integer=True)
         fleet, scenarios = load_fleet_day(fleet_file)
         bar = None if json_out else _bar("planning")
         if bar is None:
@@ -85,6 +88,7 @@ def simulate_day_cmd(
     """Simulate every pool of a fleet-day file, sharded by pool (and replica group), into one run."""
     from .. import recordio
     from ..metrics import summarize
+    from ..plan.dayplan_file import pools_with_plan
     from ..plan.dayrun import simulate_day
     from ..plan.fleetday import load_fleet_day
     from ..scenario import build
@@ -92,10 +96,12 @@ def simulate_day_cmd(
     try:
         if hours <= 0:
             raise ConfigError(f"--hours must be > 0, got {hours}")
+        if jobs is not None:
+            check_number("--jobs", jobs, lo=1, integer=True)
         fleet, scenarios = load_fleet_day(fleet_file)
         pools = [(p.name, build.derive(sc, duration_s=hours * 3600.0)) for p, sc in zip(fleet.pools, scenarios)]
         if plan_file:
-            pools = _with_plan(pools, plan_file)
+            pools = pools_with_plan(pools, plan_file)
         bar = None if json_out else _bar("simulating")
         if bar is None:
             run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs)
@@ -127,29 +133,6 @@ def simulate_day_cmd(
                    f"p95 TTFT {s['ttft_s']['p95']}, p95 TPOT {s['tpot_s']['p95']}, SLO met {s['slo_met']}")
     if out:
         typer.echo(f"wrote {out}/")
-
-
-def _with_plan(pools: list, plan_file: str) -> list:
-    """Pools with the plan's configuration, hour-0 replicas and autoscaler."""
-    from ..plan.dayplanner import day_scenario
-    from ..scenario import build
-
-    try:
-        plan = json.loads(Path(plan_file).read_text("utf-8"))
-        by_name = {p["name"]: p for p in plan["pools"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"--plan {plan_file}: not a plan-day JSON ({exc})") from None
-    out = []
-    for name, sc in pools:
-        if name not in by_name:
-            raise ConfigError(f"--plan {plan_file} has no pool {name!r}; it has {', '.join(by_name)}")
-        p = by_name[name]
-        tp = int(p["shape"].split()[0].removeprefix("TP"))
-        wd, kd = p["shape"].split()[-1].split("/kv-")
-        sc = build.derive(sc, gpu=p["gpu"], tp=tp, pp=p["gpus_per_replica"] // tp, weight_dtype=wd, kv_dtype=kd)
-        out.append((name, day_scenario(sc, start_h=0, hours=sc.duration_s / 3600.0,
-                                       replicas=p["replicas_per_hour"][0], autoscaler=p["autoscaler"])))
-    return out
 
 
 def register(app: typer.Typer) -> None:

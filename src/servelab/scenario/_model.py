@@ -293,8 +293,9 @@ class Scenario(_Model):
                              "on the command line: --autoscale-max N --autoscale-min 0)")
         if self.rate_curve is not None and self.rate_rps is not None:
             raise ValueError("give rate_rps or rate_curve, not both (rate_curve.scale multiplies a curve)")
-        if self.disagg is not None and self.autoscaler is not None:
-            raise ValueError("disagg and autoscaler cannot be combined (autoscaling P/D pools is not modelled)")
+        if self.disagg is not None and self.autoscaler is not None and self.autoscaler.min_replicas < 1:
+            raise ValueError("with disagg each pool is autoscaled separately and cannot scale to zero; "
+                             f"autoscaler min_replicas must be >= 1, got {self.autoscaler.min_replicas}")
         names = [t.name for t in self.kv_tiers]
         if len(set(names)) != len(names):
             raise ValueError(f"kv_tiers names must be unique, got {names}")

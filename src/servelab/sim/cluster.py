@@ -106,6 +106,11 @@ class _Sim:
         self.all: list[SimRequest] = []
         self.in_flight = 0
         self.max_steps = 1 if config.exact else 1 << 62
+        self.record_tt = config.record_token_times
+        self.plain_admit = self.adm.rate_limit_rps is None and self.adm.client_timeout_s is None
+        # a single ready replica is the router's answer without asking it (every policy
+        # but prefix returns 0 there and keeps no state)
+        self.pick_one = config.router != "prefix"
         self.tokens = self.adm.bucket_size
         self.last_refill = 0.0
         self.last_scale = -math.inf
@@ -146,8 +151,9 @@ class _Sim:
         return rep
 
     def _start(self, rep: _Replica, now: float) -> None:
-        end = rep.engine.begin(now, self.max_steps)
-        if rep.engine.wake_s is not None:
+        eng = rep.engine
+        end = eng.begin(now, self.max_steps)
+        if eng.wake_s is not None:
             self._wake_at(rep)
         if end is None:
             rep.busy = False
@@ -193,9 +199,12 @@ class _Sim:
     # ------------------------------------------------------------------ arrivals
     def arrive(self, spec: RequestSpec, now: float) -> None:
         r = SimRequest(spec, len(self.all))
-        if self.cfg.record_token_times:
+        if self.record_tt:
             r.token_times = []
         self.all.append(r)
+        if self.plain_admit:                # no rate limit, no client timeout
+            self.dispatch(r, now)
+            return
         adm = self.adm
         if adm.rate_limit_rps is not None:
             self.tokens = min(adm.bucket_size,
@@ -221,7 +230,7 @@ class _Sim:
         if mq is not None and sum(x.engine.num_waiting for x in ready) >= mq:
             self._end(r, "rejected", "503 queue full", now, counted=False)
             return False
-        rep = ready[self.router.pick(r.spec, ready)]
+        rep = ready[0] if len(ready) == 1 and self.pick_one else ready[self.router.pick(r.spec, ready)]
         why = rep.engine.fits(r.spec)
         if why:
             self._end(r, "failed", why, now, counted=False)
@@ -281,8 +290,9 @@ class _Sim:
             self.in_flight += 1
         if not rep.busy:
             self._start(rep, now)
-        elif eng.p_k > 1 and (eng.priority or (eng.num_waiting == 1 and
-                                               eng.B + len(eng.prefilling) < eng.cfg.max_num_seqs)):
+        elif eng.p_k > 1 and (eng.priority or (
+                (eng.num_waiting == 1 or (eng.lora_open and eng.joins_past_lora_block(r)))
+                and eng.B + len(eng.prefilling) < eng.cfg.max_num_seqs)):
             self._truncate(rep, now)
         return True
 
@@ -311,10 +321,14 @@ class _Sim:
     def on_step(self, rep: _Replica, version: int, now: float) -> None:
         if version != rep.version or rep.state == "dead":
             return
-        for r in rep.engine.commit():
-            if not r.status:
-                r.status = "ok"
-                self.in_flight -= 1
+        fin = rep.engine.commit()
+        if fin:
+            done = 0
+            for r in fin:
+                if not r.status:
+                    r.status = "ok"
+                    done += 1
+            self.in_flight -= done
         self._start(rep, now)
 
     def on_timeout(self, r: SimRequest, now: float) -> None:
@@ -448,6 +462,8 @@ class _Sim:
         self.push(0.0, _SAMPLE, "sample")
         heap = self.heap
         pop = heapq.heappop
+        arrive = self.arrive
+        on_step = self.on_step
         i = 0
         now = 0.0
         count = 0
@@ -455,11 +471,16 @@ class _Sim:
             if i < n:
                 spec = reqs[i]
                 ta = spec.arrival_s
-                h0 = heap[0] if heap else None
-                if h0 is None or ta < h0[0] or (ta == h0[0] and _ARRIVAL <= h0[1]):
+                if not heap:
                     now = ta
                     i += 1
-                    self.arrive(spec, now)
+                    arrive(spec, now)
+                    continue
+                h0 = heap[0]
+                if ta < h0[0] or (ta == h0[0] and _ARRIVAL <= h0[1]):
+                    now = ta
+                    i += 1
+                    arrive(spec, now)
                     continue
             elif not heap:
                 break
@@ -467,7 +488,7 @@ class _Sim:
             now = ev[0]
             kind = ev[3]
             if kind == "step":
-                self.on_step(ev[4], ev[5], now)
+                on_step(ev[4], ev[5], now)
             elif kind == "timeout":
                 self.on_timeout(ev[4], now)
             elif kind == "enter":
@@ -554,11 +575,15 @@ def simulate(
     else:
         sim = _Sim(config, requests)
     last_event_s = sim.run(progress)
+    end_s = None                            # the last request's end (0 with none)
     for r in sim.all:
         if not r.status:
             sim._end(r, "cancelled", "simulation ended", last_event_s, counted=False)
-    end_s = max((t for r in sim.all for t in ((r.finish_s if r.status == "ok" else r.end_s),)
-                 if t is not None), default=0.0)
+        t = r.finish_s if r.status == "ok" else r.end_s
+        if t is not None and (end_s is None or t > end_s):
+            end_s = t
+    if end_s is None:
+        end_s = 0.0
     if progress is not None:
         progress(1.0)
     window = duration_s if duration_s is not None else end_s
