@@ -407,5 +407,6 @@ def test_pd_fleet_errors() -> None:
     from servelab.sim import AutoscalerConfig
     with pytest.raises(ConfigError) as e:
         simulate(SimConfig(replicas=reps, disagg=DisaggConfig(kv_bytes_per_token=1.0),
-                           autoscaler=AutoscalerConfig()), [])
-    assert str(e.value) == "autoscaling a disaggregated fleet is not modelled; drop the autoscaler"
+                           autoscaler=AutoscalerConfig(min_replicas=0)), [])
+    assert str(e.value) == ("scale to zero is not modelled for a disaggregated fleet; autoscaler "
+                            "min_replicas must be >= 1, got 0")
