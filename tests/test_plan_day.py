@@ -394,3 +394,15 @@ def test_groups_per_pool_from_the_command_line(tmp_path):
     assert r.exit_code == 2 and "--groups 'chat=x'" in r.output
     r = runner.invoke(app, ["simulate-day", str(f), "--hours", "0.01", "--groups", "nope=2"])
     assert r.exit_code == 2 and "unknown pools ['nope']" in r.output
+
+
+def test_groups_option_parses_counts_and_pool_pairs_and_names_bad_text():
+    from servelab.errors import ConfigError
+    from servelab.plan.dayrun import parse_groups
+
+    assert parse_groups("2") == 2
+    assert parse_groups(" chat-8b=2, rag-70b=1 ") == {"chat-8b": 2, "rag-70b": 1}
+    with pytest.raises(ConfigError, match="'two'"):
+        parse_groups("two")
+    with pytest.raises(ConfigError, match="POOL=K"):
+        parse_groups("chat-8b=x")

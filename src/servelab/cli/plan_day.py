@@ -93,7 +93,8 @@ def simulate_day_cmd(
     import tempfile
 
     from ..plan.dayplan_file import pools_with_plan
-    from ..plan.dayrun import simulate_day
+    from ..plan.dayrun import parse_groups, simulate_day
+    from ..report.day_text import shard_bar, shard_updater
     from ..plan.fleetday import load_fleet_day
     from ..scenario import build
 
@@ -106,16 +107,16 @@ def simulate_day_cmd(
         pools = [(p.name, build.derive(sc, duration_s=hours * 3600.0)) for p, sc in zip(fleet.pools, scenarios)]
         if plan_file:
             pools = pools_with_plan(pools, plan_file)
-        groups_by = _parse_groups(groups)
+        groups_by = parse_groups(groups)
         with tempfile.TemporaryDirectory(prefix="servelab-day-") as tmp:
             folder = out or str(Path(tmp) / "run")
-            bar = None if json_out else _shard_bar()
+            bar = None if json_out else shard_bar()
             if bar is None:
                 run = simulate_day(pools, groups=groups_by, executor=executor, jobs=jobs, out=folder)
             else:
                 with bar:
                     run = simulate_day(pools, groups=groups_by, executor=executor, jobs=jobs, out=folder,
-                                       on_progress=_shard_updater(bar))
+                                       on_progress=shard_updater(bar))
     except (ConfigError, InfeasibleError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -131,47 +132,6 @@ def simulate_day_cmd(
                    f"p95 TTFT {s['ttft_s']['p95']}, p95 TPOT {s['tpot_s']['p95']}, SLO met {s['slo_met']}")
     if out:
         typer.echo(f"wrote {out}/")
-
-
-def _parse_groups(text: str) -> int | dict[str, int]:
-    """``--groups``: ``K`` or ``POOL=K[,POOL=K]``."""
-    t = text.strip()
-    try:
-        if "=" not in t:
-            return int(t)
-        out = {}
-        for part in t.split(","):
-            name, _, k = part.partition("=")
-            out[name.strip()] = int(k)
-        return out
-    except ValueError:
-        raise ConfigError(f"--groups {text!r}: give a count (2) or POOL=K pairs (chat-8b=2,rag-70b=1)") from None
-
-
-def _shard_bar():  # noqa: ANN202 - rich progress or None
-    """One bar per shard: simulated hours of its horizon, requests done (stderr, terminals only)."""
-    if not sys.stderr.isatty():
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                    TextColumn("{task.completed:5.2f}/{task.total:.2f} h"),
-                    TextColumn("{task.fields[reqs]}"), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=False)
-
-
-def _shard_updater(bar):  # noqa: ANN001, ANN202
-    ids: dict[str, int] = {}
-
-    def update(states: list) -> None:
-        for st in states:
-            if st.label not in ids:
-                ids[st.label] = bar.add_task(st.label, total=1.0, reqs="")
-            total_h = st.horizon_s / 3600.0 if st.horizon_s > 0 else 1.0
-            bar.update(ids[st.label], completed=st.sim_s / 3600.0 if st.horizon_s > 0 else 0.0, total=total_h,
-                       reqs=f"{st.done:,}/{st.total:,} requests" if st.total else "starting")
-    return update
 
 
 def register(app: typer.Typer) -> None:

@@ -296,6 +296,21 @@ def _peak_rss() -> int | None:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def parse_groups(text: str) -> int | dict[str, int]:
+    """``--groups``: ``K`` or ``POOL=K[,POOL=K]``."""
+    t = text.strip()
+    try:
+        if "=" not in t:
+            return int(t)
+        out = {}
+        for part in t.split(","):
+            name, _, k = part.partition("=")
+            out[name.strip()] = int(k)
+        return out
+    except ValueError:
+        raise ConfigError(f"--groups {text!r}: give a count (2) or POOL=K pairs (chat-8b=2,rag-70b=1)") from None
+
+
 def pool_groups(pools: Sequence[tuple[str, Any]], groups: int | Mapping[str, int]) -> dict[str, int]:
     """Replica groups of each pool: one count for all, or per pool (``{name: K}``, others 1)."""
     names = [name for name, _sc in pools]
