@@ -193,13 +193,7 @@ def test_fcfs_victim_is_the_newest_whatever_its_priority(exact) -> None:
     assert (r["a"].finish_s, r["b"].finish_s) == (8.0, 12.0)
 
 
-@pytest.mark.parametrize("exact", [
-    True,
-    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=(
-        "event skipping plans a decode stretch while a higher-priority request waits only "
-        "for KV; the stretch runs to the decoder's end (h done at 7, no preemption) instead "
-        "of stopping when the decoders' growth makes KV short (step-by-step: h done at 3)"))),
-])
+@pytest.mark.parametrize("exact", [True, False])
 def test_priority_preemption_when_kv_is_short_by_hand(exact) -> None:
     """4 blocks of 4, priority preemption. a (prio 5): 8 in / 6 out at 0 → prefill [0,1]
     (2 blocks). h (prio 0): 8 in / 1 out at 0.5.

@@ -149,12 +149,25 @@ class ReplicaEngine(Scheduler):
                     free = pool.free_uncached + len(pool.evictable) if self.plain_pool else pool.num_free()
                     if B * (-(-(k - 1) // self.bs)) > free:
                         k = min(k, self._kv_steps(k))
+                if k > 1 and self.priority_preemption and self._may_preempt_later():
+                    k = 1
             self.p_k = k
             self.p_t0, self.p_t1, self.p_B, self.p_C = t0, t1, B, C
             end = now_s + k * t0 + t1 * (k * C + B * k * (k - 1) * 0.5)
         self.p_end = end
         self.active = True
         return end
+
+    def _may_preempt_later(self) -> bool:
+        """Priority preemption with a waiting request that outranks a running one: the
+        decoders' growth can make KV short for it at any step boundary, where the step-by-step
+        engine preempts (the priority pass). The engine then runs one step at a time so every
+        boundary sees that pass."""
+        w = self._wpeek()
+        if w is None:
+            return False
+        v = self._victim()
+        return v is not None and v.priority > w.priority
 
     def _kv_steps(self, k: int) -> int:
         """Largest k' <= k such that steps 2..k' find their KV blocks."""
