@@ -20,6 +20,14 @@ _RUNS = tempfile.mkdtemp(prefix="servelab-test-runs-")
 os.environ["SERVELAB_RUNS_DIR"] = _RUNS
 atexit.register(shutil.rmtree, _RUNS, ignore_errors=True)
 
+# Mutation testing (`make mutate`, pyproject [tool.mutmut] passes --hypothesis-profile=mutation):
+# one failing example kills a mutant, so no shrinking; no example database (mutants would
+# fill it) and derandomized, so every mutant meets the same examples.
+from hypothesis import Phase, settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate),
+                               database=None, derandomize=True)
+
 
 @pytest.fixture(scope="session")
 def val():
