@@ -467,3 +467,212 @@ def test_deployment_errors_name_the_valid_values():
     amp = dataclasses.replace(GPU_T, peak_flops={"bf16": P})
     assert "weight-only" in memory_budget(dep(gpu=amp, weight_dtype="fp8")).notes[0]
     assert memory_budget(dep()).notes == ()
+
+
+# ---------------------------------------------------------------------------------------
+# The bound of a step, the ridge point and the offline answer at their edges
+
+
+def _hand_bound(chunks, b, ctx) -> str:
+    """Summed FLOP time vs summed byte time of the whole step (linear operators, attention)."""
+    n = sum(k for k, _ in chunks) + b
+    flops = L * sum(2 * w for w, _ in OPS) * n / P
+    nbytes = L * sum(2 * w + a * n for w, a in OPS) / BW
+    pairs = sum(k * c + k * (k + 1) / 2 for k, c in chunks)
+    kv = sum(k + c for k, c in chunks) + ctx
+    flops += L * (pairs * F_CTX + ctx * F_CTX) / P
+    nbytes += L * kv * KV_CTX / BW
+    return "compute" if flops > nbytes else "memory"
+
+
+def test_step_bound_flips_where_the_hand_sums_cross():
+    sm = StepModel(dep())
+    # a lone prefill chunk after c cached tokens: find where it turns compute-bound by hand
+    for c in (0, 50, 3000):
+        first = next(n for n in range(1, 5000) if _hand_bound(((n, c),), 0, 0) == "compute")
+        assert step_bound(sm, StepBatch(prefill_chunks=((first, c),))) == "compute"
+        assert step_bound(sm, StepBatch(prefill_chunks=((first - 1, c),))) == "memory"
+    # decode beside a prefill chunk, and decode alone with long contexts
+    for b, ctx in ((3, 30_000), (40, 4000), (90, 90)):
+        k = next(n for n in range(1, 5000) if _hand_bound(((n, 0),), b, ctx) == "compute")
+        assert step_bound(sm, StepBatch(prefill_chunks=((k, 0),), num_decode=b, decode_context_sum=ctx)) == "compute"
+        assert step_bound(sm, StepBatch(prefill_chunks=((k - 1, 0),), num_decode=b, decode_context_sum=ctx)) == "memory"
+    first = next(n for n in range(1, 5000) if _hand_bound((), n, 0) == "compute")
+    assert step_bound(sm, StepBatch(num_decode=first)) == "compute"
+    assert step_bound(sm, StepBatch(num_decode=first - 1)) == "memory"
+    assert step_bound(sm, StepBatch(num_decode=first, decode_context_sum=first * 100)) == "memory"
+    assert sm.breakdown(StepBatch(num_decode=first))["bound"] == "compute"
+    assert sm.breakdown(StepBatch(num_decode=first - 1))["bound"] == "memory"
+
+
+@pytest.mark.parametrize("peak", [1e9, 1.2e12, 2e12, 2.9e12, 4e12, 6e12, 1e13, 2.3e13, 5e13, 1e14])
+def test_ridge_point_against_a_linear_scan(peak):
+    g = dataclasses.replace(GPU_T, peak_flops={"bf16": peak})
+
+    def bound(n):
+        return L * sum(2 * w for w, _ in OPS) * n / peak >= L * sum(2 * w + a * n for w, a in OPS) / BW
+
+    expected = next(n for n in range(1, 10_000) if bound(n))
+    got = ridge_point(StepModel(dep(gpu=g)))
+    assert got == expected and isinstance(got, int)
+    # the search may go up to the limit itself
+    limit = 1 << max(0, (expected - 1).bit_length())          # the power of two at or above it
+    assert ridge_point(StepModel(dep(gpu=g)), limit=limit) == expected
+    if expected > 2:                                          # the doubling passes the limit
+        assert ridge_point(StepModel(dep(gpu=g)), limit=limit // 2) is None
+
+
+def test_offline_throughput_one_output_token_and_short_prompts():
+    d = dep(max_num_seqs=64)
+    sm, mb = StepModel(d), memory_budget(d)
+    # O = 1: the request is one prefill (its only token comes with it), no decode rows
+    r = offline_throughput(sm, mb, 300, 1)
+    assert (r.prefill_rows, r.decode_rows) == (8192, 0)                  # 64·300 capped at 8192
+    assert r.output_tokens_per_s == pytest.approx(8192 / 300 / r.step_s, rel=1e-12)
+    r = offline_throughput(sm, mb, 0, 0)                                 # clamped to 1 and 1
+    assert (r.prefill_rows, r.decode_rows) == (64, 0)
+    # one sequence, 1 in / 10 out: a step has 1·10/10 = 1 row, a decode row
+    d1 = dep(max_num_seqs=1)
+    r = offline_throughput(StepModel(d1), memory_budget(d1), 1, 10)
+    assert (r.prefill_rows, r.decode_rows, r.concurrency) == (0, 1, 1)
+    r = offline_throughput(StepModel(d1), memory_budget(d1), 1, 1)
+    assert (r.prefill_rows, r.decode_rows) == (1, 0)
+    r = offline_throughput(StepModel(d1), memory_budget(d1), 3, 2)       # 1·4/2 = 2 rows: 2·3/4 → 2 prefill
+    assert (r.prefill_rows, r.decode_rows) == (2, 0)
+
+
+def test_offline_throughput_limit_at_exact_kv_capacity():
+    # max_num_seqs sizes the logits buffer, so the KV limit moves with it: find the fixed
+    # point where exactly max_num_seqs sequences of 1000 tokens (63 blocks each) fit
+    per_seq = math.ceil((500 + 500) / 16)
+    kv_limit = next(s for s in range(3500, 3700)
+                    if memory_budget(dep(max_num_seqs=s)).kv_blocks // per_seq == s)
+    at = dep(max_num_seqs=kv_limit)
+    r = offline_throughput(StepModel(at), memory_budget(at), 500, 500)
+    assert r.concurrency == kv_limit and r.limited_by == "max_num_seqs"
+    above = dep(max_num_seqs=kv_limit + 1)
+    r = offline_throughput(StepModel(above), memory_budget(above), 500, 500)
+    assert r.concurrency == kv_limit and r.limited_by == "kv_cache"
+
+
+def test_infeasible_offline_answer_is_all_zero():
+    tiny = memory_budget(dep(gpu=dataclasses.replace(GPU_T, memory_bytes=1.0 * GiB)))
+    r = offline_throughput(StepModel(dep()), tiny, 10, 10)
+    assert (r.concurrency, r.limited_by, r.rows_per_step, r.prefill_rows, r.decode_rows,
+            r.output_tokens_per_s, r.requests_per_s) == (0, "infeasible", 0.0, 0, 0, 0.0, 0.0)
+    assert r.step_s == math.inf
+
+
+def test_breakdown_separates_comm_and_overhead():
+    eff = dataclasses.replace(UNIT, comm_latency_s=5e-6, step_overhead_s=7e-4)
+    sm = StepModel(dep(tp=2, efficiency=eff))
+    c = sm.coeffs
+    n = 12
+    br = sm.breakdown(StepBatch(num_decode=n, decode_context_sum=1200))
+    assert c.comm_fixed_s == pytest.approx(L * 2 * 5e-6, rel=1e-12)
+    assert br["comm"] == pytest.approx(n * c.comm_s_per_token + c.comm_fixed_s, rel=1e-12)
+    assert br["overhead"] == 7e-4
+    # the linear part alone: TP-2 shards of every operator, by hand
+    qkv = H * (512 + 2 * 128)
+    ops2 = [(qkv, (H + 512 + 256) * 2), (512 * H, (512 + H) * 2), (2 * H * 1024, (H + 2048) * 2),
+            (H * 1024, (1024 + H) * 2), (0, 16 * H + 6 * 1024)]
+    lin = L * sum(hand_op(w, a, n) for w, a in ops2) + n * 2 * H * 2 / BW
+    assert br["linear"] == pytest.approx(lin, rel=1e-12)
+    total = sm.step_time_s(StepBatch(num_decode=n, decode_context_sum=1200))
+    assert total == pytest.approx(br["linear"] + br["attention"] + br["lm_head"] + br["comm"] + br["overhead"],
+                                  rel=1e-12)
+
+
+def test_moe_summed_compute_and_memory_by_hand():
+    from servelab.perf.roofline import linear_compute_memory_s
+    eff = dataclasses.replace(UNIT, expert_compute=0.5)
+    c = build_coefficients(dep(model=TOY_MOE, efficiency=eff))
+    pe = 3 * H * 512
+    attn = [(1_572_864, 5120), (1_048_576, 4096)]
+    others = attn + [(3 * H * 256, 2 * H * 2), (0, 16 * H + 6 * (2 * 512 + 256))]
+    for n in (1, 3, 40):
+        hit = 8 * (1 - (1 - 2 / 8) ** n)
+        router_f, router_b = 2 * H * 8 * n, H * 8 * 2 + (H + 8) * 2 * n
+        comp = L * (n * sum(2 * w for w, _ in others) + router_f) / P + L * n * 2 * 2 * pe / (0.5 * P)
+        mem = L * (sum(2 * w + a * n for w, a in others) + router_b) / BW \
+            + L * (hit * pe * 2 + n * 2 * (2 * H + 3 * 512) * 2) / BW
+        got = linear_compute_memory_s(c, n)
+        assert got[0] == pytest.approx(comp, rel=1e-12) and got[1] == pytest.approx(mem, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# Parameter counts of layouts the catalog does not exercise
+
+
+def test_mla_without_q_lora_and_moe_with_leading_dense_layers_by_hand():
+    from servelab.catalog.models import MLASpec
+    from servelab.perf import shapes
+
+    m = dataclasses.replace(TOY, name="mla", mla=MLASpec(kv_lora_rank=64, q_lora_rank=None, qk_nope_head_dim=32,
+                                                         qk_rope_head_dim=16, v_head_dim=32))
+    # q h×8·48, kv_a h×(64+16), kv_b 64×8·(32+32), o 8·32×h
+    assert shapes.attention_linear_params(m) == H * 8 * 48 + H * 80 + 64 * 8 * 64 + 8 * 32 * H
+    assert shapes.attention_small_params(m) == 64
+    moe = dataclasses.replace(TOY_MOE, moe=dataclasses.replace(TOY_MOE.moe, first_dense_layers=1,
+                                                                dense_intermediate_size=3000))
+    dense_layer = W_LAYER - 3 * H * I + 3 * H * 3000 + 2 * H
+    moe_layer = 1_572_864 + 1_048_576 + 2 * H + H * 8 + 8 * 3 * H * 512 + 3 * H * 256
+    emb = 2 * V * H + H
+    assert shapes.total_params(moe) == dense_layer + moe_layer + emb
+    assert shapes.active_params(moe) == dense_layer + moe_layer - 6 * 3 * H * 512 + emb
+    tied = dataclasses.replace(TOY, tie_word_embeddings=True)
+    assert shapes.lm_head_params(tied) == 0 and shapes.lm_head_params(TOY) == V * H
+    assert shapes.total_params(tied) == L * (W_LAYER + 2 * H) + V * H + H
+
+
+# ---------------------------------------------------------------------------------------
+# The estimate report carries every figure (each checked against the hand-checked parts)
+
+
+def test_estimate_report_every_field():
+    from servelab.perf.estimate import estimate_report
+    d = dep(tp=2, weight_dtype="fp8", kv_dtype="fp8", gpu_memory_utilization=0.8, max_num_seqs=20,
+            max_num_batched_tokens=256)
+    r = estimate_report(d, 300, 101)
+    b = memory_budget(d)
+    sm = StepModel(d)
+    expect = {"model": "toy", "gpu": "toygpu", "tp": 2, "pp": 1, "ep": 1, "num_gpus": 2, "weight_dtype": "fp8",
+              "kv_dtype": "fp8", "input_tokens": 300, "output_tokens": 101, "gpu_memory_utilization": 0.8,
+              "max_num_seqs": 20, "max_num_batched_tokens": 256, "feasible": True, "reason": "", "notes": [],
+              "gpu_memory_bytes": 10e9, "usable_bytes": 8e9, "weight_bytes": b.weight_bytes,
+              "weight_bytes_per_replica": 2 * b.weight_bytes, "activation_bytes": b.activation_bytes,
+              "overhead_bytes": 1.75 * GiB, "kv_bytes": b.kv_bytes, "kv_bytes_per_token": L * KV_CTX / 2,
+              "kv_bytes_per_token_per_gpu": L * 2 * 1 * D * 1, "kv_capacity_tokens": b.kv_capacity_tokens,
+              "kv_blocks": b.kv_blocks, "max_concurrency": b.kv_blocks // math.ceil(401 / 16),
+              "max_batch": 20, "decode_context_tokens": 350, "ridge_batch": ridge_point(sm),
+              "engine": None, "engine_profile": None, "compute_dtype": "fp8"}
+    for k, v in expect.items():
+        assert r[k] == v, k
+    assert r["weight_bytes"] == (L * (H * (512 + 256) + 512 * H + 3 * H * 1024) * 1
+                                 + (L * 2 * H + V * H / 2 + H + V * H / 2) * 2)
+    # TTFT: chunks of 256 then 44 tokens
+    assert r["ttft_s"] == pytest.approx(sm.step_time_s(StepBatch(prefill_chunks=((256, 0),)))
+                                        + sm.step_time_s(StepBatch(prefill_chunks=((44, 256),))), rel=1e-12)
+    assert r["prefill_bound"] == step_bound(sm, StepBatch(prefill_chunks=((256, 0),)))
+    assert list(r["decode_step_s"]) == ["1", "8", "20"]
+    for bs in (1, 8, 20):
+        t = sm.step_time_s(StepBatch(num_decode=bs, decode_context_sum=bs * 350))
+        assert r["decode_step_s"][str(bs)] == t and r["decode_tokens_per_s"][str(bs)] == bs / t
+        assert r["decode_bound"][str(bs)] == step_bound(sm, StepBatch(num_decode=bs, decode_context_sum=bs * 350))
+    off = offline_throughput(sm, b, 300, 101)
+    assert r["offline_output_tokens_per_s"] == off.output_tokens_per_s
+    assert r["offline"] == {"concurrency": 20, "limited_by": "max_num_seqs",
+                            "prefill_rows_per_step": off.prefill_rows, "decode_rows_per_step": off.decode_rows,
+                            "step_s": off.step_s, "requests_per_s": off.requests_per_s,
+                            "output_tokens_per_s_per_gpu": off.output_tokens_per_s / 2}
+    assert r["efficiency"] == dataclasses.asdict(UNIT)
+    # the step's token budget caps the batch too; a batch size off the list is added
+    r2 = estimate_report(dep(max_num_seqs=100, max_num_batched_tokens=50), 10, 10)
+    assert r2["max_batch"] == 50 and list(r2["decode_step_s"]) == ["1", "8", "32", "50"]
+    r3 = estimate_report(dep(max_num_seqs=32), 10, 10)
+    assert list(r3["decode_step_s"]) == ["1", "8", "32"]
+    # infeasible: the budget and nothing else
+    bad = estimate_report(dep(gpu=dataclasses.replace(GPU_T, memory_bytes=1e9)), 10, 10)
+    assert not bad["feasible"] and bad["reason"] and bad["ttft_s"] is None and bad["prefill_bound"] is None
+    assert bad["decode_step_s"] == {} and bad["ridge_batch"] is None and bad["offline"] is None
+    assert bad["offline_output_tokens_per_s"] == 0.0 and "compute_dtype" not in bad
