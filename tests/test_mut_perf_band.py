@@ -294,3 +294,113 @@ def test_deployment_warnings():
     assert len(w) == 2 and f"exceeds the {long} token context" in w[0] and "holds 5 tokens" in w[1]
     assert deployment_warnings(dep, {"input_tokens": 10, "output_tokens": 10, "feasible": True,
                                      "max_concurrency": 1, "kv_capacity_tokens": 20}) == []
+
+
+# ---------------------------------------------------------------------------------------
+# edges the tests above leave open
+
+
+def test_prior_penalty_time_fields_are_absolute_differences():
+    g = dataclasses.replace(Efficiency(), step_overhead_s=1e-3, seq_overhead_s=20e-6)
+    e = dataclasses.replace(g, step_overhead_s=3e-3, seq_overhead_s=5e-6)
+    # |3 − 1| ms / 1 ms + |5 − 20| µs / 10 µs = 2 + 1.5, times 2
+    assert families.prior_penalty(e, g) == pytest.approx(2 * 3.5, rel=1e-12)
+
+
+def test_engine_with_a_per_request_cost_passes_it_on():
+    p = engines.EngineProfile(name="x", description="d", efficiency=Efficiency(request_overhead_s=0.05),
+                              per_request_overhead_s=0.05, kv_memory_rule="total_fraction", source="s",
+                              runtime_overrides=(("step_overhead_s", 1e-3),))
+    gpu = get_gpu("h100-sxm")
+    assert p.efficiency_for(gpu).request_overhead_s == 0.05 and p.efficiency_for(gpu).step_overhead_s == 1e-3
+    assert p.apply(Efficiency()).request_overhead_s == 0.05
+    assert p.to_dict() == {"name": "x", "description": "d", "per_request_overhead_s": 0.05,
+                           "kv_memory_rule": "total_fraction", "source": "s",
+                           "efficiency": dataclasses.asdict(Efficiency(request_overhead_s=0.05)),
+                           "runtime_overrides": {"step_overhead_s": 1e-3}}
+    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=gpu)
+    assert p.deployment(dep, 1.0).gpu_memory_utilization == 1.0          # the whole device is valid
+
+
+def test_free_fraction_when_less_than_a_block_is_free():
+    from tests.test_mut_perf_roofline import GPU_T, KV_CTX, L, UNIT, dep as toy_dep
+    need = memory_budget(toy_dep(gpu_memory_utilization=1.0)).usable_bytes - \
+        memory_budget(toy_dep(gpu_memory_utilization=1.0)).kv_bytes
+    g = dataclasses.replace(GPU_T, memory_bytes=need + 10 * L * KV_CTX, architecture="hopper")
+    d = toy_dep(gpu=g)
+    full = memory_budget(dataclasses.replace(d, gpu_memory_utilization=1.0))
+    assert not full.feasible and full.kv_bytes > 0                      # room, but under one block
+    t = engines.get_engine("trtllm")
+    assert t.deployment(d, 0.9).gpu_memory_utilization == 1.0          # nothing free counts as 0
+    assert UNIT.compute == 1.0
+
+
+def test_bands_and_status_follow_the_moe_flag():
+    gpu = get_gpu("h100-sxm")
+    moe_t = band.band_for(1.0, band.BandKey(family="hopper", metric="time", moe=True, engine="vllm"))
+    dense_t = band.band_for(1.0, band.BandKey(family="hopper", metric="time", moe=False, engine="vllm"))
+    assert (moe_t.level, dense_t.level) == ("key", "family-metric") and moe_t.hi != dense_t.hi
+    out = band.estimate_bands({"ttft_s": 1.0, "offline_output_tokens_per_s": 1.0}, gpu=gpu, moe=True, engine="vllm")
+    assert out["ttft_s"]["hi"] == moe_t.hi
+    moe_r = band.band_for(1.0, band.BandKey(family="hopper", metric="throughput", moe=True, engine="vllm"))
+    assert out["offline_output_tokens_per_s"]["n_rows"] == moe_r.n_rows == 4 + 89 + 135
+    st = band.calibration_status(gpu, "vllm", moe=True)
+    assert st["time_band"] == {"n_rows": moe_t.n_rows, "calibrated": True, "level": "key",
+                               "key": "hopper/time/moe/vllm", "lo_factor": round(moe_t.lo, 3),
+                               "hi_factor": round(moe_t.hi, 3)}
+    f = band.confidence_factor(gpu, "vllm", moe=True, confidence="pessimistic")
+    assert f == {"confidence": "pessimistic", "factor": moe_t.hi, "lo_factor": moe_t.lo, "hi_factor": moe_t.hi,
+                 "n_rows": moe_t.n_rows, "calibrated": True, "key": "hopper/time/moe/vllm", "level": "key"}
+    # Blackwell: a family fit and throughput rows, but no time rows: not calibrated
+    b = band.calibration_status(get_gpu("b200"), "trtllm", moe=False)
+    assert b["family_fit_rows"] > 0 and not b["time_band"]["calibrated"] and b["throughput_band"]["calibrated"]
+    assert b["calibrated"] is False
+
+
+def test_scale_efficiency_below_one_and_edge_bands_for_every_percentile():
+    e = band.scale_efficiency(Efficiency(), 0.5)
+    assert e.compute == Efficiency().compute / 0.5 and e.comm_latency_s == Efficiency().comm_latency_s * 0.5
+    v = {"tpot_s": {p: 1.0 for p in ("mean", "p50", "p90", "p95", "p99")}}
+    lo = {"tpot_s": {p: 0.5 for p in ("mean", "p50", "p90", "p95", "p99")}}
+    hi = {"tpot_s": {p: 2.0 for p in ("mean", "p50", "p90", "p95", "p99")}}
+    out = band.edge_bands(v, lo, hi, {"n_rows": 1, "calibrated": False})
+    assert sorted(out["tpot_s"]) == ["mean", "p50", "p90", "p95", "p99"]
+    assert all(x["lo"] == 0.5 and x["hi"] == 2.0 for x in out["tpot_s"].values())
+    # an edge run without the quantity: left out, not an error
+    assert band.edge_bands(v, {}, hi, {"n_rows": 1, "calibrated": False}) == {"tpot_s": {}}
+    assert band.edge_bands(v, lo, {}, {"n_rows": 1, "calibrated": False}) == {"tpot_s": {}}
+
+
+def test_estimate_report_when_no_request_fits_and_with_an_engine():
+    from tests.test_mut_perf_roofline import dep as toy_dep
+    d = toy_dep(max_num_seqs=8)
+    b = memory_budget(d)
+    too_long = b.kv_capacity_tokens + 16
+    r = estimate_report(d, too_long, 0)
+    assert r["feasible"] and r["max_concurrency"] == 0 and r["max_batch"] == 0
+    assert r["decode_step_s"] == {} and r["offline"]["step_s"] is None and r["offline"]["concurrency"] == 0
+    # the KV cache, not max_num_seqs, caps the batch
+    conc = b.max_concurrency(b.kv_capacity_tokens // 5)
+    r = estimate_report(toy_dep(max_num_seqs=100), b.kv_capacity_tokens // 5, 0)
+    assert r["max_batch"] == memory_budget(toy_dep(max_num_seqs=100)).max_concurrency(b.kv_capacity_tokens // 5)
+    assert r["max_batch"] < 100 and conc >= 4
+    bad = estimate_report(toy_dep(gpu=dataclasses.replace(toy_dep().gpu, memory_bytes=1e9)), 10, 10)
+    assert bad["decode_context_tokens"] is None and "decode_context_tokens" in bad
+    e = engines.get_engine("trtllm")
+    assert estimate_report(d, 10, 10, engine=e)["engine_profile"] == e.to_dict()
+
+
+def test_deployment_warnings_checkpoint_rules():
+    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"), weight_dtype="fp8")
+    ok = {"input_tokens": 10, "output_tokens": 10, "feasible": True, "max_concurrency": 1, "kv_capacity_tokens": 99}
+    assert deployment_warnings(dep, ok) == []                             # bf16 checkpoint, quantized on load
+    for ckpt in ("fp16", "fp32"):
+        m = dataclasses.replace(dep.model, checkpoint_dtype=ckpt)
+        assert deployment_warnings(dataclasses.replace(dep, model=m, weight_dtype="int4"), ok) == []
+    m = dataclasses.replace(dep.model, checkpoint_dtype="mxfp6")
+    (w,) = deployment_warnings(dataclasses.replace(dep, model=m), ok)
+    assert "its format is not modelled (weight dtypes: bf16, fp16, fp8, int8, int4, fp4)" in w
+    m = dataclasses.replace(dep.model, checkpoint_dtype="fp8")
+    assert deployment_warnings(dataclasses.replace(dep, model=m), ok) == []   # as published
+    edge = dict(ok, input_tokens=dep.model.max_context - 10, output_tokens=10)
+    assert deployment_warnings(dep, edge) == []                          # exactly the context: fits

@@ -676,3 +676,22 @@ def test_estimate_report_every_field():
     assert not bad["feasible"] and bad["reason"] and bad["ttft_s"] is None and bad["prefill_bound"] is None
     assert bad["decode_step_s"] == {} and bad["ridge_batch"] is None and bad["offline"] is None
     assert bad["offline_output_tokens_per_s"] == 0.0 and "compute_dtype" not in bad
+
+
+@pytest.mark.parametrize("model,k", [(TOY, 64), (TOY, 40), (TOY_MOE, 64)])
+def test_step_bound_flips_where_the_context_makes_attention_compute_bound(model, k):
+    """A chunk of k tokens after c cached ones: compute grows by L·k·F/P per cached token,
+    bytes by L·KV/BW, so for k > 25 the step turns compute-bound at one c (found by hand
+    sums); the quadratic pair count k(k+1)/2 decides exactly where."""
+    from servelab.perf.roofline import linear_compute_memory_s
+    sm = StepModel(dep(model=model))
+    lin_c, lin_m = linear_compute_memory_s(sm.coeffs, k)      # checked by hand above
+
+    def hand(c):
+        pairs = k * c + k * (k + 1) / 2
+        return lin_c + L * pairs * F_CTX / P > lin_m + L * (c + k) * KV_CTX / BW
+
+    c_star = next(c for c in range(0, 2_000_000) if hand(c))
+    assert c_star > 0
+    assert step_bound(sm, StepBatch(prefill_chunks=((k, c_star),))) == "compute"
+    assert step_bound(sm, StepBatch(prefill_chunks=((k, c_star - 1),))) == "memory"
