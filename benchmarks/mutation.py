@@ -15,7 +15,8 @@ Usage::
     python benchmarks/mutation.py                       # everything in scope
     python benchmarks/mutation.py src/servelab/perf     # one package (or files)
     python benchmarks/mutation.py --survivors src/servelab/perf   # re-test only the
-                                                        # survivors (after adding tests)
+                                                        # survivors and the mutants not yet
+                                                        # checked (after adding tests)
     python benchmarks/mutation.py --collect src/servelab/sim/router.py  # record what an
                                                         # interrupted run left in mutants/
     python benchmarks/mutation.py --docs                # rewrite the table in docs/testing.md
@@ -204,9 +205,9 @@ def main(argv: list[str]) -> int:
         before = read_results(mutmut)
         wanted = [p.removesuffix("*") for p in patterns]
         names = sorted(n for n, st in before.items()
-                       if st not in KILLED and st not in UNCHECKED and n not in equivalent
+                       if st not in KILLED and n not in equivalent
                        and (not wanted or any(n.startswith(w) for w in wanted)))
-        print(f"re-testing {len(names)} survivors")
+        print(f"re-testing {len(names)} survivors and not yet checked mutants")
     t0 = time.monotonic()
     load0 = os.getloadavg()[0]
     rc = 0
