@@ -31,7 +31,7 @@ def test_quantile_is_numpys_linear_percentile(xs, q):
 
 
 def test_quantile_of_nothing_is_an_error():
-    with pytest.raises(ValueError, match="no values"):
+    with pytest.raises(ValueError, match=r"^quantile of no values$"):
         band.quantile([], 0.5)
 
 
@@ -404,3 +404,18 @@ def test_deployment_warnings_checkpoint_rules():
     assert deployment_warnings(dataclasses.replace(dep, model=m), ok) == []   # as published
     edge = dict(ok, input_tokens=dep.model.max_context - 10, output_tokens=10)
     assert deployment_warnings(dep, edge) == []                          # exactly the context: fits
+
+
+def test_pool_of_exactly_five_rows_is_calibrated_and_throughput_keys_follow_moe():
+    key = band.BandKey(family="ada", metric="time", moe=False, engine="vllm")
+    t = {"ada/time/dense/vllm": [0.1, 0.2], "ada/time/moe/trtllm": [0.3, 0.4, 0.5]}
+    b = band.band_for(1.0, key, t)
+    assert b.level == "family-metric" and b.n_rows == 5 and b.calibrated
+    gpu = get_gpu("h100-sxm")
+    res = {"offline_output_tokens_per_s": 10.0, "offline": {"output_tokens_per_s_per_gpu": 2.5}}
+    out = band.estimate_bands(res, gpu=gpu, moe=True, engine="trtllm")
+    moe_r = band.band_for(1.0, band.BandKey(family="hopper", metric="throughput", moe=True, engine="trtllm"))
+    dense_r = band.band_for(1.0, band.BandKey(family="hopper", metric="throughput", moe=False, engine="trtllm"))
+    assert moe_r.n_rows == 89 and dense_r.n_rows == 135
+    assert out["offline_output_tokens_per_s"]["n_rows"] == 89
+    assert out["offline.output_tokens_per_s_per_gpu"]["hi"] == pytest.approx(2.5 * moe_r.hi)

@@ -97,6 +97,7 @@ def test_ring_allreduce_and_alltoall_volumes():
     assert comm.allreduce_bytes_factor(8) == 1.75             # 2·7/8
     # (N/ep)·k·h·2·(ep−1)/ep per GPU, per byte of one token's hidden state: k·(ep−1)/ep²
     assert comm.alltoall_bytes_factor(1, 8) == 0.0
+    assert comm.alltoall_bytes_factor(0, 8) == 0.0
     assert comm.alltoall_bytes_factor(2, 2) == 2 * 1 / 4
     assert comm.alltoall_bytes_factor(4, 8) == 8 * 3 / 16
     assert comm.alltoall_bytes_factor(8, 1) == 7 / 64

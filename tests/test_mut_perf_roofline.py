@@ -695,3 +695,65 @@ def test_step_bound_flips_where_the_context_makes_attention_compute_bound(model,
     assert c_star > 0
     assert step_bound(sm, StepBatch(prefill_chunks=((k, c_star),))) == "compute"
     assert step_bound(sm, StepBatch(prefill_chunks=((k, c_star - 1),))) == "memory"
+
+
+# ---------------------------------------------------------------------------------------
+# Per-stage and per-GPU counts of MoE and MLA layouts; budget edges at exact equality
+
+
+TOY_MOE_D = dataclasses.replace(TOY_MOE, name="toymoed", num_layers=3,
+                                moe=dataclasses.replace(TOY_MOE.moe, first_dense_layers=1,
+                                                        dense_intermediate_size=3000))
+
+
+def test_stage_params_of_a_moe_with_a_leading_dense_layer_by_hand():
+    from servelab.perf.sharding import stage_params
+    tp = 2
+    attn = (H * (512 + 2 * 128) + 512 * H)                      # q/o halved; 2 KV heads → 1 per GPU
+    dense_q = attn + 3 * H * 3000 / tp
+    moe_q = attn + 8 * 3 * H * 512 / tp + 3 * H * 256 / tp        # experts and the shared expert split by tp
+    moe_u = 2 * H + H * 8                                        # norms + router, replicated
+    s0, s1 = stage_params(TOY_MOE_D, tp, 2)                       # layers (0, 2), (2, 3)
+    assert (s0.num_layers, s0.num_moe_layers, s1.num_layers, s1.num_moe_layers) == (2, 1, 1, 1)
+    assert s0.quantized == dense_q + moe_q and s1.quantized == moe_q
+    assert s0.unquantized == 2 * H + moe_u + V * H / tp
+    assert s1.unquantized == moe_u + H + V * H / tp
+    ds = get_model_ds()
+    ranges = [stage.num_moe_layers for stage in stage_params(ds, 8, 4)]
+    assert ranges == [16 - 3, 15, 15, 15]                        # 61 layers, first 3 dense
+
+
+def get_model_ds():
+    from servelab.catalog.models import get_model
+    return get_model("deepseek-v3")
+
+
+def test_activation_peak_of_moe_and_mla_by_hand():
+    b = memory_budget(dep(model=TOY_MOE_D, tp=2))
+    # dense layers present: the widest of I = 2048 and k·I_e + shared = 1280 → 2048; + N·k·h cache
+    per_tok = 2 * (4 * H + (4 + 2) * D + 3 * 2048 / 2 + 2 * H)
+    assert b.activation_bytes == 8192 * per_tok + 256 * V / 2 * 4
+    from servelab.catalog.models import MLASpec
+    mla = dataclasses.replace(TOY, name="mla", mla=MLASpec(kv_lora_rank=64, q_lora_rank=32, qk_nope_head_dim=32,
+                                                           qk_rope_head_dim=16, v_head_dim=24))
+    b = memory_budget(dep(model=mla, tp=2))
+    qkv = (8 / 2) * (32 + 16 + 24) + 64 + 16                     # per-head q/k/v widths + the latent
+    assert b.activation_bytes == 8192 * 2 * (4 * H + qkv + 3 * I / 2) + 256 * V / 2 * 4
+    assert b.kv_bytes_per_token_per_gpu == L * (64 + 16) * 2     # latent replicated on each rank
+    assert b.kv_bytes_per_token == L * (64 + 16) * 2
+
+
+def test_budget_reasons_at_exact_equality():
+    d = dep(gpu_memory_utilization=1.0)
+    w = (L * W_LAYER + UNQ) * 2
+    act = 8192 * ACT_PER_TOKEN + 256 * V * 4
+    ovh = 1.25 * GiB
+    # weights exactly fill the GPU: they fit, nothing is left for the rest
+    b = memory_budget(dataclasses.replace(d, gpu=dataclasses.replace(GPU_T, memory_bytes=float(w))))
+    assert "nothing left for the KV cache" in b.reason
+    # weights, activations and overhead exactly fill it: no KV room at all (not "under a block")
+    b = memory_budget(dataclasses.replace(d, gpu=dataclasses.replace(GPU_T, memory_bytes=float(w + act + ovh))))
+    assert b.kv_bytes == 0.0 and "nothing left for the KV cache" in b.reason
+    b = memory_budget(dataclasses.replace(d, gpu=dataclasses.replace(GPU_T, memory_bytes=float(w + act + ovh)
+                                                                     + 16 * L * KV_CTX)))
+    assert b.feasible and b.kv_blocks == 1
