@@ -27,6 +27,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("sim", "bench_sim.py", ["--repeat", "3"]),
     ("tier_policies", "bench_tier_policies.py", []),
     ("pd", "bench_pd.py", []),
+    ("lora_slots", "bench_lora_slots.py", []),
     ("plan", "bench_plan.py", []),
     ("load", "bench_load.py", []),
     ("faults", "bench_faults.py", []),

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from servelab import recordio
 from servelab.cli import app
-from servelab.cli.report_cmd import load_inputs
+from servelab.report.inputs import load_inputs
 from servelab.errors import ConfigError
 from servelab.metrics import summarize
 from servelab.records import RunMeta

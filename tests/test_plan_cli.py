@@ -60,3 +60,21 @@ def test_impossible_slo_exits_1_with_no_recommendation():
     out = json.loads(res.stdout)
     assert out["recommendation"] is None
     assert all(c["verdict"] == "hopeless" for c in out["candidates"])
+
+
+def test_jobs_and_max_requests_below_one_are_refused_naming_the_value():
+    for flag in ("--jobs", "--max-requests"):
+        for bad in ("0", "-3"):
+            res = CliRunner().invoke(app, ["plan", flag, bad])
+            assert res.exit_code == 2, (flag, bad, res.output)
+            msg = " ".join(res.output.split())       # rich wraps long lines
+            assert f"{flag} must be >= 1" in msg and msg.endswith(f"got {bad}"), msg
+
+
+def test_day_commands_refuse_jobs_below_one():
+    from pathlib import Path
+    fleet = str(Path(__file__).resolve().parents[1] / "examples" / "fleet-day" / "three-models.yaml")
+    for cmd in (["plan-day", fleet], ["simulate-day", fleet, "--hours", "0.01"]):
+        res = CliRunner().invoke(app, [*cmd, "--jobs", "0"])
+        assert res.exit_code == 2, (cmd, res.output)
+        assert "--jobs must be >= 1, got 0" in res.output, res.output

@@ -295,3 +295,114 @@ def test_simulate_day_runs_the_plan(tmp_path):
     assert sc["autoscaler"]["target"] == pytest.approx(plan["pools"][0]["autoscaler"]["target"])
     r = runner.invoke(app, ["simulate-day", str(f), "--plan", str(f), "--hours", "0.05"])
     assert r.exit_code == 2 and "not a plan-day JSON" in r.output
+
+
+# ------------------------------------------------------------------ streamed day runs (records on disk)
+
+def _same_summary(a, b, path=""):
+    """Summaries equal up to float summation order (records are grouped differently)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _same_summary(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert b == pytest.approx(a, rel=1e-12, abs=1e-15), path
+    else:
+        assert a == b, path
+
+
+def test_streamed_day_run_has_the_records_and_metrics_of_the_in_memory_run(tmp_path, monkeypatch):
+    from servelab import recordio
+    from servelab.metrics import summarize
+    from servelab.plan import dayrun
+
+    monkeypatch.setattr(dayrun, "_DRAIN_EVERY_S", 0.0)    # drain at every progress call: many row groups
+    busy = resolve({"model": "llama-3.1-8b", "workload": "chat", "replicas": 2, "seed": 3,
+                    "router": "least-outstanding", "duration_s": 120, "admission": {"max_queue": 4},
+                    "rate_curve": {"kind": "points", "points": [[0, 30.0], [120, 60.0]]}})
+    pools = [("a", _pool_scenario(8.0, 2, 1)), ("b", busy)]
+    mem = simulate_day(pools, groups=2, jobs=1)
+    seen = []
+    disk = simulate_day(pools, groups=2, jobs=1, out=tmp_path / "run", on_progress=seen.append,
+                        progress_every_s=0.01)
+    run = recordio.read_run(tmp_path / "run")
+    assert not (tmp_path / "run" / ".shards").exists()
+    got = sorted(run.records, key=lambda r: (r.arrival_s, r.id))
+    assert [r.to_dict() for r in got] == [r.to_dict() for r in mem.records]
+    assert disk.records_written == len(mem.records) == len(run.records)
+    assert {r.status for r in got} >= {"ok", "rejected"}          # the queue bound bit
+    import pyarrow.parquet as pq
+    assert pq.ParquetFile(tmp_path / "run" / "records.parquet").metadata.num_row_groups > len(disk.shards)
+    # the summary from the streamed arrays is summarize() of the records
+    want = summarize(mem.records, duration_s=mem.duration_s)
+    want["pools"] = {name: summarize([r for r in mem.records if r.extra["pool"] == name], slo=build.slo(sc))
+                     for name, sc in pools}
+    got_summary = {k: v for k, v in run.summary.items() if k != "shards"}
+    _same_summary(want, got_summary)
+    assert disk.duration_s == mem.duration_s
+    # the last progress report has every shard done
+    last = {p.label: p for p in seen[-1]}
+    assert set(last) == {"a-g0", "a-g1", "b-g0", "b-g1"}
+    assert all(p.done == p.total > 0 and p.sim_s == p.horizon_s > 0 for p in last.values())
+
+
+def test_columns_from_arrays_refuses_bad_input():
+    import numpy as np
+    from servelab.metrics import columns_from_arrays
+
+    z = np.zeros(2)
+    with pytest.raises(ValueError, match="status codes must be 0..4"):
+        columns_from_arrays(status=np.array([0, 7]), arrival_s=z, dispatch_s=z, start_s=z, first_token_s=z,
+                            finish_s=z, input_tokens=z, output_tokens=z, cached_tokens=z)
+    with pytest.raises(ValueError, match="shape of status"):
+        columns_from_arrays(status=np.array([0, 0]), arrival_s=np.zeros(3), dispatch_s=z, start_s=z,
+                            first_token_s=z, finish_s=z, input_tokens=z, output_tokens=z, cached_tokens=z)
+
+
+def test_selected_requests_are_the_full_lists_share():
+    import dataclasses
+
+    import numpy as np
+    from servelab.catalog import generate_requests, get_workload
+
+    starts = np.sort(np.random.default_rng(5).uniform(0.0, 300.0, 400))
+    for turns in (1, 3):
+        wl = dataclasses.replace(get_workload("chat"), turns=turns)
+        full = generate_requests(wl, duration_s=300.0, seed=2, starts_s=starts)
+        for k in range(3):
+            mine = generate_requests(wl, duration_s=300.0, seed=2, starts_s=starts, select=(k, 3))
+            want = [r for i, r in enumerate(full) if (r.conversation if r.conversation >= 0 else i) % 3 == k]
+            assert mine == want and len(mine) > 0, (turns, k)
+    sc = _pool_scenario(20.0, 3, 4)
+    whole = build.requests(sc)
+    assert build.requests(sc, select=(1, 2)) == whole[1::2]
+    with pytest.raises(ConfigError, match="select must be"):
+        generate_requests(wl, duration_s=300.0, starts_s=starts, select=(3, 3))
+
+
+def test_groups_per_pool_from_the_command_line(tmp_path):
+    from servelab.plan.dayrun import pool_groups
+
+    pools = [("a", _pool_scenario(8.0, 2, 1)), ("b", _pool_scenario(8.0, 1, 2))]
+    assert pool_groups(pools, {"a": 2}) == {"a": 2, "b": 1}
+    assert [(t.pool, t.group, t.groups) for t in shard_tasks(pools, groups={"a": 2})] == \
+           [("a", 0, 2), ("a", 1, 2), ("b", 0, 1)]
+    with pytest.raises(ConfigError, match="unknown pools \\['c'\\]"):
+        pool_groups(pools, {"c": 2})
+    f = _write(tmp_path)
+    r = runner.invoke(app, ["simulate-day", str(f), "--hours", "0.01", "--groups", "chat=x"])
+    assert r.exit_code == 2 and "--groups 'chat=x'" in r.output
+    r = runner.invoke(app, ["simulate-day", str(f), "--hours", "0.01", "--groups", "nope=2"])
+    assert r.exit_code == 2 and "unknown pools ['nope']" in r.output
+
+
+def test_groups_option_parses_counts_and_pool_pairs_and_names_bad_text():
+    from servelab.errors import ConfigError
+    from servelab.plan.dayrun import parse_groups
+
+    assert parse_groups("2") == 2
+    assert parse_groups(" chat-8b=2, rag-70b=1 ") == {"chat-8b": 2, "rag-70b": 1}
+    with pytest.raises(ConfigError, match="'two'"):
+        parse_groups("two")
+    with pytest.raises(ConfigError, match="POOL=K"):
+        parse_groups("chat-8b=x")

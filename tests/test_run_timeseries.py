@@ -88,7 +88,7 @@ def test_legacy_run_folders_still_plot(tmp_path):
     """A run folder written before the format (raw scrape samples at the top level)
     is read with its server section rebuilt."""
     from servelab import recordio
-    from servelab.cli.report_cmd import load_inputs
+    from servelab.report.inputs import load_inputs
     from servelab.records import RunMeta
     recs = [_rec(i, 0.1 * i, 0.05, 0.01) for i in range(20)]
     raw = {"source": "u", "interval_s": 1.0, "errors": 0, "last_error": "",

@@ -77,16 +77,16 @@ def test_lora_and_speculation_change_the_simulation():
 # ----------------------------------------------------------------- one set of scenario options
 
 def _scenario_roots(cmd_name: str) -> tuple[set[str], set[str]]:
-    from servelab.cli._scenario import FLAGS, _COMBINED
+    from servelab.scenario.flags import COMBINED, FLAGS
 
     click_cmd = typer.main.get_command(app).commands[cmd_name]
     opts = {o for p in click_cmd.params for o in getattr(p, "opts", [])}
     roots = set()
     for f in FLAGS:
         if f.names[0].split("/")[0] in opts:
-            roots.add((f.path or _COMBINED[f.param]).split(".")[0])
+            roots.add((f.path or COMBINED[f.param]).split(".")[0])
     if cmd_name == "plan":
-        from servelab.cli.plan import SEARCHED
+        from servelab.plan.from_scenario import SEARCHED
         roots |= set(SEARCHED)
     return roots, opts
 

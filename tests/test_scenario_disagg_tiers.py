@@ -40,13 +40,18 @@ def test_disagg_scenario_builds_two_pools_with_their_own_deployments() -> None:
     assert build.fleet_usd_per_hour(flat) == pytest.approx((4 + 3) * 2.5)
 
 
-def test_disagg_link_overrides_and_autoscaler_refused() -> None:
+def test_disagg_link_overrides_and_autoscaled_pools() -> None:
     sc = _sc(disagg={"prefill": {"replicas": 1}, "decode": {"replicas": 1}, "link": "roce-200",
                      "link_gb_s": 12.5, "link_latency_ms": 2.0})
     link = build.sim_config(sc).disagg.link
     assert (link.bytes_per_s, link.latency_s) == (12.5e9, 2e-3)
-    with pytest.raises(ConfigError, match="disagg and autoscaler cannot be combined"):
-        _sc(disagg={"prefill": {"replicas": 1}, "decode": {"replicas": 1}}, autoscaler={"max_replicas": 2})
+    # each pool autoscaled with the scenario's autoscaler settings (docs/sim.md)
+    auto = build.sim_config(_sc(disagg={"prefill": {"replicas": 1}, "decode": {"replicas": 1}},
+                                autoscaler={"max_replicas": 2, "cooldown_s": 60})).autoscaler
+    assert (auto.max_replicas, auto.cooldown_s, auto.min_replicas) == (2, 60, 1)
+    with pytest.raises(ConfigError, match="min_replicas must be >= 1, got 0"):
+        _sc(disagg={"prefill": {"replicas": 1}, "decode": {"replicas": 1}},
+            autoscaler={"max_replicas": 2, "min_replicas": 0})
     with pytest.raises(ConfigError, match="link"):
         _sc(disagg={"prefill": {"replicas": 1}, "decode": {"replicas": 1}, "link": "wifi"})
 

@@ -17,6 +17,7 @@ from servelab.records import STATUSES
 from servelab.sim import (
     AdmissionConfig,
     AffineStepModel,
+    AutoscalerConfig,
     ConstantStepModel,
     DisaggConfig,
     SchedulerConfig,
@@ -101,9 +102,10 @@ def test_transfers_queue_behind_the_concurrency_limit() -> None:
     blocks=st.integers(60, 300), timeout=st.one_of(st.none(), st.floats(0.05, 3.0)),
     fault=st.one_of(st.none(), st.tuples(st.floats(0, 2), st.integers(0, 3), st.sampled_from(["fail", "retry"]))),
     exact=st.booleans(), max_x=st.integers(1, 3), max_queue=st.one_of(st.none(), st.integers(0, 8)),
+    scaler=st.sampled_from([None, "waiting", "running", "kv_usage"]),
 )
 def test_conservation_with_prefill_decode_pools(n, seed, pcount, dcount, blocks, timeout, fault, exact,
-                                                max_x, max_queue) -> None:
+                                                max_x, max_queue, scaler) -> None:
     rng = random.Random(seed)
     t = 0.0
     reqs = []
@@ -120,9 +122,15 @@ def test_conservation_with_prefill_decode_pools(n, seed, pcount, dcount, blocks,
     cfg = SimConfig(replicas=(P, D), exact=exact, faults=faults,
                     disagg=DisaggConfig(link=KVLink(name="x", bytes_per_s=1e9, latency_s=1e-3),
                                         kv_bytes_per_token=1e5, max_transfers=max_x),
-                    admission=AdmissionConfig(client_timeout_s=timeout, max_queue=max_queue))
+                    admission=AdmissionConfig(client_timeout_s=timeout, max_queue=max_queue),
+                    autoscaler=None if scaler is None else AutoscalerConfig(
+                        metric=scaler, target=0.5 if scaler == "kv_usage" else 1.0, poll_interval_s=0.2,
+                        provisioning_delay_s=0.3, cooldown_s=0.2, min_replicas=1, max_replicas=3))
     res = simulate(cfg, reqs)
     assert sorted(r.id for r in res.records) == sorted(q.id for q in reqs)
+    # a drained replica is removed once idle (or killed meanwhile)
+    gone = {e[2] for e in res.events if e[1] in ("removed", "killed")}
+    assert {e[2] for e in res.events if e[1] == "scale_down"} <= gone
     by = {q.id: q for q in reqs}
     for r in res.records:
         assert r.status in STATUSES and r.status != "cancelled", (r.status, r.reason)
@@ -224,3 +232,47 @@ def test_prefill_replica_holds_kv_until_the_transfer_ends() -> None:
         assert by["r1"].start_s == pytest.approx(0.161, rel=1e-9)
         assert by["r1"].first_token_s == pytest.approx(0.342, rel=1e-9)
         assert res.replica_stats["p-0"]["kv_usage_perc"] == 0.0
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_prefill_and_decode_pools_autoscale_separately(exact: bool) -> None:
+    # 10 ms steps on both sides; the decode replica runs one request at a time
+    # (max_num_seqs 1), each 150 tokens = 1.5 s. Transfers: 10 tokens · 1e3 B / 1e9 B/s
+    # = 10 µs, up to 4 at once. HPA rule on `waiting`, target 1, poll every 1 s, ready
+    # 0.5 s after the decision, cooldown 3 s, 1..3 replicas per pool.
+    #   r0 prefills in [0, 0.01], lands at 0.01001, decodes until 1.51001; r1..r3 (arriving
+    #   during that first step) prefill in [0.01, 0.02] and wait on d-0 from 0.02001.
+    #   Poll 1.0: prefill pool waiting 0 -> 1 replica (no change); decode pool waiting 3 ->
+    #   ceil(1·3/1) = 3: d-1, d-2 start, ready at 1.5.
+    #   r4 at 1.6: prefill [1.6, 1.61], lands 1.61001 on d-1 (fewest outstanding), first
+    #   token 1.62001, done 1.63001. d-0 serves r1, r2, r3 back to back: r3 done at 6.01001.
+    #   Polls 2.0, 3.0: decode mean waiting 2/3 -> 2 < 3 but cooling (scaled at 1.0).
+    #   Poll 4.0: d-0 has r2 running and r3 waiting -> mean 1/3 -> 1: drain d-2, d-1 (idle:
+    #   removed at once).
+    eng_p = SchedulerConfig(num_kv_blocks=1000)
+    eng_d = SchedulerConfig(num_kv_blocks=1000, max_num_seqs=1, max_num_batched_tokens=16)
+    P = ReplicaSpec(scheduler=eng_p, step_model=ConstantStepModel(step_s=0.01), name="p")
+    D = ReplicaSpec(scheduler=eng_d, step_model=ConstantStepModel(step_s=0.01), name="d")
+    reqs = [RequestSpec(id=f"r{i}", arrival_s=0.001 * i, input_tokens=10, output_tokens=150) for i in range(4)]
+    reqs.append(RequestSpec(id="r4", arrival_s=1.6, input_tokens=10, output_tokens=2))
+    auto = AutoscalerConfig(metric="waiting", target=1.0, poll_interval_s=1.0, provisioning_delay_s=0.5,
+                            cooldown_s=3.0, min_replicas=1, max_replicas=3)
+    cfg = SimConfig(replicas=(P, D), exact=exact, autoscaler=auto,
+                    disagg=DisaggConfig(link=KVLink(name="x", bytes_per_s=1e9, latency_s=0.0),
+                                        kv_bytes_per_token=1e3, max_transfers=4))
+    res = simulate(cfg, reqs)
+    assert [(round(t, 9), k, n) for t, k, n in res.events] == [
+        (1.0, "scale_up", "d-1"), (1.0, "scale_up", "d-2"), (1.5, "ready", "d-1"), (1.5, "ready", "d-2"),
+        (4.0, "scale_down", "d-2"), (4.0, "removed", "d-2"), (4.0, "scale_down", "d-1"),
+        (4.0, "removed", "d-1")]
+    by = {r.id: r for r in res.records}
+    assert all(r.status == "ok" for r in res.records)
+    assert by["r4"].replica == "d-1"
+    assert (by["r4"].first_token_s, by["r4"].finish_s) == (pytest.approx(1.62001), pytest.approx(1.63001))
+    assert [by[f"r{i}"].finish_s for i in range(4)] == pytest.approx([1.51001, 3.01001, 4.51001, 6.01001])
+    # ready replicas of both pools in the time series (sampled every second): 2, then 4 from 1.5 s, 2 from 4.0 s
+    ts = res.timeseries
+    assert [n for t, n in zip(ts["t_s"], ts["replicas"]) if t in (1.0, 2.0, 3.0, 4.0, 5.0)] == [2, 4, 4, 2, 2]
+    with pytest.raises(ConfigError, match="min_replicas must be >= 1"):
+        simulate(SimConfig(replicas=(P, D), autoscaler=AutoscalerConfig(min_replicas=0),
+                           disagg=DisaggConfig(kv_bytes_per_token=1e3)), reqs)

@@ -100,7 +100,7 @@ def test_cli_scale_to_zero_and_nvme_tier() -> None:
 def test_scenario_nvme_tier_figures() -> None:
     # Llama-3.1-8B bf16 on one H100 SXM: 131,072 B of KV per token, 2,097,152 B per block;
     # 10 GiB = 10,737,418,240 B -> 5,120 blocks. Read rate min(PCIe 64 GB/s, 7.45 GB/s) = 7.45e9.
-    from servelab.cli._scenario import ScenarioArgs
+    from servelab.scenario.flags import ScenarioArgs
     from servelab.scenario import build
 
     def cfg_of(**flags):

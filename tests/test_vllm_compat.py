@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from load_fixtures import fake_server
 from servelab.cli import app
-from servelab.cli.bench import expand_multi_value_flags
+from servelab.load.bench_args import expand_multi_value_flags
 from servelab.load.fakeserver import FakeServerConfig
 from servelab.load.importers import import_result
 from servelab.metrics import summarize

@@ -9,7 +9,11 @@
 - A run folder: ``meta.json`` (``RunMeta``), ``records.jsonl``, ``records.parquet``,
   ``summary.json`` (``metrics.summarize`` output), ``timeseries.json`` (optional).
   Files are written to a temporary name and renamed, so a reader never sees half
-  a file.
+  a file. A large run (a simulated day of millions of requests) is written with
+  ``write_run_parts``: its records were streamed by ``ParquetRecordWriter`` into part
+  files as they were produced and are concatenated, row group by row group, into one
+  ``records.parquet`` (no ``records.jsonl``: at ~300 bytes a line it would be the
+  largest file and the slowest to write); ``read_run`` reads such a folder like any other.
 
 JSON is the standard library's (``allow_nan`` kept for records — a NaN time stays
 NaN — and refused for summaries, which are NaN-free by contract).
@@ -29,7 +33,7 @@ from .records import RequestRecord, RunMeta
 __all__ = [
     "JsonlRecordWriter", "RecordList", "read_records_jsonl", "write_records_jsonl",
     "write_records_parquet", "read_records_parquet", "read_records", "write_run", "read_run", "Run",
-    "RUN_FILES",
+    "RUN_FILES", "ParquetRecordWriter", "records_table", "concat_parquet", "write_run_parts",
 ]
 
 RUN_FILES = ("meta.json", "records.jsonl", "records.parquet", "summary.json", "timeseries.json")
@@ -139,17 +143,96 @@ def _arrow_schema():  # noqa: ANN202 - pyarrow imported lazily
     ])
 
 
-def write_records_parquet(records: Iterable[RequestRecord], path: str | os.PathLike[str]) -> None:
-    """Write records to Parquet (schema in the module docstring), atomically."""
+def records_table(records: Iterable[RequestRecord]):  # noqa: ANN201 - pyarrow.Table, imported lazily
+    """Records as one Arrow table of the Parquet schema (module docstring)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
     schema = _arrow_schema()
     recs = list(records)
     cols: dict[str, list[Any]] = {name: [getattr(r, name) for r in recs] for name in schema.names}
-    cols["extra"] = [json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in cols["extra"]]
-    table = pa.table(cols, schema=schema)
+    memo: dict[int, tuple[dict[str, Any], str]] = {}
+    extra = []
+    for e in cols["extra"]:                 # records of one run often share one ``extra`` dict
+        hit = memo.get(id(e))
+        if hit is None or hit[0] is not e:
+            hit = (e, json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+            memo[id(e)] = hit
+        extra.append(hit[1])
+    cols["extra"] = extra
+    return pa.table(cols, schema=schema)
+
+
+def write_records_parquet(records: Iterable[RequestRecord], path: str | os.PathLike[str]) -> None:
+    """Write records to Parquet (schema in the module docstring), atomically."""
+    import pyarrow.parquet as pq
+    table = records_table(records)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+class ParquetRecordWriter:
+    """Stream records into one Parquet file, one row group per ``write`` call.
+
+    ``with ParquetRecordWriter(path) as w: w.write(batch)``. The file is written under
+    a temporary name and renamed on ``close``, so a reader never sees a half file;
+    ``count`` is the number of records written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.count = 0
+        self._tmp = self.path.with_name(self.path.name + ".part")
+        self._writer: Any = None
+
+    def write(self, records: Iterable[RequestRecord]) -> Any:
+        """Append ``records`` as one row group; returns them as the Arrow table written."""
+        import pyarrow.parquet as pq
+        table = records_table(records)
+        if table.num_rows == 0:
+            return table
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, _arrow_schema())
+        self._writer.write_table(table)
+        self.count += table.num_rows
+        return table
+
+    def close(self) -> Path:
+        import pyarrow.parquet as pq
+        if self._writer is None:
+            pq.write_table(_arrow_schema().empty_table(), self._tmp)
+        else:
+            self._writer.close()
+            self._writer = None
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def __enter__(self) -> "ParquetRecordWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self._tmp.unlink(missing_ok=True)
+
+
+def concat_parquet(parts: Iterable[str | os.PathLike[str]], dest: str | os.PathLike[str]) -> int:
+    """Concatenate record Parquet files (same schema) into ``dest``, one row group at a
+    time (memory: one row group), atomically; returns the number of rows."""
+    import pyarrow.parquet as pq
+    schema = _arrow_schema()
+    rows = 0
+    with atomic_path(dest) as tmp:
+        with pq.ParquetWriter(tmp, schema) as w:
+            for part in parts:
+                f = pq.ParquetFile(part)
+                for g in range(f.num_row_groups):
+                    t = f.read_row_group(g)
+                    w.write_table(t.cast(schema))
+                    rows += t.num_rows
+    return rows
 
 
 def read_records_parquet(path: str | os.PathLike[str]) -> list[RequestRecord]:
@@ -220,6 +303,28 @@ def write_run(
     write_records_jsonl(recs, d / "records.jsonl")
     write_records_parquet(recs, d / "records.parquet")
     _atomic_write_text(d / "summary.json", _dump_json(summary))
+    if timeseries is not None:
+        _atomic_write_text(d / "timeseries.json", _dump_json(timeseries))
+    return d
+
+
+def write_run_parts(
+    directory: str | os.PathLike[str],
+    meta: RunMeta | dict[str, Any],
+    parts: Iterable[str | os.PathLike[str]],
+    summary: dict[str, Any],
+    timeseries: dict[str, Any] | None = None,
+) -> Path:
+    """Write a run folder whose records are already in Parquet part files
+    (``ParquetRecordWriter``): they become one ``records.parquet`` (module docstring)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    meta_d = meta.to_dict() if isinstance(meta, RunMeta) else dict(meta)
+    summary_text = _dump_json(summary)      # NaN/inf refused before anything is written
+    concat_parquet(parts, d / "records.parquet")
+    (d / "records.jsonl").unlink(missing_ok=True)   # a stale one would shadow the new records
+    _atomic_write_text(d / "meta.json", _dump_json(meta_d))
+    _atomic_write_text(d / "summary.json", summary_text)
     if timeseries is not None:
         _atomic_write_text(d / "timeseries.json", _dump_json(timeseries))
     return d

@@ -115,14 +115,24 @@ def generate_requests(
     num_requests: int | None = None,
     seed: int = 0,
     starts_s: np.ndarray | None = None,
+    select: tuple[int, int] | None = None,
 ) -> list[RequestSpec]:
     """Deterministic request list for a seed: arrivals until ``duration_s`` or ``num_requests``.
 
     ``starts_s``: sorted conversation start times (e.g. from a rate curve,
-    :mod:`.ratecurve`) instead of gaps drawn from the workload's arrival process."""
+    :mod:`.ratecurve`) instead of gaps drawn from the workload's arrival process.
+    ``select=(k, K)`` (with ``starts_s``): only the requests of conversations ``c`` with
+    ``c mod K == k`` — exactly those of the full list, same ids, built without the others
+    (a shard of a large day needs only its share in memory)."""
     w = workload
+    if select is not None:
+        k, K = select
+        if not (isinstance(K, int) and isinstance(k, int) and K >= 1 and 0 <= k < K):
+            raise ConfigError(f"select must be (k, K) with 0 <= k < K, got {select!r}")
+        if starts_s is None:
+            raise ConfigError("select needs starts_s (conversation start times)")
     if starts_s is not None:
-        return _from_starts(w, np.asarray(starts_s, dtype=np.float64), duration_s, seed)
+        return _from_starts(w, np.asarray(starts_s, dtype=np.float64), duration_s, seed, select)
     rate = w.arrival.rate_rps if rate_rps is None else float(rate_rps)
     if not rate > 0:
         raise ConfigError(f"rate_rps must be > 0 (or inf for offline), got {rate!r}")
@@ -167,18 +177,22 @@ def generate_requests(
     return _rows(w, draw, n_conv, duration_s, num_requests)
 
 
-def _from_starts(w: Workload, starts: np.ndarray, duration_s: float | None, seed: int) -> list[RequestSpec]:
+def _from_starts(w: Workload, starts: np.ndarray, duration_s: float | None, seed: int,
+                 select: tuple[int, int] | None = None) -> list[RequestSpec]:
     if starts.size and not (np.diff(starts) >= 0).all():
         raise ConfigError("conversation start times must be sorted")
     if starts.size == 0:
         return []
-    return _rows(w, _draw(w, seed, int(starts.size), 1.0, starts=starts), int(starts.size), duration_s, None)
+    return _rows(w, _draw(w, seed, int(starts.size), 1.0, starts=starts), int(starts.size), duration_s, None,
+                 select)
 
 
 def _rows(w: Workload, draw: dict[str, Any], n_conv: int, duration_s: float | None,
-          num_requests: int | None) -> list[RequestSpec]:
+          num_requests: int | None, select: tuple[int, int] | None = None) -> list[RequestSpec]:
     """Requests in arrival order (ties: conversation, then turn), ids ``r0, r1, …``; each
-    RequestSpec is built once, from plain Python numbers."""
+    RequestSpec is built once, from plain Python numbers. ``select=(k, K)``: only those of
+    conversations ``c mod K == k``, with the ids they have in the full list."""
+    k_sel, n_sel = select if select is not None else (0, 1)
     turns = w.turns
     times = draw["times"]
     new_in, out, groups = draw["new_in"], draw["out"], draw["groups"]
@@ -196,7 +210,7 @@ def _rows(w: Workload, draw: dict[str, Any], n_conv: int, duration_s: float | No
                             conversation=-1, turn=0,
                             priority=int(prios[c]) if prios else 0,  # type: ignore[call-overload]
                             adapter=str(adapters[c]) if adapters else None, history_tokens=0)
-                for c in range(n)]
+                for c in range(k_sel, n, n_sel)]
     rows: list[tuple[float, int, int, int, int, int]] = []   # (t, conversation, turn, input, output, history)
     for c in range(n_conv):
         pre = pre_tok if groups[c] >= 0 else 0
@@ -214,4 +228,4 @@ def _rows(w: Workload, draw: dict[str, Any], n_conv: int, duration_s: float | No
                         prefix_tokens=pre_tok if groups[c] >= 0 else 0, conversation=c, turn=j,
                         priority=int(prios[c]) if prios else 0,  # type: ignore[call-overload]
                         adapter=str(adapters[c]) if adapters else None, history_tokens=hist)
-            for i, (t_cj, c, j, inp, o, hist) in enumerate(rows)]
+            for i, (t_cj, c, j, inp, o, hist) in enumerate(rows) if c % n_sel == k_sel]

@@ -12,8 +12,6 @@ space-separated terms (``--goodput ttft:200 tpot:20``), ``--save-result``
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,91 +21,23 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from .._files import atomic_write_text, check_output_dir
-from .._limits import check_number, check_request_count
+from .._files import check_output_dir
 from .._scrub import scrub_text
 from ..errors import ConfigError, ServerError
+from ..report.bench_text import bench_table, failure_table, sweep_table
 from ._outputs import default_run_dir
 
 _err = Console(stderr=True)
 
-_GOODPUT_TERM = ("ttft:", "tpot:", "itl:", "e2el:", "e2e:")
-
-
-def expand_multi_value_flags(args: list[str]) -> list[str]:
-    """``--goodput ttft:200 tpot:20`` (argparse ``nargs='+'``, as vLLM spells it) →
-    ``--goodput ttft:200 --goodput tpot:20``: the terms after ``--goodput`` that look
-    like ``metric:value`` are each given their own flag."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        out.append(a)
-        if a == "--goodput" and i + 1 < len(args):
-            out.append(args[i + 1])
-            i += 2
-            while i < len(args) and args[i].lower().startswith(_GOODPUT_TERM):
-                out += ["--goodput", args[i]]
-                i += 1
-            continue
-        i += 1
-    return out
-
-
 class _BenchGroup(typer.core.TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from ..load.bench_args import expand_multi_value_flags
         return super().parse_args(ctx, expand_multi_value_flags(list(args)))
 
 
 bench_app = typer.Typer(help="Measure an OpenAI-compatible endpoint under load; import other tools' results.",
                         invoke_without_command=True, no_args_is_help=False, cls=_BenchGroup)
-
-
-def _parse_headers(items: list[str]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for h in items:
-        k, sep, v = h.partition(":")
-        if not sep or not k.strip():
-            raise ConfigError(f"bad --header {h.split(':')[0]!r}…; expected 'Name: value'")
-        out.append((k.strip(), v.strip()))
-    return tuple(out)
-
-
-def _fmt_ms(x: Any) -> str:
-    return "-" if x is None else f"{x * 1000:.2f}"
-
-
-def _table(summary: dict[str, Any], title: str, metrics: list[str]) -> Any:
-    """Rich table of a summary; latency rows limited to ``metrics`` (+ dispatch lateness)."""
-    keep = set(metrics) | {"dispatch_lateness"}
-    shown = {k: v for k, v in summary.items()
-             if not (k.endswith("_s") and isinstance(v, dict) and "p50" in v and k[:-2] not in keep)}
-    try:
-        from ..report.tables import summary_table  # type: ignore[attr-defined]
-        return summary_table(shown, title)
-    except (ImportError, AttributeError, NotImplementedError, KeyError, TypeError):
-        pass
-    t = Table(title=title)
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k in ("offered", "completed", "rejected", "timed_out", "failed", "cancelled", "delivery",
-              "request_throughput_rps", "throughput_tokens_per_s", "total_input_tokens",
-              "total_output_tokens", "goodput_rps"):
-        if k in summary and summary[k] is not None:
-            v = summary[k]
-            t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    for base in metrics + ["dispatch_lateness"]:
-        row = summary.get(f"{base}_s")
-        if not row:
-            continue
-        for stat in ["mean"] + [f"p{q:g}" for q in summary.get("percentiles", [])]:
-            t.add_row(f"{base} {stat} (ms)", _fmt_ms(row.get(stat)))
-    return t
-
-
-_METRIC_ALIASES = {"e2el": "e2e"}
 
 
 @bench_app.callback()
@@ -178,57 +108,27 @@ def bench(
     """Measure an endpoint: streamed requests on a schedule, one record per request."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..load.arrivals import parse_rates
-    from ..load.bench import BenchSpec, run_bench
-    from ..load.client import EndpointConfig
-
-    from ..load.preflight import preflight
-    from ..load.urls import parse_base_url, parse_metrics_url
+    from ..load.bench import run_bench
+    from ..load.bench_args import bench_spec, failure_over, rate_tag, shown_metrics
+    from ..load.preflight import discover_model, preflight
+    from ..load.vllm_result import save_vllm_result
 
     try:
-        rates = parse_rates(request_rate)
-        check_number("--timeout", timeout, lo=0, lo_open=True, hi=30 * 86400)
-        check_number("--ready-timeout", ready_timeout, lo=0, hi=86400)
-        check_number("--max-failure-rate", max_failure_rate, lo=0, hi=1)
-        if http_client not in ("raw", "aiohttp"):
-            raise ConfigError(f"unknown --http-client {http_client!r}; known: raw, aiohttp")
-        if not endpoint.startswith("/") or any(c.isspace() for c in endpoint) or "?" in endpoint:
-            raise ConfigError(f"--endpoint {scrub_text(endpoint)!r} must be a path such as /v1/completions "
-                              "or /v1/chat/completions")
-        base = parse_base_url(base_url, endpoint=endpoint)
-        if base.note:
-            _err.print(f"[yellow]note:[/yellow] {escape(base.note)}")
-        if metrics_url is not None:
-            parse_metrics_url(metrics_url)
-        try:
-            body = json.loads(extra_body) if extra_body else {}
-        except ValueError as e:
-            raise ConfigError(f"--extra-body is not valid JSON ({e}); expected a JSON object such as "
-                              "'{\"temperature\": 0}'") from None
-        if not isinstance(body, dict):
-            raise ConfigError("--extra-body must be a JSON object such as '{\"temperature\": 0}'")
-        key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        pcts = tuple(_float(x, "--metric-percentiles") for x in metric_percentiles.split(",") if x.strip())
-        shown = [_METRIC_ALIASES.get(m.strip(), m.strip()) for m in percentile_metrics.split(",") if m.strip()]
-        ep = EndpointConfig(base_url=base.url, endpoint=endpoint, model=model,
-                            api_key=key, headers=_parse_headers(header), extra_body=body,
-                            ignore_eos=ignore_eos, min_tokens=min_tokens, request_timeout_s=timeout,
-                            http_client=http_client)
-        spec = BenchSpec(
-            endpoint=ep, request_rate=rates[0], burstiness=burstiness, arrival=arrival,
-            max_concurrency=max_concurrency,
-            num_prompts=num_prompts if num_prompts is not None else (None if duration else 1000),
-            duration_s=duration, random_input_len=random_input_len, random_output_len=random_output_len,
+        spec, rates = bench_spec(
+            base_url=base_url, endpoint=endpoint, model=model, api_key=api_key, header=header,
+            extra_body=extra_body, ignore_eos=ignore_eos, min_tokens=min_tokens, request_rate=request_rate,
+            timeout=timeout, http_client=http_client, ready_timeout=ready_timeout,
+            max_failure_rate=max_failure_rate, metrics_url=metrics_url, metric_percentiles=metric_percentiles,
+            num_prompts=num_prompts, duration=duration, dataset=dataset, trace=trace, goodput=goodput,
+            scrape_interval=scrape_interval, drain_timeout=drain_timeout,
+            on_note=lambda n: _err.print(f"[yellow]note:[/yellow] {escape(n)}"),
+            burstiness=burstiness, arrival=arrival, max_concurrency=max_concurrency,
+            random_input_len=random_input_len, random_output_len=random_output_len,
             random_range_ratio=random_range_ratio, random_prefix_len=random_prefix_len,
-            num_prefix_groups=num_prefix_groups, workload=workload,
-            dataset=str(dataset) if dataset else None, dataset_format=dataset_format,
-            trace=str(trace) if trace else None, seed=seed, percentiles=pcts,
-            goodput=" ".join(goodput) or None, scrape_interval_s=scrape_interval, metrics_url=metrics_url,
-            workers=workers, drain_timeout_s=drain_timeout,
-        )
-        for r in rates[1:]:                    # the first rate was checked by BenchSpec
-            if spec.num_prompts is None and spec.duration_s and math.isfinite(r):
-                check_request_count(r * spec.duration_s, f"--request-rate {r:g} for --duration {spec.duration_s:g}")
+            num_prefix_groups=num_prefix_groups, workload=workload, dataset_format=dataset_format, seed=seed,
+            workers=workers)
+        ep = spec.endpoint
+        shown = shown_metrics(percentile_metrics)
         if out is not None:
             check_output_dir(out, what="--out folder")
     except (ConfigError, ValueError) as e:
@@ -248,7 +148,7 @@ def bench(
             ep = replace(ep, model=ready.models[0])
             spec = replace(spec, endpoint=ep)
     elif not model:
-        ep = replace(ep, model=_discover_model(ep.root_url, ep.http_headers()))
+        ep = replace(ep, model=discover_model(ep.root_url, ep.http_headers()))
         spec = replace(spec, endpoint=ep)
     if sweep and request_rate != "inf":
         _err.print("[yellow]note:[/yellow] --sweep chooses its own rates; --request-rate is ignored")
@@ -263,14 +163,14 @@ def bench(
     for rate in rates:
         rate_dir = None
         if out is not None:
-            rate_dir = out if len(rates) == 1 else out / f"rate_{'inf' if math.isinf(rate) else f'{rate:g}'}"
+            rate_dir = out if len(rates) == 1 else out / f"rate_{rate_tag(rate)}"
         try:
             from ..load.bench import make_prompts
             prompts = make_prompts(spec, rate)
         except (ConfigError, ValueError, NotImplementedError, OSError) as e:
             _err.print(f"[red]error:[/red] {escape(scrub_text(str(e)))}")
             raise typer.Exit(2)
-        label = f"rate {'inf' if math.isinf(rate) else f'{rate:g}'} req/s"
+        label = f"rate {rate_tag(rate)} req/s"
         counts = {"ok": 0, "bad": 0}
         with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("ok {task.fields[ok]} · not ok {task.fields[bad]}"), TimeElapsedColumn(),
@@ -290,20 +190,18 @@ def bench(
             write_errors.append(f"{rate_dir}: {outcome.write_error}")
         fails = s.get("failures") or {}
         if not json_out:
-            Console().print(_table(s, f"servelab bench — {label}", shown))
+            Console().print(bench_table(s, f"servelab bench — {label}", shown))
             if fails.get("count"):
-                Console().print(_failure_table(fails, label))
+                Console().print(failure_table(fails, label))
             if rate_dir is not None and not outcome.write_error:
                 Console().print(f"run written to {rate_dir}")
         if save_result:
-            written = _save_vllm_result(outcome, spec, rate, result_dir or rate_dir, result_filename, result_label,
-                                        many=len(rates) > 1)
+            written = save_vllm_result(outcome, spec, rate, result_dir or rate_dir, result_filename, result_label,
+                                       tag=f"{rate_tag(rate)}qps" if len(rates) > 1 else None)
             _err.print(f"vLLM result written to {written}")
-        if fails.get("share", 0.0) > max_failure_rate:
-            top = (fails.get("by_reason") or [{}])[0]
-            failed_over.append(f"{label}: {fails['count']} of {s.get('offered', 0)} requests not ok "
-                               f"({fails['share']:.1%} > --max-failure-rate {max_failure_rate:g}); most common: "
-                               f"{top.get('count')}× {top.get('status')} — {top.get('reason')}")
+        over = failure_over(s, label, max_failure_rate)
+        if over:
+            failed_over.append(over)
         if s.get("interrupted"):
             break
     if json_out:
@@ -316,22 +214,16 @@ def bench(
         raise typer.Exit(1)
 
 
-SWEEP_SYNC_PROMPTS = 20   # the synchronous point only fixes the grid's lower end
-
-
 def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine: int, json_out: bool,
            shown: list[str], vllm_result: tuple[Path | None, str | None, str | None] | None = None) -> None:
     """``bench --sweep`` (``load.sweep``): one run folder per point under OUT, then
     sweep.json, sweep.html and a table; with ``--save-result`` a vLLM result file per
     point (in its run folder, or ``--result-dir`` with the point's tag in the name)."""
-    from dataclasses import replace
-
     from ..catalog.slo import parse_slo
     from ..load.bench import make_prompts, run_bench
-    from ..load.sweep import run_sweep
-    from ..metrics import summarize
-    from ..report import write_html
-    from ..report.sweep import SWEEP_COLUMNS, sweep_page, sweep_rows
+    from ..load.sweep import point_spec, point_summary, point_tag, run_sweep
+    from ..load.vllm_result import save_vllm_result
+    from ..report.sweep import write_sweep
 
     try:
         slo_obj = parse_slo(slo) if slo else None
@@ -342,14 +234,8 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
     seq = iter(range(1, 10_000))
 
     def run(kind: str, rate: float) -> dict[str, Any]:
-        if kind == "synchronous":
-            sp = replace(spec, request_rate=math.inf, max_concurrency=1,
-                         num_prompts=min(spec.num_prompts or SWEEP_SYNC_PROMPTS, SWEEP_SYNC_PROMPTS))
-        elif kind == "throughput":
-            sp = replace(spec, request_rate=math.inf, max_concurrency=None)
-        else:
-            sp = replace(spec, request_rate=rate, arrival="constant", burstiness=1.0)
-        tag = kind if math.isinf(rate) else f"{kind}-{rate:.4g}"
+        sp = point_spec(spec, kind, rate)
+        tag = point_tag(kind, rate)
         d = out / f"{next(seq):02d}-{tag}"
         prompts = make_prompts(sp, sp.request_rate)
         with Progress(TextColumn(f"[bold]sweep {tag}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -359,15 +245,8 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
                           on_record=lambda _r: prog.update(task, advance=1))
         if vllm_result is not None:
             rdir, rname, rlabel = vllm_result
-            if rname:
-                stem, dot, ext = rname.rpartition(".")
-                rname = f"{stem}-{d.name}.{ext}" if dot else f"{rname}-{d.name}"
-            _save_vllm_result(o, sp, sp.request_rate, rdir or d, rname, rlabel, many=False)
-        s = dict(o.summary)
-        s.update({k: v for k, v in summarize(o.records, duration_s=o.meta.duration_s, slo=slo_obj,
-                                             percentiles=spec.percentiles).items()
-                  if k in ("slo_met", "slo_thresholds_s")})
-        return s
+            save_vllm_result(o, sp, sp.request_rate, rdir or d, rname, rlabel, tag=d.name)
+        return point_summary(o, slo_obj, spec.percentiles)
 
     def show(p: Any) -> None:
         if not json_out:
@@ -380,71 +259,16 @@ def _sweep(spec: Any, *, out: Path | None, slo: str | None, n_rates: int, refine
         _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     doc = {"slo": slo, **res.to_dict()}
-    atomic_write_text(out / "sweep.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    targets = {t.metric: t.threshold_s for t in slo_obj.targets} if slo_obj else {}
-    write_html(sweep_page(doc, title="servelab bench --sweep", slo=slo, ttft_slo_s=targets.get("ttft"),
-                          tpot_slo_s=targets.get("tpot")), out / "sweep.html")
+    write_sweep(doc, out, slo=slo, slo_obj=slo_obj)
     if json_out:
         sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         return
-    t = Table(title="servelab bench --sweep" + (f" — SLO {slo}" if slo else ""))
-    for i, c in enumerate(SWEEP_COLUMNS):
-        t.add_column(c, justify="left" if i == 0 else "right")
-    from ..report.html import fmt_cell
-    for row in sweep_rows(doc["points"]):
-        t.add_row(*[fmt_cell(v)[0] for v in row])
     con = Console()
-    con.print(t)
+    con.print(sweep_table(doc, slo))
     if res.max_rate_met_rps is not None:
         con.print(f"highest rate meeting the SLO: [bold]{res.max_rate_met_rps:.4g} req/s[/bold]"
                   + (f" (broken at {res.first_rate_broken_rps:.4g} req/s)" if res.first_rate_broken_rps else ""))
     con.print(f"sweep written to {out} (sweep.json, sweep.html, one run folder per point)")
-
-
-def _save_vllm_result(outcome: Any, spec: Any, rate: float, folder: Path | None, filename: str | None,
-                      label: str | None, *, many: bool) -> Path:
-    """Write vLLM's result JSON of one rate (``load.vllm_result``)."""
-    from ..load.vllm_result import vllm_result, vllm_result_filename, write_vllm_result
-    ep = spec.endpoint
-    etype = "openai-chat" if ep.endpoint.rstrip("/").endswith("chat/completions") else "openai"
-    doc = vllm_result(outcome.records, outcome.summary, meta=outcome.meta, model=ep.model, request_rate=rate,
-                      burstiness=spec.burstiness, max_concurrency=spec.max_concurrency,
-                      num_prompts=spec.num_prompts, endpoint_type=etype, label=label)
-    name = filename or vllm_result_filename(label=label or etype, request_rate=rate, model=ep.model,
-                                            date=doc["date"], max_concurrency=spec.max_concurrency)
-    if filename and many:
-        stem, dot, ext = filename.rpartition(".")
-        tag = "inf" if math.isinf(rate) else f"{rate:g}"
-        name = f"{stem}-{tag}qps.{ext}" if dot else f"{filename}-{tag}qps"
-    return write_vllm_result(doc, Path(folder or ".") / name)
-
-
-def _float(text: str, flag: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{flag}: {text.strip()!r} is not a number") from None
-
-
-def _failure_table(fails: dict[str, Any], label: str) -> Any:
-    t = Table(title=f"not ok by reason — {label}")
-    t.add_column("count", justify="right")
-    t.add_column("status")
-    t.add_column("reason")
-    for g in fails.get("by_reason", []):
-        t.add_row(str(g["count"]), g["status"], g["reason"])
-    return t
-
-
-def _discover_model(base_url: str, headers: dict[str, str]) -> str:
-    """First model id of GET /v1/models, or "" when the server does not answer."""
-    from ..load.preflight import ServerError, preflight
-
-    try:
-        models = preflight(base_url, headers, timeout_s=5.0, retry_s=10.0).models
-    except ServerError:
-        return ""                       # requests will say more
-    return models[0] if models else ""
 
 
 @bench_app.command("import")
@@ -456,9 +280,7 @@ def import_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout"),
 ) -> None:
     """Convert `vllm bench serve` (--save-result [--save-detailed]) or guidellm JSON into records."""
-    from ..load.importers import import_result
-    from ..load.results import write_run_files
-    from ..metrics import summarize
+    from ..load.importers import import_result, summarize_imported
 
     try:
         if out is not None:
@@ -468,14 +290,10 @@ def import_cmd(
         _err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     pcts = tuple(float(x) for x in metric_percentiles.split(",") if x.strip())
-    summaries = []
-    for i, (meta, records) in enumerate(runs):
-        s = summarize(records, duration_s=meta.duration_s, percentiles=pcts)
-        summaries.append(s)
-        if out is not None:
-            write_run_files(out if len(runs) == 1 else out / f"benchmark_{i}", meta, records, s, None)
+    summaries = summarize_imported(runs, out=out, percentiles=pcts)
+    for i, s in enumerate(summaries):
         if not json_out:
-            Console().print(_table(s, f"imported {tool}: {file.name}" + (f" #{i}" if len(runs) > 1 else ""),
+            Console().print(bench_table(s, f"imported {tool}: {file.name}" + (f" #{i}" if len(runs) > 1 else ""),
                                    ["ttft", "tpot", "itl", "e2e"]))
     if json_out:
         sys.stdout.write(json.dumps(summaries[0] if len(summaries) == 1 else {"benchmarks": summaries},

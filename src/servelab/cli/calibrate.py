@@ -4,13 +4,12 @@ from the kernel lab's measured peaks (docs/calibration.md)."""
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.console import Console
-from rich.table import Table
 
 from ..calibrate import (
     DEFAULT_PARAMS,
@@ -23,60 +22,12 @@ from ..calibrate.runs import deployment_hints, observations_from_runs
 from ..catalog import get_gpu
 from ..errors import ConfigError
 from ..perf import Deployment
+from ..report.calibration_text import print_bounds, print_fit
 from ._scenario import ScenarioArgs, scenario_options
 
 __all__ = ["calibrate", "register"]
 
 _out = Console()
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1f} %"
-
-
-def _num(name: str, v: float) -> str:
-    return f"{v * 1e3:.3f} ms" if name.endswith("_s") else f"{v:.3f}"
-
-
-def _print_fit(d: dict[str, Any]) -> None:
-    errs = d["errors_mdape_pct"]
-    t = Table(title="prediction error (MdAPE) before → after calibration")
-    for col in ("split", "kind", "observations", "before", "after"):
-        t.add_column(col, justify="right" if col not in ("split", "kind") else "left")
-    counts = d["counts"]
-    for split in ("fit", "holdout"):
-        for kind in ("tpot", "ttft", "all"):
-            n = (counts.get(f"{kind}_{split}") if kind != "all"
-                 else counts.get(f"tpot_{split}", 0) + counts.get(f"ttft_{split}", 0))
-            t.add_row(split, kind.upper() if kind != "all" else "all", str(n),
-                      _pct(errs["before"][split][kind]), _pct(errs["after"][split][kind]))
-    _out.print(t)
-    p = Table(title="efficiency parameters")
-    for col in ("parameter", "before", "after", "bounds"):
-        p.add_column(col)
-    for name in d["params"]:
-        lo, hi = d["bounds"][name]
-        p.add_row(name, _num(name, d["base_efficiency"][name]), _num(name, d["fitted"][name]),
-                  f"[{_num(name, lo)}, {_num(name, hi)}]")
-    _out.print(p)
-    excl = counts.get("excluded") or {}
-    _out.print(f"records {counts['records']}, ok {counts['ok']}; excluded: "
-               + (", ".join(f"{k} {v}" for k, v in excl.items()) or "none"))
-    for note in d.get("notes") or []:
-        _out.print(f"[yellow]note:[/yellow] {escape(str(note))}")
-
-
-def _print_bounds(kb: dict[str, Any]) -> None:
-    t = Table(title=f"efficiency upper bounds from kernel measurements ({kb['gpu']})")
-    for col in ("parameter", "upper bound", "measured", "datasheet", "source"):
-        t.add_column(col)
-    for name, b in kb["bounds"].items():
-        scale, unit = (1e9, "GB/s") if b["unit"] == "bytes/s" else (1e12, "TFLOP/s")
-        t.add_row(name, f"{b['upper']:.3f}", f"{b['measured'] / scale:.1f} {unit}",
-                  f"{b['datasheet'] / scale:.1f} {unit}", b["source"])
-    _out.print(t)
-    for note in kb.get("notes") or []:
-        _out.print(f"[yellow]note:[/yellow] {escape(str(note))}")
 
 
 def _deployment(scn: ScenarioArgs, hints: dict[str, Any]) -> Deployment:
@@ -126,7 +77,7 @@ def calibrate(
             dep = _deployment(scn, deployment_hints(configs))
             names = [p.strip() for p in params.split(",") if p.strip()]
             upper = {k: b.upper for k, b in kb.bounds.items() if b.upper <= 1.0} if kb else None
-            with _out.status("fitting efficiencies…", spinner="dots") if not json_out else _Null():
+            with _out.status("fitting efficiencies…", spinner="dots") if not json_out else nullcontext():
                 res = fit_efficiency(obs, dep, params=names, holdout_fraction=holdout,
                                      upper_bounds=upper)
             data = calibration_dict(result=res, deployment=dep, runs=prov, kernel_bounds=kb)
@@ -141,19 +92,11 @@ def calibrate(
         typer.echo(json.dumps(data, indent=2, allow_nan=False, default=str))
         return
     if runs:
-        _print_fit(data)
+        print_fit(data, _out)
     if kb is not None:
-        _print_bounds(data["kernel_bounds"])
+        print_bounds(data["kernel_bounds"], _out)
     if out is not None:
         _out.print(f"wrote {out}")
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def register(app: typer.Typer) -> None:

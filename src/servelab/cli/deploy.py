@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ..errors import ConfigError
+from ..report.watch_text import watch_report
 
 __all__ = ["register", "render_cmd", "watch_cmd", "EXIT_OK", "EXIT_ALERT", "EXIT_USAGE", "EXIT_SOURCE"]
 
@@ -57,36 +57,6 @@ def render_cmd(
     _err.print(f"wrote {', '.join(sorted(files))} to {path}/")
 
 
-def _table(rep: Any, planned: float) -> Any:
-    p = rep.point
-    pr = rep.prediction
-    style = {"idle": "dim", "ok": "green", "warn": "yellow", "alert": "bold red"}[rep.status]
-    tab = Table(title=f"[{style}]{rep.status.upper()}[/]  load {rep.load_factor:.2f}× plan", title_justify="left")
-    for col in ("", "observed", "predicted at this load"):
-        tab.add_column(col, justify="right" if col else "left")
-
-    def s(x: Any, unit: str = "s") -> str:
-        if x is None:
-            return "-"
-        return f"{x * 1e3:.0f} ms" if unit == "s" and x < 1 else (f"{x:.2f} s" if unit == "s" else f"{x:.3g}")
-
-    tab.add_row("arrival rate (req/s)", f"{p.arrival_rate_rps:.3g}", f"plan {planned:.3g}")
-    for m in ("ttft", "tpot", "e2e"):
-        tab.add_row(f"p95 {m.upper()}", s(getattr(p, f"{m}_p95_s")), s(pr.values.get(f"{m}_p95") if pr else None))
-    tab.add_row("running / waiting", f"{p.running:g} / {p.waiting:g}", "")
-    tab.add_row("KV usage (max)", "-" if p.kv_usage is None else f"{p.kv_usage:.0%}", "")
-    tab.add_row("preemptions/s", s(p.preemptions_per_s, ""), "")
-    tab.add_row("output tokens/s", s(p.output_tokens_per_s, ""), "")
-    from rich.console import Group
-    from rich.text import Text
-
-    lines = [Text.from_markup(f"[{'bold red' if f.level == 'alert' else 'yellow'}]{f.level.upper():<5}[/] "
-                              f"{f.kind}: {f.message}") for f in rep.findings]
-    if p.missing:
-        lines.append(Text.from_markup(f"[dim]not exposed by the source: {', '.join(p.missing)}[/]"))
-    return Group(tab, *lines)
-
-
 def watch_cmd(
     source: str = typer.Argument(..., help="Scenario file or `servelab plan --json` output the fleet runs."),
     urls: List[str] = typer.Option([], "--url", help="A vLLM server's /metrics (repeat per replica)."),
@@ -107,17 +77,11 @@ def watch_cmd(
     3 the metrics source cannot be read or lacks vLLM's series."""
     from ..deploy import load_target
     from ..deploy.live import DirectSource, PrometheusSource, SourceError
-    from ..deploy.watch import STATUS_ORDER, Predictor, WatchSettings, watch
+    from ..deploy.watch import STATUS_ORDER, Predictor, WatchSettings, check_watch_options, watch
 
     try:
-        if bool(urls) == bool(prometheus):
-            raise ConfigError("give either --url (one or more) or --prometheus URL")
-        if interval <= 0 or window <= 0 or speedup <= 0:
-            raise ConfigError(f"--interval, --window and --speedup must be > 0, got {interval}, {window}, {speedup}")
-        if fail_on not in ("alert", "warn"):
-            raise ConfigError(f"--fail-on {fail_on!r}; valid: alert, warn")
-        if count is not None and count < 1:
-            raise ConfigError(f"--count must be >= 1, got {count}")
+        check_watch_options(urls=urls, prometheus=prometheus, interval=interval, window=window, speedup=speedup,
+                            fail_on=fail_on, count=count)
         t = load_target(source, overrides=sets)
         settings = WatchSettings(interval_s=interval, window_s=window, load_tolerance=load_tolerance,
                                  drift_tolerance=drift_tolerance, time_scale=speedup)
@@ -140,9 +104,9 @@ def watch_cmd(
                 if as_json:
                     typer.echo(json.dumps(rep.to_dict(), allow_nan=False, default=str))
                 elif lv is not None:
-                    lv.update(_table(rep, predictor.planned_rps), refresh=True)
+                    lv.update(watch_report(rep, predictor.planned_rps), refresh=True)
                 else:
-                    out.print(_table(rep, predictor.planned_rps))
+                    out.print(watch_report(rep, predictor.planned_rps))
     except SourceError as exc:
         _err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_SOURCE) from None

@@ -16,28 +16,6 @@ from ._scenario import ScenarioArgs, scenario_options
 _err = Console(stderr=True)
 
 
-def _one_replica(sc) -> object:
-    """The emulator is one replica: a scenario for a fleet is refused, naming what to change;
-    a fleet-wide queue bound becomes the replica's."""
-    from ..scenario import build
-
-    if sc.replicas != 1:
-        raise ConfigError(f"emulate serves one replica; the scenario has replicas={sc.replicas} (valid: 1)")
-    for name in ("autoscaler", "faults", "disagg"):
-        if getattr(sc, name):
-            raise ConfigError(f"emulate serves one replica without {name}; remove '{name}' from the scenario")
-    if sc.kv_policy is not None and sc.kv_policy.prefetch_wait:
-        raise ConfigError("emulate does not hold requests for their KV prefetch; set kv_policy.prefetch_wait: false")
-    if sc.admission.rate_limit_rps is not None or sc.admission.timeout_s is not None:
-        raise ConfigError("emulate does not apply admission rate limits or client timeouts "
-                          "(admission.rate_limit_rps, admission.timeout_s); set them on the load client")
-    q = [x for x in (sc.engine.max_queue, sc.admission.max_queue) if x is not None]
-    if q:
-        sc = build.derive(sc, engine={**sc.engine.model_dump(), "max_queue": min(q)},
-                          admission={**sc.admission.model_dump(), "max_queue": None})
-    return sc
-
-
 @scenario_options()
 def emulate(
     scn: ScenarioArgs,
@@ -50,7 +28,7 @@ def emulate(
     with vLLM's metric names, token timing from the simulator's replica engine
     (one replica of the scenario: model, GPU, parallelism, dtypes, engine knobs, LoRA,
     speculative decoding, KV tiers, calibration)."""
-    from ..emulator import Emulator, EmulatorConfig
+    from ..emulator import Emulator, EmulatorConfig, one_replica
 
     from .._limits import check_number, check_port
 
@@ -61,7 +39,7 @@ def emulate(
         _err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     try:
-        sc = _one_replica(scn.resolve())
+        sc = one_replica(scn.resolve())
         cfg = EmulatorConfig(model=sc.model, gpu=sc.gpu, tp=sc.tp, speedup=speedup,
                              served_model_name=served_model_name, engine=sc.engine.profile, scenario=sc)
         emu = Emulator(cfg)                 # builds the replica: a bad scenario exits 2 before serving

@@ -15,11 +15,11 @@ from typing import Optional
 import typer
 from rich.markup import escape
 from rich.console import Console
-from rich.table import Table
 
 from ..errors import ServelabError
-from ..kernels import KERNEL_NAMES, KERNELS, get_spec
-from ..kernels._deps import GpuExtraMissing, require_gpu_extra, use_interpreter
+from ..kernels import KERNEL_NAMES
+from ..kernels.specs import check_jobs, kernel_listing, kernel_names
+from ..kernels._deps import prepare_device, require_gpu_extra, use_interpreter
 from ..kernels.results import DEFAULT_RESULTS, read_rows
 
 __all__ = ["register", "kernels_app"]
@@ -36,13 +36,10 @@ _err = Console(stderr=True)
 
 
 def _kernels(names: Optional[list[str]]) -> list[str]:
-    names = names or list(KERNEL_NAMES)
     try:
-        for n in names:
-            get_spec(n)
+        return kernel_names(names)
     except ServelabError as exc:
         raise _fail(str(exc)) from None
-    return names
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
@@ -53,20 +50,12 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
 @kernels_app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List the lab's kernels, their providers, dtypes and shapes."""
-    data = [{"kernel": s.name, "description": s.description, "providers": list(s.providers),
-             "check_dtypes": list(s.check_dtypes), "bench_dtypes": list(s.bench_dtypes),
-             "check_shapes": len(s.check_shapes), "bench_shapes": len(s.bench_shapes)}
-            for s in KERNELS.values()]
+    from ..report.kernels_text import kernel_list_table
+    data = kernel_listing()
     if as_json:
         _out.print_json(json.dumps(data))
         return
-    t = Table(title="servelab kernels")
-    for c in ("kernel", "what", "providers", "bench dtypes", "check/bench shapes"):
-        t.add_column(c)
-    for d in data:
-        t.add_row(d["kernel"], d["description"], ", ".join(d["providers"]), ", ".join(d["bench_dtypes"]),
-                  f"{d['check_shapes']}/{d['bench_shapes']}")
-    _out.print(t)
+    _out.print(kernel_list_table(data))
 
 
 @kernels_app.command("check")
@@ -78,13 +67,8 @@ def check_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Correctness of every kernel and baseline at small irregular shapes (exit 1 on a failure)."""
-    if device not in ("cpu", "cuda"):
-        raise _fail(f"unknown device {device!r}; known: cpu, cuda")
     try:
-        require_gpu_extra()
-        use_interpreter(device == "cpu")
-    except GpuExtraMissing as exc:
-        raise _fail(str(exc)) from None
+        prepare_device(device)
     except ServelabError as exc:
         raise _fail(str(exc)) from None
     names = _kernels(kernel)
@@ -93,9 +77,7 @@ def check_cmd(
         raise _fail("--device cuda needs a CUDA GPU; none is visible (use --device cpu)")
     from ..kernels.harness import check
 
-    jobs = [(n, p, dt, i, sh) for n in names for dt in KERNELS[n].check_dtypes
-            for p in KERNELS[n].providers if not (device == "cpu" and p in KERNELS[n].gpu_only_providers)
-            for i, sh in enumerate(KERNELS[n].check_shapes)]
+    jobs = check_jobs(names, device)
     out, t0 = [], time.perf_counter()
     from rich.progress import Progress
 
@@ -110,33 +92,15 @@ def check_cmd(
         from datetime import datetime, timezone
 
         from ..kernels.env import environment
-        from ..kernels.results import ResultRow, append_rows
+        from ..kernels.results import append_rows, check_rows
         env, ts = environment(), datetime.now(timezone.utc).isoformat(timespec="seconds")
-        append_rows(results, [ResultRow(kernel=r.kernel, provider=r.provider, dtype=r.dtype, shape=r.shape,
-                                        metric="max_abs_err", unit="1", p50=r.max_abs_err, p95=r.max_abs_err,
-                                        p99=r.max_abs_err, n=r.trials, timestamp=ts, **env,
-                                        config={"phase": "check", "passed": r.passed, "excess": r.excess,
-                                                "backend": r.backend, "message": r.message})
-                                for r in out])
+        append_rows(results, check_rows(out, env, ts))
     failed = [r for r in out if not r.passed]
+    from ..report.kernels_text import check_json, check_table
     if as_json:
-        _out.print_json(json.dumps({"passed": not failed, "checks": len(out), "failed": len(failed),
-                                    "elapsed_s": elapsed, "results": [
-            {"kernel": r.kernel, "provider": r.provider, "dtype": r.dtype, "shape": r.shape,
-             "backend": r.backend, "passed": r.passed, "max_abs_err": r.max_abs_err,
-             "excess": r.excess, "nonfinite": r.nonfinite, "message": r.message} for r in out]}))
+        _out.print_json(json.dumps(check_json(out, elapsed)))
     else:
-        t = Table(title=f"kernel checks ({out[0].backend if out else device}), {elapsed:.1f} s")
-        for c in ("kernel", "provider", "dtype", "shapes", "max abs err", "tolerance used", "result"):
-            t.add_column(c)
-        groups: dict[tuple, list] = {}
-        for r in out:
-            groups.setdefault((r.kernel, r.provider, r.dtype), []).append(r)
-        for (n, p, dt), rs in groups.items():
-            ok = all(r.passed for r in rs)
-            t.add_row(n, p, dt, str(len(rs)), f"{max(r.max_abs_err for r in rs):.3g}",
-                      f"{max(r.excess for r in rs):.0%}", "[green]pass[/green]" if ok else "[red]FAIL[/red]")
-        _out.print(t)
+        _out.print(check_table(out, device, elapsed))
         for r in failed:
             _err.print(f"[red]FAIL[/red] {r.kernel}/{r.provider}/{r.dtype} {r.shape}: {escape(str(r.message))}")
     if failed:
@@ -193,6 +157,7 @@ def report_cmd(
 ) -> None:
     """Tables (and HTML/PNG roofline) from a results file."""
     from ..report import kernels as render
+    from ..report.kernels_text import print_results, results_json
 
     try:
         if html is not None:
@@ -201,32 +166,15 @@ def report_cmd(
         rows = read_rows(file)
     except ServelabError as exc:
         raise _fail(str(exc)) from None
-    sums = render.summarize(rows)
-    bw, mm = render.peaks_of(rows)
     if html is not None:
         from .._files import atomic_write_text
         atomic_write_text(html, render.html_report(rows))
     if png is not None and render.roofline_png(rows, png) is None:
         _err.print("[yellow]matplotlib is not installed: no PNG written[/yellow]")
     if as_json:
-        _out.print_json(json.dumps({"rows": len(rows), "peak_copy_gb_per_s": bw, "peak_matmul_tflop_per_s": mm,
-                                    "summaries": [{**s.__dict__} for s in sums]}, default=str))
+        _out.print_json(json.dumps(results_json(rows), default=str))
         return
-    _out.print(f"{file}: {len(rows)} rows · measured peaks: copy "
-               f"{'%.0f GB/s' % bw if bw else 'not measured'}, matmul {'%.0f TFLOP/s' % mm if mm else 'not measured'}")
-    if not sums:
-        _out.print("no timing rows: GPU numbers not measured in this file")
-    for k in dict.fromkeys(s.kernel for s in sums):
-        t = Table(title=k)
-        for c in render.TABLE_COLUMNS:
-            t.add_column(c, justify="left" if c in ("kernel", "provider", "dtype", "shape") else "right")
-        for r in render.table_rows([s for s in sums if s.kernel == k]):
-            t.add_row(*[v if isinstance(v, str) else ("–" if v != v else f"{v:,.4g}") for v in r])
-        _out.print(t)
-    checks = render.checks_of(rows)
-    if checks:
-        bad = [c for c in checks if not c.config.get("passed")]
-        _out.print(f"correctness rows: {len(checks)}, failed: {len(bad)}")
+    print_results(file, rows, _out)
     if html is not None:
         _out.print(f"HTML report: {html}")
 

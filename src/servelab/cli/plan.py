@@ -11,31 +11,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import ConfigError
-from ..plan import DEFAULT_RATE_RPS, EXECUTORS, PlanRequest, SearchSettings, plan
+from ..plan import DEFAULT_RATE_RPS, EXECUTORS, plan
+from ..plan.from_scenario import check_search_options, compare_recommended, plan_request
 from ..report.plan_text import clean_json, print_plan
 from ._scenario import ScenarioArgs, scenario_options
 
 __all__ = ["register", "plan_command"]
 
 
-def _csv(text: str | None) -> tuple[str, ...]:
-    return tuple(x.strip().lower() for x in (text or "").split(",") if x.strip())
-
-
-def _ints(text: str, name: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(x) for x in _csv(text))
-    except ValueError:
-        raise ConfigError(f"--{name} takes comma-separated integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise ConfigError(f"--{name} needs integers >= 1, got {text!r}")
-    return vals
-
-
-# Scenario fields the plan searches over instead of taking one value: its own flags
-# (--gpus, --tp, --pp, --precisions, --kv-precisions) list the values; ep and the
-# replica count are chosen by the search. A scenario file's value restricts the search.
-SEARCHED = ("gpu", "tp", "pp", "ep", "weight_dtype", "kv_dtype", "replicas")
+# The plan's own flags (--gpus, --tp, --pp, --precisions, --kv-precisions) list the
+# values of the searched fields (plan.from_scenario.SEARCHED).
 _EXCLUDED_FLAGS = ("gpu", "tp", "pp", "ep", "dtype", "kv_dtype", "replicas")
 
 
@@ -70,54 +55,14 @@ def plan_command(
     """Plan a serving fleet: candidates, simulated SLO capacity, replicas, cost, recommendation."""
     err = Console(stderr=True)
     try:
-        if headroom < 1.0:
-            raise ConfigError(f"--headroom must be >= 1, got {headroom:g}")
-        if spares < 0:
-            raise ConfigError(f"--spares must be >= 0, got {spares}")
+        check_search_options(headroom=headroom, spares=spares, jobs=jobs, max_requests=max_requests)
         extra: dict[str, Any] = {"rate_rps": DEFAULT_RATE_RPS, "duration_s": 120.0}
         if fleet_duration is not None:
             scn.flags["duration"] = fleet_duration
-        sc = scn.resolve(extra)
-        if sc.disagg is not None:
-            raise ConfigError("plan searches aggregated fleets; compare a disaggregated fleet (disagg) with "
-                              "`servelab simulate` or `servelab decide` (docs/sim.md, disaggregation)")
-        given = scn.given()
-        gpu_list = _csv(gpus) or ((sc.gpu,) if "gpu" in given else ())
-        weight_dtypes = _csv(precisions) or ((sc.weight_dtype,) if "weight_dtype" in given else ("bf16", "fp8"))
-        kv_dtypes = _csv(kv_precisions) or ((sc.kv_dtype,) if "kv_dtype" in given else ())
-        tps = _ints(tp, "tp") if tp else ((sc.tp,) if "tp" in given else (1, 2, 4, 8))
-        pps = (() if pp.strip().lower() == "auto" else _ints(pp, "pp")) if pp else ((sc.pp,) if "pp" in given else ())
-        cal, cal_gpu, notices = None, None, []
-        if sc.calibration:
-            from ..calibrate.applied import load_applied
-            cal = load_applied(sc.calibration)
-            cal_gpu = cal.gpu
-            if not cal_gpu:
-                raise ConfigError(f"calibration {sc.calibration!r} does not name the GPU it was fitted on "
-                                  "('deployment.gpu'); the plan cannot tell which candidates it describes")
-            if gpu_list and cal_gpu not in gpu_list:
-                raise ConfigError(f"calibration {sc.calibration!r} was fitted on {cal_gpu}, which --gpus "
-                                  f"({','.join(gpu_list)}) leaves out: it would change nothing")
-            notices.append(f"calibration {sc.calibration} (fitted on {cal_gpu}) applies to candidates on "
-                           f"{cal_gpu} only; candidates on other GPUs use the {sc.engine.profile} engine profile, "
-                           "so comparisons across GPUs mix calibrated and uncalibrated efficiencies")
-            cal_model = (cal.deployment or {}).get("model")
-            if cal_model and cal_model != sc.model:
-                notices.append(f"calibration was fitted on model {cal_model}, the plan is for {sc.model}: "
-                               "its efficiencies may not carry over")
-        req = PlanRequest(
-            model=sc.model, workload=sc.workload, rate_rps=sc.rate_rps, slo=sc.slo, gpus=gpu_list,
-            weight_dtypes=weight_dtypes, kv_dtypes=kv_dtypes, tps=tps, pps=pps, headroom=headroom,
-            spares=spares, node_sizes=sc.prices.node_sizes,
-            search=SearchSettings(seed=sc.seed, max_requests=max_requests,
-                                  min_requests=min(SearchSettings().min_requests, max_requests),
-                                  max_num_seqs=sc.engine.max_num_seqs,
-                                  max_num_batched_tokens=sc.engine.max_num_batched_tokens),
-            fleet_duration_s=sc.duration_s, heterogeneous=heterogeneous, sensitivity=sensitivity,
-            executor=executor, jobs=jobs, engine=sc.engine.profile, scenario=sc, confidence=_confidence(confidence),
-            calibration=cal.efficiency if cal is not None else None, calibration_gpu=cal_gpu,
-            calibration_info={"path": cal.path, "sha256": cal.sha256, "deployment": cal.deployment,
-                              "notices": notices} if cal is not None else None)
+        req, notices = plan_request(scn.resolve(extra), scn.given(), gpus=gpus, precisions=precisions,
+                                    kv_precisions=kv_precisions, tp=tp, pp=pp, headroom=headroom, spares=spares,
+                                    executor=executor, jobs=jobs, max_requests=max_requests,
+                                    heterogeneous=heterogeneous, sensitivity=sensitivity, confidence=confidence)
         for n in notices:
             err.print(f"[yellow]note:[/] {escape(str(n))}")
         with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
@@ -138,12 +83,7 @@ def plan_command(
             err.print(f"scenario written to {path}")
         pd_cmp = None
         if disagg and rec is not None:
-            from ..plan.pd import compare_pd
-            from ..scenario import resolve as _resolve
-            rsc = _resolve(rec.scenario)
-            from ..catalog import get_gpu
-            twice = rsc.tp * 2
-            pd_cmp = compare_pd(rsc, decode_tps=(twice,) if twice * rsc.pp <= get_gpu(rsc.gpu).gpus_per_node else ())
+            pd_cmp = compare_recommended(rec.scenario)
     except ConfigError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
@@ -168,14 +108,6 @@ def plan_command(
         if export_scenario:
             err.print("[yellow]no scenario written: no configuration meets the SLO[/]")
         raise typer.Exit(1)
-
-
-def _confidence(v: str) -> str:
-    from ..perf.band import CONFIDENCES
-    c = v.strip().lower()
-    if c not in CONFIDENCES:
-        raise ConfigError(f"--confidence {v!r}; valid: {', '.join(CONFIDENCES)}")
-    return c
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from .._limits import check_number
 from ..errors import ConfigError, InfeasibleError
 
 __all__ = ["register", "plan_day_cmd", "simulate_day_cmd"]
@@ -42,6 +43,8 @@ def plan_day_cmd(
     from ..report.day_text import day_plan_markdown
 
     try:
+        if jobs is not None:
+            check_number("--jobs", jobs, lo=1, integer=True)
         fleet, scenarios = load_fleet_day(fleet_file)
         bar = None if json_out else _bar("planning")
         if bar is None:
@@ -76,80 +79,59 @@ def simulate_day_cmd(
     hours: float = typer.Option(24.0, "--hours", help="Hours of the curves to simulate."),
     plan_file: Optional[str] = typer.Option(None, "--plan", help="A plan-day JSON (--out …/x.md writes x.json): each "
                                             "pool starts with the plan's hour-0 replicas and runs its autoscaler."),
-    groups: int = typer.Option(1, "--groups", help="Replica groups per pool, simulated as separate shards (approximate)."),
+    groups: str = typer.Option("1", "--groups", help="Replica groups per pool, simulated as separate shards "
+                               "(approximate): K for every pool, or POOL=K[,POOL=K] (others 1)."),
     executor: str = typer.Option("local", "--executor", help="local (processes) | ray (the dist extra)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="Workers. [default: the CPUs]"),
-    out: Optional[str] = typer.Option(None, "--out", help="Write one merged run folder here."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write one merged run folder here (records.parquet, "
+                                      "summary.json, meta.json)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Simulate every pool of a fleet-day file, sharded by pool (and replica group), into one run."""
-    from .. import recordio
-    from ..metrics import summarize
-    from ..plan.dayrun import simulate_day
+    """Simulate every pool of a fleet-day file, sharded by pool (and replica group), into one run.
+    Shards stream their records to disk as they go; a progress bar per shard (simulated hours,
+    requests done) is drawn on stderr when it is a terminal."""
+    import tempfile
+
+    from ..plan.dayplan_file import pools_with_plan
+    from ..plan.dayrun import parse_groups, simulate_day
+    from ..report.day_text import shard_bar, shard_updater
     from ..plan.fleetday import load_fleet_day
     from ..scenario import build
 
     try:
         if hours <= 0:
             raise ConfigError(f"--hours must be > 0, got {hours}")
+        if jobs is not None:
+            check_number("--jobs", jobs, lo=1, integer=True)
         fleet, scenarios = load_fleet_day(fleet_file)
         pools = [(p.name, build.derive(sc, duration_s=hours * 3600.0)) for p, sc in zip(fleet.pools, scenarios)]
         if plan_file:
-            pools = _with_plan(pools, plan_file)
-        bar = None if json_out else _bar("simulating")
-        if bar is None:
-            run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs)
-        else:
-            with bar:
-                task = bar.add_task("shards", total=len(pools) * groups)
-                run = simulate_day(pools, groups=groups, executor=executor, jobs=jobs,
-                                   on_done=lambda i, total: bar.advance(task))
+            pools = pools_with_plan(pools, plan_file)
+        groups_by = parse_groups(groups)
+        with tempfile.TemporaryDirectory(prefix="servelab-day-") as tmp:
+            folder = out or str(Path(tmp) / "run")
+            bar = None if json_out else shard_bar()
+            if bar is None:
+                run = simulate_day(pools, groups=groups_by, executor=executor, jobs=jobs, out=folder)
+            else:
+                with bar:
+                    run = simulate_day(pools, groups=groups_by, executor=executor, jobs=jobs, out=folder,
+                                       on_progress=shard_updater(bar))
     except (ConfigError, InfeasibleError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    summary = summarize(run.records, duration_s=run.duration_s)
-    summary["pools"] = {}
-    for (name, sc) in pools:
-        recs = [r for r in run.records if r.extra.get("pool") == name]
-        summary["pools"][name] = summarize(recs, slo=build.slo(sc))
-    summary["shards"] = run.meta["config"]["shards"]
+    summary = dict(run.summary or {})
     summary["wall_s"] = run.wall_s
-    if out:
-        from ..records import RunMeta
-        recordio.write_run(out, RunMeta(**run.meta), run.records, summary)
     if json_out:
         typer.echo(json.dumps(summary, indent=2, allow_nan=False, default=str))
         return
-    typer.echo(f"{len(run.records):,} requests over {hours:g} h in {len(run.shards)} shards, "
+    typer.echo(f"{run.records_written:,} requests over {hours:g} h in {len(run.shards)} shards, "
                f"{run.wall_s:.1f} s wall")
     for name, s in summary["pools"].items():
         typer.echo(f"  {name}: {s['offered']:,} requests, delivery {s['delivery']:.4f}, "
                    f"p95 TTFT {s['ttft_s']['p95']}, p95 TPOT {s['tpot_s']['p95']}, SLO met {s['slo_met']}")
     if out:
         typer.echo(f"wrote {out}/")
-
-
-def _with_plan(pools: list, plan_file: str) -> list:
-    """Pools with the plan's configuration, hour-0 replicas and autoscaler."""
-    from ..plan.dayplanner import day_scenario
-    from ..scenario import build
-
-    try:
-        plan = json.loads(Path(plan_file).read_text("utf-8"))
-        by_name = {p["name"]: p for p in plan["pools"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"--plan {plan_file}: not a plan-day JSON ({exc})") from None
-    out = []
-    for name, sc in pools:
-        if name not in by_name:
-            raise ConfigError(f"--plan {plan_file} has no pool {name!r}; it has {', '.join(by_name)}")
-        p = by_name[name]
-        tp = int(p["shape"].split()[0].removeprefix("TP"))
-        wd, kd = p["shape"].split()[-1].split("/kv-")
-        sc = build.derive(sc, gpu=p["gpu"], tp=tp, pp=p["gpus_per_replica"] // tp, weight_dtype=wd, kv_dtype=kd)
-        out.append((name, day_scenario(sc, start_h=0, hours=sc.duration_s / 3600.0,
-                                       replicas=p["replicas_per_hour"][0], autoscaler=p["autoscaler"])))
-    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
 
 from ..errors import ConfigError, InfeasibleError
+from ..report.sim_text import print_simulation
 from ._scenario import ScenarioArgs, scenario_options
 
 __all__ = ["register", "simulate_cmd"]
@@ -29,7 +30,8 @@ def simulate_cmd(
 ) -> None:
     """Simulate a serving fleet under a workload and summarize TTFT/TPOT/E2E, throughput, goodput."""
     from .. import recordio
-    from ..scenario import build, dump_scenario
+    from ..scenario import build
+    from ..scenario.simrun import simulation_summary
     from ..sim import simulate
 
     try:
@@ -55,23 +57,8 @@ def simulate_cmd(
     except (ConfigError, InfeasibleError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    from ..perf import get_engine
-    from ..sim.summary import summarize_result
-    profile = get_engine(sc.engine.profile)
-    result.meta.config = {"scenario": dump_scenario(sc, full=True),
-                          "engine_profile": profile.to_dict(),
-                          "calibration": cal.to_dict() if cal is not None else None,
-                          **result.meta.config}
-    summary = summarize_result(result, slo=slo_obj, window_s=build.throughput_window_s(result.meta.duration_s),
-                               engine=profile.name)
-    summary["engine"] = profile.name
-    summary["efficiency_source"] = "calibration" if cal is not None else f"engine profile {profile.name}"
-    summary["calibration"] = cal.to_dict() if cal is not None else None
-    if warnings:
-        summary["warnings"] = warnings
-    if bands:
-        summary["bands"], summary["band"] = _edge_runs(sc, summary, slo_obj, build, simulate,
-                                                       summarize_result, exact, profile.name)
+    summary = simulation_summary(sc, result, cal=cal, warnings=warnings, exact=exact, bands=bands,
+                                 slo=slo_obj)
     if not out:
         from ._outputs import default_run_dir
         out = str(default_run_dir("simulate"))
@@ -83,50 +70,7 @@ def simulate_cmd(
     if json_out:
         typer.echo(json.dumps(summary, indent=2, allow_nan=False))
         return
-    from ..report.tables import summary_table
-    con = Console()
-    shape = f"TP{sc.tp}" + (f" PP{sc.pp}" if sc.pp > 1 else "") + (f" EP{sc.ep}" if sc.ep > 1 else "")
-    fleet = f"{sc.replicas}× {sc.gpu} {shape}"
-    if sc.disagg is not None:
-        d = sc.disagg
-        fleet = (f"{d.prefill.replicas}× prefill {d.prefill.gpu or sc.gpu} TP{d.prefill.tp or sc.tp} + "
-                 f"{d.decode.replicas}× decode {d.decode.gpu or sc.gpu} TP{d.decode.tp or sc.tp}, KV over {d.link}")
-    con.print(summary_table(summary, f"{sc.model} on {fleet} ({profile.name}) — "
-                                     f"{sc.workload} at {build.rate_rps(sc):g} req/s for {sc.duration_s:g} s "
-                                     f"(simulated)"))
-    if cal is not None:
-        con.print(f"efficiency from calibration {cal.path} (sha256 {cal.sha256[:12]}…)")
-    if bands:
-        b, bd = summary["band"], summary["bands"]
-        status = (f"{b['n_rows']} held-out rows ({b['key']})" if b["calibrated"]
-                  else f"UNCALIBRATED ({b['key']}: default band)")
-        for m in ("ttft_s", "tpot_s", "e2e_s"):
-            if "p95" in bd.get(m, {}):
-                x = bd[m]["p95"]
-                con.print(f"{m[:-2].upper()} p95 80 % band: {x['lo'] * 1e3:,.1f} – {x['hi'] * 1e3:,.1f} ms")
-        if "throughput_tokens_per_s" in bd:
-            x = bd["throughput_tokens_per_s"]
-            con.print(f"output throughput 80 % band: {x['lo']:,.0f} – {x['hi']:,.0f} tokens/s")
-        con.print(f"[dim]bands: the run repeated with step times ×{b['lo_factor']:.2f} and ×{b['hi_factor']:.2f}; "
-                  f"{status}[/dim]")
-    if out:
-        con.print(f"[dim]wrote {out}/ (meta, records, summary, timeseries)[/dim]")
-
-
-def _edge_runs(sc, summary, slo_obj, build, simulate, summarize_result, exact, engine):
-    """The same scenario (same requests) simulated with step times at the band's two edges."""
-    from ..catalog import get_gpu
-    from ..perf.band import confidence_factor, edge_bands
-    moe = build.load_model(sc.model).moe is not None
-    band = confidence_factor(get_gpu(sc.gpu), engine, moe=moe, confidence="expected")
-    edges = []
-    for f in (band["lo_factor"], band["hi_factor"]):
-        esc = build.derive(sc, step_time_factor=sc.step_time_factor * f)
-        cfg = build.sim_config(esc, exact=exact, record_token_times=False, dep=build.deployment(esc))
-        r = simulate(cfg, build.requests(esc))
-        edges.append(summarize_result(r, slo=slo_obj, window_s=build.throughput_window_s(r.meta.duration_s),
-                                      engine=engine))
-    return edge_bands(summary, edges[0], edges[1], band), band
+    print_simulation(sc, summary, Console(), cal=cal, bands=bands, out=out)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,15 +20,16 @@ replica larger than the GPU's largest node is refused (multi-node replicas need
 LeaderWorkerSet or Ray, not rendered here).
 
 Autoscaling: the simulator's rule (``sim.cluster``) is ``desired = ceil(Σ metric / target)``
-over ready replicas, clamped to [min, max], polled every ``poll_interval_s``, with
-``cooldown_s`` before scaling down again. A KEDA Prometheus trigger with
+over ready replicas, clamped to [min, max], polled every ``poll_interval_s``, no change
+while ``sum / (target × replicas)`` is within ``tolerance`` of 1 (the HPA's default 0.1,
+kube-controller-manager ``--horizontal-pod-autoscaler-tolerance``), and scale-down to the
+highest recommendation of the last ``cooldown_s``. A KEDA Prometheus trigger with
 ``metricType: AverageValue`` and ``threshold = target`` on ``sum(metric)`` gives the HPA
 the same ``ceil(sum / threshold)``; ``pollingInterval`` is the poll period; the HPA's
-scale-down stabilization window and KEDA's ``cooldownPeriod`` are ``cooldown_s``. Two
-differences are stated in the manifest: the simulator also waits ``cooldown_s`` after a
-scale-up before scaling up again, the HPA does not; and the HPA skips a change when
-``sum / (target × replicas)`` is within its tolerance of 1 (kube-controller-manager
-``--horizontal-pod-autoscaler-tolerance``, default 0.1), the simulator has none.
+scale-down stabilization window and KEDA's ``cooldownPeriod`` are ``cooldown_s``. The
+difference stated in the manifest: the HPA also limits the scale-up rate (default max(4
+pods, 100 %) per 15 s), the simulator does not; a tolerance other than 0.1 needs the
+HPA's per-object ``tolerance`` (feature gate ``HPAConfigurableTolerance``), noted.
 
 Karpenter (AWS provider): the NodePool selects instances by the well-known labels
 ``karpenter.k8s.aws/instance-gpu-name`` (lower-case GPU name, e.g. ``h100``, ``a10g``),
@@ -268,13 +269,16 @@ def manifests(t: Target, opts: RenderOptions | None = None) -> tuple[list[dict[s
         cool = math.ceil(auto.cooldown_s)
         if poll != auto.poll_interval_s or cool != auto.cooldown_s:
             notes.append("KEDA takes whole seconds: poll interval and cool-down rounded up")
+        if getattr(auto, "tolerance", 0.1) != 0.1:
+            notes.append(f"autoscaler tolerance {auto.tolerance:g} differs from the HPA's cluster default 0.1: "
+                         "set behavior.scaleUp/scaleDown.tolerance (feature gate HPAConfigurableTolerance)")
         objs.append({
             "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
             "metadata": {**_meta(t, opts), "annotations": {
                 "servelab.dev/source": t.source,
                 "servelab.dev/rule": "desired = ceil(sum(metric) / target), as the simulator's autoscaler",
-                "servelab.dev/difference": "the simulator also waits cooldown_s between scale-ups and has no "
-                                           "tolerance band; the HPA skips changes within 10% (default tolerance)"}},
+                "servelab.dev/difference": "the HPA also limits the scale-up rate (max of 4 pods and 100% per "
+                                           "15 s by default); the simulator does not"}},
             "spec": {
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": t.name},
                 "pollingInterval": poll, "cooldownPeriod": cool,

@@ -28,12 +28,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
+from ..errors import ConfigError
 from ._source import Target
 from .live import HIST, OperatingPoint, Sample, operating_point
 
-__all__ = ["poisson_lower", "Prediction", "Predictor", "Finding", "Report", "assess", "watch", "WatchSettings", "STATUS_ORDER"]
+__all__ = ["poisson_lower", "Prediction", "Predictor", "Finding", "Report", "assess", "watch", "WatchSettings", "STATUS_ORDER", "check_watch_options"]
 
 STATUS_ORDER = ("idle", "ok", "warn", "alert")
 
@@ -124,6 +125,22 @@ class WatchSettings:
     drift_tolerance: float = 1.5
     kv_usage_alert: float = 0.95
     time_scale: float = 1.0          # emulator --speedup
+
+
+def check_watch_options(*, urls: Sequence[str] = (), prometheus: str | None = None, interval: float = 15.0,
+                        window: float = 60.0, speedup: float = 1.0, fail_on: str = "alert",
+                        count: int | None = None) -> None:
+    """``ConfigError`` naming the first bad option of ``servelab watch``: one source
+    (``--url`` or ``--prometheus``), positive interval, window and speedup, ``--fail-on``
+    alert or warn, ``--count`` >= 1."""
+    if bool(urls) == bool(prometheus):
+        raise ConfigError("give either --url (one or more) or --prometheus URL")
+    if interval <= 0 or window <= 0 or speedup <= 0:
+        raise ConfigError(f"--interval, --window and --speedup must be > 0, got {interval}, {window}, {speedup}")
+    if fail_on not in ("alert", "warn"):
+        raise ConfigError(f"--fail-on {fail_on!r}; valid: alert, warn")
+    if count is not None and count < 1:
+        raise ConfigError(f"--count must be >= 1, got {count}")
 
 
 def poisson_lower(n: float, z: float = 1.645) -> float:

@@ -50,7 +50,7 @@ from ._schema import SCHEMA_SQL, SCHEMA_VERSION
 from ._scrub import scrub
 
 __all__ = [
-    "Ledger", "default_ledger_path", "utc_now", "INLINE_MAX_RECORDS", "RUN_STATUSES",
+    "Ledger", "default_ledger_path", "open_existing", "utc_now", "INLINE_MAX_RECORDS", "RUN_STATUSES",
     "SCHEMA_VERSION",
 ]
 
@@ -68,6 +68,16 @@ def default_ledger_path() -> Path:
     """``$SERVELAB_LEDGER`` or ``./.servelab/ledger.sqlite``."""
     env = os.environ.get("SERVELAB_LEDGER")
     return Path(env) if env else Path.cwd() / ".servelab" / "ledger.sqlite"
+
+
+def open_existing(path: str | Path | None = None) -> "Ledger":
+    """The ledger at ``path`` (default :func:`default_ledger_path`) for reading: a missing
+    file is a ``LedgerError`` instead of a new empty ledger (and folder) at a mistyped path."""
+    where = path if path is not None else default_ledger_path()
+    if not Path(where).is_file():
+        raise LedgerError(f"no ledger at {where}; `servelab decide FILE` creates one "
+                          "(the ledger is --ledger PATH, else $SERVELAB_LEDGER, else .servelab/ledger.sqlite)")
+    return Ledger(path)
 
 
 def _dumps(obj: Any) -> str:
@@ -381,6 +391,24 @@ class Ledger:
         d = dict(row)
         d["spec"] = json.loads(d.pop("spec_json"))
         return d
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        """A run (``{"run": …, "records": {"meta_keys": […]}}``, records when stored) or else
+        a claim with its verdict history (``{"claim": …, "verdicts": […]}``); ``LedgerError``
+        when the id is neither."""
+        try:
+            obj: dict[str, Any] = {"run": self.run(item_id)}
+            try:
+                obj["records"] = {"meta_keys": sorted(self.records_meta(item_id))}
+            except LedgerError:
+                pass
+            return obj
+        except LedgerError:
+            try:
+                return {"claim": self.claim(item_id), "verdicts": self.verdicts(item_id)}
+            except LedgerError:
+                raise LedgerError(f"no run or claim with id {item_id!r}; "
+                                  "see `servelab ledger runs` / `servelab ledger claims`") from None
 
     def verdicts(self, claim_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Verdict history of a claim, newest first."""

@@ -46,7 +46,7 @@ __all__ = [
     "Decision", "Scenario", "EngineSettings", "BurstSpec", "PrefixOverride",
     "SimulateExperiment", "BenchExperiment", "ImportSpec", "KernelsExperiment",
     "Claim", "RelativeThreshold", "EvidenceRequirement", "KernelFilter",
-    "load_decision", "parse_decision", "COST_METRICS", "EXPERIMENT_KINDS", "ROUTERS",
+    "load_decision", "parse_decision", "with_price_book", "COST_METRICS", "EXPERIMENT_KINDS", "ROUTERS",
 ]
 
 COMPARISONS = ("<", "<=", ">", ">=")
@@ -256,3 +256,15 @@ def load_decision(path: str | Path) -> Decision:
     except yaml.YAMLError as exc:
         raise ConfigError(f"decision file {p} is not valid YAML: {exc}") from None
     return parse_decision(data, source=str(p))
+
+
+def with_price_book(decision: Decision, prices: str) -> Decision:
+    """``decision`` with the price file ``prices`` for every scenario that sets no
+    ``prices.book`` or ``prices.gpu_hour_usd`` of its own; a bad file fails here
+    (``ConfigError`` naming its row and column)."""
+    from ..catalog.prices import read_price_file
+    read_price_file(prices)
+    return decision.model_copy(update={"scenarios": {
+        k: (sc if sc.prices.book is not None or sc.prices.gpu_hour_usd is not None else
+            sc.model_copy(update={"prices": sc.prices.model_copy(update={"book": prices})}))
+        for k, sc in decision.scenarios.items()}})

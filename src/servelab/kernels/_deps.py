@@ -21,7 +21,7 @@ from ..errors import ServelabError
 
 __all__ = [
     "GpuExtraMissing", "KERNEL_MODULES", "gpu_extra_available", "require_gpu_extra",
-    "interpreting", "use_interpreter", "cuda_available",
+    "interpreting", "use_interpreter", "cuda_available", "prepare_device",
 ]
 
 # Modules whose import decorates Triton kernels (and so freezes the interpreter choice).
@@ -83,3 +83,13 @@ def cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def prepare_device(device: str) -> None:
+    """Before kernels are imported: ``device`` is ``cpu`` (Triton's interpreter) or
+    ``cuda`` (compiled), the ``gpu`` extra is installed, the interpreter is chosen
+    accordingly. ``ServelabError`` (``GpuExtraMissing``) naming what is wrong."""
+    if device not in ("cpu", "cuda"):
+        raise ServelabError(f"unknown device {device!r}; known: cpu, cuda")
+    require_gpu_extra()
+    use_interpreter(device == "cpu")

@@ -29,7 +29,7 @@ from .counts import (
 )
 
 __all__ = ["KernelSpec", "KERNELS", "KERNEL_NAMES", "get_spec", "work_of", "TINY_LAYER",
-           "layer_dims"]
+           "layer_dims", "check_jobs", "kernel_listing", "kernel_names"]
 
 Shape = dict[str, Any]
 
@@ -143,3 +143,28 @@ def get_spec(name: str) -> KernelSpec:
 def work_of(kernel: str, shape: Shape, dtype: str) -> Work:
     """Hand-counted bytes and FLOPs of ``kernel`` at ``shape`` in ``dtype``."""
     return get_spec(kernel).work(shape, dtype)
+
+
+def check_jobs(names: list[str] | tuple[str, ...], device: str) -> list[tuple[str, str, str, int, Shape]]:
+    """``(kernel, provider, dtype, shape index, shape)`` for every correctness check of
+    ``names`` on ``device`` (``cpu`` leaves out the GPU-only providers); the index seeds
+    the check's inputs."""
+    return [(n, p, dt, i, sh) for n in names for dt in KERNELS[n].check_dtypes
+            for p in KERNELS[n].providers if not (device == "cpu" and p in KERNELS[n].gpu_only_providers)
+            for i, sh in enumerate(KERNELS[n].check_shapes)]
+
+
+def kernel_listing() -> list[dict[str, Any]]:
+    """One JSON-ready entry per kernel: description, providers, dtypes, shape counts."""
+    return [{"kernel": s.name, "description": s.description, "providers": list(s.providers),
+             "check_dtypes": list(s.check_dtypes), "bench_dtypes": list(s.bench_dtypes),
+             "check_shapes": len(s.check_shapes), "bench_shapes": len(s.bench_shapes)}
+            for s in KERNELS.values()]
+
+
+def kernel_names(names: list[str] | None) -> list[str]:
+    """``names`` (default: every kernel), each checked by :func:`get_spec`."""
+    names = names or list(KERNEL_NAMES)
+    for n in names:
+        get_spec(n)
+    return names

@@ -3,9 +3,10 @@
 Modules: ``client`` (one streamed request → one record), ``sse`` (event-stream
 parser), ``arrivals`` (schedules, traces), ``datasets`` (prompts), ``runner`` (the
 open-loop dispatcher), ``workers`` (dispatch over processes), ``scrape``
-(Prometheus ``/metrics`` time series), ``bench`` (a run end to end), ``results``
-(run files), ``importers`` (vLLM / guidellm results), ``fakeserver`` (a scripted
-server for tests and benchmarks).
+(Prometheus ``/metrics`` time series), ``bench`` (a run end to end), ``bench_args``
+(the ``servelab bench`` options as a ``BenchSpec``), ``sweep`` (the rate sweep),
+``results`` (run files), ``importers`` (vLLM / guidellm results), ``vllm_result`` (vLLM's
+result file), ``fakeserver`` (a scripted server for tests and benchmarks).
 """
 
 from __future__ import annotations

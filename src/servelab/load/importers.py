@@ -35,7 +35,7 @@ from ..errors import ConfigError
 from ..records import RequestRecord, RunMeta
 from .results import now_iso
 
-__all__ = ["import_vllm", "import_guidellm", "import_result", "IMPORT_TOOLS"]
+__all__ = ["import_vllm", "import_guidellm", "import_result", "summarize_imported", "IMPORT_TOOLS"]
 
 IMPORT_TOOLS = ("vllm", "guidellm")
 _VLLM_LISTS = ("input_lens", "output_lens", "ttfts", "itls", "errors")
@@ -172,3 +172,18 @@ def import_result(tool: str, path: str | Path) -> list[tuple[RunMeta, list[Reque
     if tool == "vllm":
         return [import_vllm(data, source=str(path))]
     return import_guidellm(data, source=str(path))
+
+
+def summarize_imported(runs: list[tuple[RunMeta, list[RequestRecord]]], *, out: str | Path | None = None,
+                       percentiles: tuple[float, ...] = (50, 90, 95, 99)) -> list[dict[str, Any]]:
+    """The summary of each imported run (``metrics.summarize``); with ``out``, each run
+    written as a run folder there (``out/benchmark_I`` when there are several)."""
+    from ..metrics import summarize
+    from .results import write_run_files
+    summaries = []
+    for i, (meta, records) in enumerate(runs):
+        s = summarize(records, duration_s=meta.duration_s, percentiles=percentiles)
+        summaries.append(s)
+        if out is not None:
+            write_run_files(Path(out) if len(runs) == 1 else Path(out) / f"benchmark_{i}", meta, records, s, None)
+    return summaries

@@ -27,7 +27,7 @@ from typing import Callable
 from .._scrub import scrub_text, scrub_url
 from ..errors import ServerError
 
-__all__ = ["Readiness", "preflight", "http_get", "ServerError"]
+__all__ = ["Readiness", "preflight", "http_get", "ServerError", "discover_model"]
 
 Getter = Callable[[str, dict[str, str], float], tuple[int, bytes]]
 
@@ -92,3 +92,13 @@ def preflight(base_url: str, headers: dict[str, str], *, timeout_s: float, retry
                               "check --api-key / $OPENAI_API_KEY / --header")
         return Readiness(status=status, models=_models(body) if status == 200 else (), attempts=attempts,
                          waited_s=clock() - start)
+
+
+def discover_model(base_url: str, headers: dict[str, str]) -> str:
+    """First model id of GET /v1/models, or "" when the server does not answer (the
+    requests will say more)."""
+    try:
+        models = preflight(base_url, headers, timeout_s=5.0, retry_s=10.0).models
+    except ServerError:
+        return ""
+    return models[0] if models else ""

@@ -30,12 +30,14 @@ same way.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-__all__ = ["SweepPoint", "SweepResult", "run_sweep", "sweep_rates", "slo_verdict", "SWEEP_KINDS"]
+__all__ = ["SweepPoint", "SweepResult", "run_sweep", "sweep_rates", "slo_verdict", "point_spec", "point_tag", "point_summary",
+           "SWEEP_KINDS", "SWEEP_SYNC_PROMPTS"]
 
 SWEEP_KINDS = ("synchronous", "throughput", "constant", "refine")
+SWEEP_SYNC_PROMPTS = 20   # the synchronous point only fixes the grid's lower end
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,3 +151,33 @@ def run_sweep(run: Callable[[str, float], dict[str, Any]], *, n_rates: int = 8, 
                 bad = mid
     return SweepResult(points=points, sync_rps=sync, throughput_rps=top, max_rate_met_rps=good,
                        first_rate_broken_rps=bad, stopped_early=bad is not None)
+
+
+def point_spec(spec: Any, kind: str, rate: float) -> Any:
+    """The bench spec (``load.bench.BenchSpec``) of one sweep point: ``synchronous`` —
+    concurrency 1, at most :data:`SWEEP_SYNC_PROMPTS` requests, all at once;
+    ``throughput`` — every request at once, no concurrency cap; any other kind — evenly
+    spaced arrivals at ``rate``."""
+    if kind == "synchronous":
+        return replace(spec, request_rate=math.inf, max_concurrency=1,
+                       num_prompts=min(spec.num_prompts or SWEEP_SYNC_PROMPTS, SWEEP_SYNC_PROMPTS))
+    if kind == "throughput":
+        return replace(spec, request_rate=math.inf, max_concurrency=None)
+    return replace(spec, request_rate=rate, arrival="constant", burstiness=1.0)
+
+
+def point_tag(kind: str, rate: float) -> str:
+    """``synchronous``, ``throughput`` or ``constant-2.5``: names a point's run folder."""
+    return kind if math.isinf(rate) else f"{kind}-{rate:.4g}"
+
+
+def point_summary(outcome: Any, slo: Any = None, percentiles: tuple[float, ...] = (50, 90, 95, 99)
+                  ) -> dict[str, Any]:
+    """A sweep point's summary: the run's own (``load.bench.BenchOutcome.summary``) plus
+    whether it met ``slo`` (``slo_met``, ``slo_thresholds_s`` of ``metrics.summarize``)."""
+    from ..metrics import summarize
+    s = dict(outcome.summary)
+    s.update({k: v for k, v in summarize(outcome.records, duration_s=outcome.meta.duration_s, slo=slo,
+                                         percentiles=percentiles).items()
+              if k in ("slo_met", "slo_thresholds_s")})
+    return s

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..records import RequestRecord, RunMeta
 
-__all__ = ["vllm_result", "vllm_result_filename", "write_vllm_result", "VLLM_METRICS"]
+__all__ = ["vllm_result", "vllm_result_filename", "write_vllm_result", "save_vllm_result", "VLLM_METRICS"]
 
 VLLM_METRICS = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2el": "e2e"}   # vLLM name → servelab base
 
@@ -171,3 +171,23 @@ def write_vllm_result(doc: dict[str, Any], path: str | Path) -> Path:
     from .._files import atomic_write_text
     from .._scrub import scrub
     return atomic_write_text(path, json.dumps(scrub(doc), allow_nan=False))
+
+
+def save_vllm_result(outcome: Any, spec: Any, rate: float, folder: Path | str | None, filename: str | None,
+                     label: str | None, *, tag: str | None = None) -> Path:
+    """Write vLLM's result JSON of one bench run (``load.bench.BenchOutcome`` of
+    ``spec`` at ``rate``) into ``folder`` (default: the current one). The name is
+    ``filename`` (with ``-TAG`` before its extension when ``tag`` is given: one file
+    per rate or sweep point), else vLLM's ``LABEL-RATEqps-MODEL-DATE.json``; the label
+    defaults to the endpoint type, ``openai`` or ``openai-chat``."""
+    ep = spec.endpoint
+    etype = "openai-chat" if ep.endpoint.rstrip("/").endswith("chat/completions") else "openai"
+    doc = vllm_result(outcome.records, outcome.summary, meta=outcome.meta, model=ep.model, request_rate=rate,
+                      burstiness=spec.burstiness, max_concurrency=spec.max_concurrency,
+                      num_prompts=spec.num_prompts, endpoint_type=etype, label=label)
+    name = filename or vllm_result_filename(label=label or etype, request_rate=rate, model=ep.model,
+                                            date=doc["date"], max_concurrency=spec.max_concurrency)
+    if filename and tag:
+        stem, dot, ext = filename.rpartition(".")
+        name = f"{stem}-{tag}.{ext}" if dot else f"{filename}-{tag}"
+    return write_vllm_result(doc, Path(folder or ".") / name)

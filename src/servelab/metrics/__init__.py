@@ -24,7 +24,7 @@ Units: seconds, tokens, requests; rates per second.
 
 from __future__ import annotations
 
-from ._columns import LATENCY_BASES, Columns, columns
+from ._columns import LATENCY_BASES, STATUS_CODES, Columns, columns, columns_from_arrays
 from .bootstrap import bootstrap_ci, bootstrap_distribution
 from .proportion import newcombe_diff_interval, wilson_interval
 from .summary import DEFAULT_PERCENTILES, metric_names, metric_value, summarize
@@ -33,6 +33,6 @@ from .timeseries import TIMESERIES_FORMAT, default_bucket_s, run_timeseries, ser
 __all__ = [
     "summarize", "metric_value", "metric_names", "bootstrap_ci", "bootstrap_distribution",
     "timeseries_from_records", "run_timeseries", "server_section", "default_bucket_s", "TIMESERIES_FORMAT",
-    "columns", "Columns", "DEFAULT_PERCENTILES", "LATENCY_BASES",
+    "columns", "columns_from_arrays", "STATUS_CODES", "Columns", "DEFAULT_PERCENTILES", "LATENCY_BASES",
     "wilson_interval", "newcombe_diff_interval",
 ]

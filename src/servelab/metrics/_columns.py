@@ -28,13 +28,14 @@ import numpy as np
 
 from ..records import STATUSES, RequestRecord
 
-__all__ = ["Columns", "columns", "LATENCY_BASES"]
+__all__ = ["Columns", "columns", "columns_from_arrays", "LATENCY_BASES", "STATUS_CODES"]
 
 # The per-request latency metrics a name like ``ttft_p95`` may refer to.
 LATENCY_BASES: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e", "queue", "dispatch_lateness")
 
 _NAN = float("nan")
 _STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
+STATUS_CODES: dict[str, int] = dict(_STATUS_CODE)   # status -> int8 code of ``Columns.status``
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -80,7 +81,6 @@ def columns(records: Iterable[RequestRecord] | Columns) -> Columns:
         status = np.array([_STATUS_CODE[r.status] for r in recs], dtype=np.int8)
     except KeyError as exc:
         raise ValueError(f"unknown record status {exc.args[0]!r}; known: {', '.join(STATUSES)}") from None
-    ok = status == _STATUS_CODE["ok"]
     arrival = np.array([r.arrival_s for r in recs], dtype=np.float64)
     dispatch = _opt([r.dispatch_s for r in recs])
     start = _opt([r.start_s for r in recs])
@@ -89,7 +89,37 @@ def columns(records: Iterable[RequestRecord] | Columns) -> Columns:
     inp = np.array([r.input_tokens for r in recs], dtype=np.float64)
     out = np.array([r.output_tokens for r in recs], dtype=np.float64)
     cached = np.array([r.cached_tokens for r in recs], dtype=np.float64)
+    with_times = [i for i, r in enumerate(recs)
+                  if status[i] == _OK and r.token_times_s is not None and len(r.token_times_s) >= 2]
+    return _derive(status, arrival, dispatch, start, first, finish, inp, out, cached,
+                   with_times, [recs[i].token_times_s for i in with_times])
 
+
+def columns_from_arrays(*, status: np.ndarray, arrival_s: np.ndarray, dispatch_s: np.ndarray,
+                        start_s: np.ndarray, first_token_s: np.ndarray, finish_s: np.ndarray,
+                        input_tokens: np.ndarray, output_tokens: np.ndarray,
+                        cached_tokens: np.ndarray) -> Columns:
+    """The column view of records given as arrays (status as ``STATUS_CODES``, unknown times
+    NaN), without token times: what a run too large to hold as records is summarized from.
+    Equal to ``columns(records)`` of the same records with ``token_times_s`` None."""
+    status = np.asarray(status, dtype=np.int8)
+    if status.size and (status.min() < 0 or status.max() >= len(STATUSES)):
+        raise ValueError(f"status codes must be 0..{len(STATUSES) - 1} ({', '.join(STATUSES)})")
+    f64 = [np.asarray(a, dtype=np.float64) for a in (arrival_s, dispatch_s, start_s, first_token_s, finish_s,
+                                                     input_tokens, output_tokens, cached_tokens)]
+    if any(a.shape != status.shape for a in f64):
+        raise ValueError(f"every column must have the shape of status {status.shape}, got {[a.shape for a in f64]}")
+    return _derive(status, *f64, [], [])
+
+
+_OK = _STATUS_CODE["ok"]
+
+
+def _derive(status: np.ndarray, arrival: np.ndarray, dispatch: np.ndarray, start: np.ndarray,
+            first: np.ndarray, finish: np.ndarray, inp: np.ndarray, out: np.ndarray, cached: np.ndarray,
+            with_times: list[int], times: list[list[float]]) -> Columns:
+    n = status.size
+    ok = status == _OK
     nan = np.full(n, _NAN)
     ttft = np.where(ok, first - arrival, nan)
     e2e = np.where(ok, finish - arrival, nan)
@@ -99,11 +129,9 @@ def columns(records: Iterable[RequestRecord] | Columns) -> Columns:
     lateness = dispatch - arrival
 
     # Pooled ITL: gaps of materialized token times, else TPOT × (out − 1).
-    with_times = [i for i, r in enumerate(recs)
-                  if ok[i] and r.token_times_s is not None and len(r.token_times_s) >= 2]
     if with_times:
-        lens = np.array([len(recs[i].token_times_s) for i in with_times], dtype=np.int64)
-        flat = np.fromiter(chain.from_iterable(recs[i].token_times_s for i in with_times),
+        lens = np.array([len(t) for t in times], dtype=np.int64)
+        flat = np.fromiter(chain.from_iterable(times),
                            dtype=np.float64, count=int(lens.sum()))
         gaps = np.diff(flat)
         boundaries = np.cumsum(lens)[:-1] - 1          # gap index that spans two requests

@@ -156,7 +156,7 @@ def key_for(gpu, *, moe: bool, engine: str, metric: str) -> BandKey:
 
 def estimate_bands(result: Mapping, *, gpu, moe: bool, engine: str) -> dict:
     """``{value, lo, hi, n_rows, calibrated}`` for every predicted time and throughput of an
-    ``estimate`` result (the dict of :func:`servelab.cli.estimate.estimate_dict`).
+    ``estimate`` result (the dict of :func:`servelab.scenario.estimate.estimate_scenario`).
 
     Times (TTFT, decode and offline step times) take the ``time`` band; decode tokens/s
     is batch / step time, so it takes the time band inverted; offline output and request

@@ -58,6 +58,8 @@ class StepModel:
         self._lm_head_cache: dict[int, float] = {}
         self.pipeline_depth = dep.pp
         self._seq_overhead_s = dep.efficiency.seq_overhead_s
+        self._attn_coeffs = (c.attn_flops_per_pair, c.attn_decompress_flops_per_ctx, c.attn_flops_per_ctx,
+                             c.kv_bytes_per_ctx, c.attn_flops_per_s, c.attn_bytes_per_s)
 
     # -- parts -------------------------------------------------------------------------
     def _linear_time(self, n: int) -> float:
@@ -119,19 +121,38 @@ class StepModel:
         return self._general_time(batch)
 
     def _general_time(self, batch: StepBatch) -> float:
-        chunks = batch.prefill_chunks
-        n = batch.num_decode
-        for ch in chunks:
-            n += ch[0]
-        rows = len(chunks) + batch.num_decode
+        return self.mixed_time_s(batch.prefill_chunks, batch.num_decode, batch.decode_context_sum)
+
+    def mixed_time_s(self, chunks, num_decode: int, decode_context_sum: int) -> float:
+        """``step_time_s`` of a step with prefill ``chunks`` ((new_tokens, context_before)
+        pairs, any sequence) and ``num_decode`` decoders whose contexts sum to
+        ``decode_context_sum``, without building a :class:`StepBatch` (the simulator's
+        hot path). One pass over the chunks gives the token count and the attention sums
+        of :meth:`_attention_time`, added in the same order (same floating-point result)."""
+        n = num_decode
+        pairs = kv_read = decomp = 0.0
+        for c, ctx in chunks:
+            n += c
+            pairs += c * ctx + c * (c + 1) / 2
+            kv_read += ctx + c
+            decomp += ctx
         if n <= 0:
             return 0.0
+        rows = len(chunks) + num_decode
         lm = self._lm_head_cache.get(rows)
         if lm is None:
             lm = self._lm_head_time(rows)
             if len(self._lm_head_cache) < 65536:
                 self._lm_head_cache[rows] = lm
-        return self._linear_time(n) + lm + self._attention_time(batch)
+        lin = self._linear_cache.get(n)
+        if lin is None:
+            lin = self._linear_time(n)
+        f_pair, f_dec, f_ctx, kvb, p_attn, bw_attn = self._attn_coeffs
+        flops = pairs * f_pair + decomp * f_dec + decode_context_sum * f_ctx
+        nbytes = (kv_read + decode_context_sum) * kvb
+        tc = flops / p_attn
+        tm = nbytes / bw_attn
+        return lin + lm + self._layers * (tc if tc >= tm else tm)     # max(tc, tm)
 
     def breakdown(self, batch: StepBatch) -> StepBreakdown:
         """Seconds per component, for tables and explanations (not for the hot path)."""

@@ -6,6 +6,12 @@
   one offline HTML file by ``write_html``.
 - ``tables``: ``summary_table`` for a ``metrics.summarize`` dict, ``kv_table``.
 - ``runs``: ready-made figures and a page for one run (records → plots).
+- ``inputs``: runs read back for ``report`` and ``compare`` (folders, records files,
+  vLLM/guidellm results); ``compare``: runs side by side with bootstrap CIs.
+- ``*_text``: each command's terminal output (``estimate_text``, ``sim_text``,
+  ``bench_text``, ``compare_text``, ``catalog_text``, ``ledger_text``,
+  ``calibration_text``, ``kernels_text``, ``watch_text``, ``plan_text``, ``pd_text``,
+  ``day_text``); ``*_page``: the HTML pages of plans and decisions.
 
 Only this package and ``cli`` print or render; the core never imports it.
 """

@@ -4,9 +4,10 @@ hour, autoscaler settings, the morning ramp, GPU pool sharing and simulated hour
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
-__all__ = ["day_plan_markdown"]
+__all__ = ["day_plan_markdown", "shard_bar", "shard_updater"]
 
 
 def _clock(s: float) -> str:
@@ -97,3 +98,29 @@ def _ms(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return "–"
     return f"{x * 1e3:.0f} ms" if x < 10 else f"{x:.1f} s"
+
+
+def shard_bar():  # noqa: ANN202 - rich progress or None
+    """One bar per shard: simulated hours of its horizon, requests done (stderr, terminals only)."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed:5.2f}/{task.total:.2f} h"),
+                    TextColumn("{task.fields[reqs]}"), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=False)
+
+
+def shard_updater(bar):  # noqa: ANN001, ANN202
+    ids: dict[str, int] = {}
+
+    def update(states: list) -> None:
+        for st in states:
+            if st.label not in ids:
+                ids[st.label] = bar.add_task(st.label, total=1.0, reqs="")
+            total_h = st.horizon_s / 3600.0 if st.horizon_s > 0 else 1.0
+            bar.update(ids[st.label], completed=st.sim_s / 3600.0 if st.horizon_s > 0 else 0.0, total=total_h,
+                       reqs=f"{st.done:,}/{st.total:,} requests" if st.total else "starting")
+    return update

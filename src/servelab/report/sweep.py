@@ -10,14 +10,17 @@ highest rate that met the SLO is marked.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Sequence
 
+from .._files import atomic_write_text
 from ..units import MS
 from ._svg import BAD, GOOD, PALETTE, finite
 from .charts import Series, line_chart
-from .html import Page
+from .html import Page, write_html
 
-__all__ = ["sweep_page", "sweep_rows", "SWEEP_COLUMNS"]
+__all__ = ["sweep_page", "sweep_rows", "write_sweep", "SWEEP_COLUMNS"]
 
 SWEEP_COLUMNS = ["run", "offered (req/s)", "achieved (req/s)", "output (tok/s)", "TTFT p50 (ms)",
                  "TTFT p95 (ms)", "TPOT p50 (ms)", "TPOT p95 (ms)", "delivery", "SLO"]
@@ -83,3 +86,13 @@ def sweep_page(sweep: dict[str, Any], *, title: str = "Rate sweep", slo: str | N
         hlines=[(tpot_slo_s / MS, f"SLO {tpot_slo_s / MS:g} ms")] if tpot_slo_s else (), vlines=marks),
         "Time per output token after the first, per run.")
     return page
+
+
+def write_sweep(doc: dict[str, Any], out: str | Path, *, slo: str | None = None, slo_obj: Any = None,
+                title: str = "servelab bench --sweep") -> None:
+    """``sweep.json`` (``doc``, written atomically) and ``sweep.html`` in ``out``; the TTFT
+    and TPOT targets of ``slo_obj`` (``catalog.slo``) are drawn on the latency curves."""
+    atomic_write_text(Path(out) / "sweep.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    targets = {t.metric: t.threshold_s for t in slo_obj.targets} if slo_obj else {}
+    write_html(sweep_page(doc, title=title, slo=slo, ttft_slo_s=targets.get("ttft"),
+                          tpot_slo_s=targets.get("tpot")), Path(out) / "sweep.html")

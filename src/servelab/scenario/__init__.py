@@ -4,7 +4,9 @@
 turns it into the deployment, the simulator configuration, the offered requests, the
 throughput window and the fleet cost; :mod:`.io` reads and writes scenario files and
 publishes the JSON Schema; :mod:`.cost` is the one cost model (instance packing,
-$/hour, $/1M tokens, monthly TCO). Every entry point — ``estimate``, ``simulate``,
+$/hour, $/1M tokens, monthly TCO); :mod:`.flags` is the command-line spelling of every
+field; :mod:`.estimate` and :mod:`.simrun` are what ``estimate`` and ``simulate``
+report about a scenario. Every entry point — ``estimate``, ``simulate``,
 ``emulate``, ``plan``, ``decide``, ``calibrate`` — validates its input into a
 ``Scenario`` first.
 """

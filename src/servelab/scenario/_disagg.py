@@ -101,8 +101,6 @@ def disagg_sim_config(sc: Any, base: Any) -> Any:
     from ..sim import DisaggConfig, ReplicaSpec, link_for
     from .build import deployment, replica_settings
 
-    if sc.autoscaler is not None:
-        raise ConfigError("a disaggregated fleet (disagg) cannot be autoscaled here; drop autoscaler")
     specs = []
     for name, psc in zip(("prefill", "decode"), pool_scenarios(sc)):
         dep = deployment(psc)

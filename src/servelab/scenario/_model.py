@@ -143,6 +143,8 @@ class AutoscalerSettings(_Model):
     provisioning_delay_s: float = Field(0.0, ge=0.0, le=86400.0, description="Node acquisition delay.")
     model_load_delay_s: float = Field(0.0, ge=0.0, le=86400.0, description="Weights load and warm-up delay.")
     cooldown_s: float = Field(300.0, ge=0.0, le=86400.0, description="Scale-down stabilization window (HPA default 300 s).")
+    tolerance: float = Field(0.1, ge=0.0, le=10.0, description="No scaling while |metric/target - 1| <= this "
+                             "(Kubernetes HPA default 0.1).")
 
     @model_validator(mode="after")
     def _bounds(self) -> "AutoscalerSettings":
@@ -293,8 +295,9 @@ class Scenario(_Model):
                              "on the command line: --autoscale-max N --autoscale-min 0)")
         if self.rate_curve is not None and self.rate_rps is not None:
             raise ValueError("give rate_rps or rate_curve, not both (rate_curve.scale multiplies a curve)")
-        if self.disagg is not None and self.autoscaler is not None:
-            raise ValueError("disagg and autoscaler cannot be combined (autoscaling P/D pools is not modelled)")
+        if self.disagg is not None and self.autoscaler is not None and self.autoscaler.min_replicas < 1:
+            raise ValueError("with disagg each pool is autoscaled separately and cannot scale to zero; "
+                             f"autoscaler min_replicas must be >= 1, got {self.autoscaler.min_replicas}")
         names = [t.name for t in self.kv_tiers]
         if len(set(names)) != len(names):
             raise ValueError(f"kv_tiers names must be unique, got {names}")

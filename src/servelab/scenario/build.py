@@ -159,6 +159,7 @@ def sim_config(sc: Scenario, *, exact: bool = False, record_token_times: bool = 
         auto = AutoscalerConfig(metric=s.metric, target=s.target, poll_interval_s=s.poll_interval_s,
                                 provisioning_delay_s=s.provisioning_delay_s,
                                 model_load_delay_s=s.model_load_delay_s, cooldown_s=s.cooldown_s,
+                                tolerance=s.tolerance,
                                 min_replicas=s.min_replicas, max_replicas=s.max_replicas)
     faults = tuple(Fault(at_s=f.at_s, replica=f.replica, in_flight=f.in_flight) for f in sc.faults)
     cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, scheduler=replica_settings(sc, dep),
@@ -267,13 +268,20 @@ def _curve_starts(sc: Scenario) -> Any:
     return rc.nhpp_arrivals(curve.scaled(1.0 / turns) if turns > 1 else curve, rng)
 
 
-def requests(sc: Scenario) -> list[Any]:
-    """The offered requests (catalog ``RequestSpec``), burst window included, by arrival."""
+def requests(sc: Scenario, *, select: tuple[int, int] | None = None) -> list[Any]:
+    """The offered requests (catalog ``RequestSpec``), burst window included, by arrival.
+    ``select=(k, K)``: only those of conversation (single-turn: request) index ``c mod K == k``,
+    the same requests as filtering the full list, generated without the others for a rate curve."""
     from ..catalog import generate_requests
 
     wl = workload(sc)
     if sc.rate_curve is not None:
-        return list(generate_requests(wl, duration_s=sc.duration_s, seed=sc.seed, starts_s=_curve_starts(sc)))
+        return list(generate_requests(wl, duration_s=sc.duration_s, seed=sc.seed, starts_s=_curve_starts(sc),
+                                      select=select))
+    if select is not None:
+        k, n = select
+        return [r for i, r in enumerate(requests(sc))
+                if (r.conversation if r.conversation >= 0 else i) % n == k]
     rate = rate_rps(sc)
     reqs = list(generate_requests(wl, rate_rps=rate, duration_s=sc.duration_s, seed=sc.seed))
     if sc.burst is not None and sc.burst.factor > 1.0:

@@ -26,11 +26,23 @@ the end of its step or decode stretch. A request that lands on a replica in the
 middle of a stretch and could join the batch truncates the stretch at the step in
 progress (it joins at the next step boundary, exactly as in step-by-step mode).
 
-Autoscaler (every ``poll_interval_s``): ``desired = ceil(ready · mean(metric) / target)``
-clamped to [min, max] (the Kubernetes HPA rule). Scale-up creates replicas that
-become ready after ``provisioning_delay_s + model_load_delay_s``; scale-down drains
-the newest replicas (no new requests; removed when idle). After any action the
-autoscaler waits ``cooldown_s`` before the next, except to restore ``min_replicas``.
+Autoscaler (every ``poll_interval_s``), the Kubernetes HPA rule with its two guards
+against flapping (kubernetes.io, "Horizontal Pod Autoscaling", algorithm details and
+"Stabilization window"; API reference ``HPAScalingRules``):
+
+* the ratio ``r = mean(metric over ready replicas) / target``; within the tolerance band
+  ``|r − 1| ≤ tolerance`` (HPA default 0.1) the recommendation is the current ready count,
+  else ``ceil(ready · r)``; clamped to [min, max];
+* scale-up acts at once (HPA scale-up stabilization default 0 s) on the replicas not yet
+  counted (ready + provisioning); scale-down goes to the highest recommendation of the
+  last ``cooldown_s`` (the scale-down stabilization window, HPA default 300 s: polls at
+  times ``t > now − cooldown_s``, this one included), and only while none is provisioning.
+
+Scale-up creates replicas that become ready after ``provisioning_delay_s +
+model_load_delay_s``; scale-down drains the newest replicas (no new requests; removed
+when idle). The HPA's rate policies (scale-up by at most max(4 pods, 100 %) per 15 s)
+are not modelled. The window starts empty: the first polls of a run stabilize only
+over the polls since its start (as a freshly started HPA controller does).
 
 Scale to zero (``min_replicas = 0``): with no ready replica a request waits in the
 router's queue (at most ``max_queue`` of them, else "503 queue full"; client timeouts
@@ -106,10 +118,15 @@ class _Sim:
         self.all: list[SimRequest] = []
         self.in_flight = 0
         self.max_steps = 1 if config.exact else 1 << 62
+        self.record_tt = config.record_token_times
+        self.plain_admit = self.adm.rate_limit_rps is None and self.adm.client_timeout_s is None
+        # a single ready replica is the router's answer without asking it (every policy
+        # but prefix returns 0 there and keeps no state)
+        self.pick_one = config.router != "prefix"
         self.tokens = self.adm.bucket_size
         self.last_refill = 0.0
-        self.last_scale = -math.inf
         self.provisioning = 0
+        self.recommendations: deque[tuple[float, int]] = deque()   # (poll time, recommendation)
         # scale to zero: requests waiting at the router while no replica is ready
         self.held: deque[SimRequest] = deque()
         self.hold_at_zero = config.autoscaler is not None and config.autoscaler.min_replicas == 0
@@ -146,8 +163,9 @@ class _Sim:
         return rep
 
     def _start(self, rep: _Replica, now: float) -> None:
-        end = rep.engine.begin(now, self.max_steps)
-        if rep.engine.wake_s is not None:
+        eng = rep.engine
+        end = eng.begin(now, self.max_steps)
+        if eng.wake_s is not None:
             self._wake_at(rep)
         if end is None:
             rep.busy = False
@@ -193,9 +211,12 @@ class _Sim:
     # ------------------------------------------------------------------ arrivals
     def arrive(self, spec: RequestSpec, now: float) -> None:
         r = SimRequest(spec, len(self.all))
-        if self.cfg.record_token_times:
+        if self.record_tt:
             r.token_times = []
         self.all.append(r)
+        if self.plain_admit:                # no rate limit, no client timeout
+            self.dispatch(r, now)
+            return
         adm = self.adm
         if adm.rate_limit_rps is not None:
             self.tokens = min(adm.bucket_size,
@@ -221,7 +242,7 @@ class _Sim:
         if mq is not None and sum(x.engine.num_waiting for x in ready) >= mq:
             self._end(r, "rejected", "503 queue full", now, counted=False)
             return False
-        rep = ready[self.router.pick(r.spec, ready)]
+        rep = ready[0] if len(ready) == 1 and self.pick_one else ready[self.router.pick(r.spec, ready)]
         why = rep.engine.fits(r.spec)
         if why:
             self._end(r, "failed", why, now, counted=False)
@@ -267,7 +288,6 @@ class _Sim:
             self.provisioning += 1
             self.push(now + a.provisioning_delay_s + a.model_load_delay_s, _READY, "ready", rep)
             self.events.append((now, kind, rep.name))
-        self.last_scale = now
 
     def _enter(self, r: SimRequest, rep: _Replica, now: float, *, counted: bool) -> bool:
         """Queue ``r`` in ``rep``'s engine at ``now``; ``counted``: already in flight."""
@@ -281,8 +301,9 @@ class _Sim:
             self.in_flight += 1
         if not rep.busy:
             self._start(rep, now)
-        elif eng.p_k > 1 and (eng.priority or (eng.num_waiting == 1 and
-                                               eng.B + len(eng.prefilling) < eng.cfg.max_num_seqs)):
+        elif eng.p_k > 1 and (eng.priority or (
+                (eng.num_waiting == 1 or (eng.lora_open and eng.joins_past_lora_block(r)))
+                and eng.B + len(eng.prefilling) < eng.cfg.max_num_seqs)):
             self._truncate(rep, now)
         return True
 
@@ -311,10 +332,14 @@ class _Sim:
     def on_step(self, rep: _Replica, version: int, now: float) -> None:
         if version != rep.version or rep.state == "dead":
             return
-        for r in rep.engine.commit():
-            if not r.status:
-                r.status = "ok"
-                self.in_flight -= 1
+        fin = rep.engine.commit()
+        if fin:
+            done = 0
+            for r in fin:
+                if not r.status:
+                    r.status = "ok"
+                    done += 1
+            self.in_flight -= done
         self._start(rep, now)
 
     def on_timeout(self, r: SimRequest, now: float) -> None:
@@ -395,23 +420,26 @@ class _Sim:
         if cur:
             vals = [x.engine.stats(now) for x in ready]
             key = {"waiting": "waiting", "running": "running", "kv_usage": "kv_usage_perc"}[a.metric]
-            mean = sum(v[key] for v in vals) / cur
-            desired = math.ceil(cur * mean / a.target - 1e-9)
+            ratio = sum(v[key] for v in vals) / cur / a.target
+            desired = cur if abs(ratio - 1.0) <= a.tolerance else math.ceil(cur * ratio - 1e-9)
         else:
             desired = max(a.min_replicas, 1 if self.held else 0)
         desired = max(a.min_replicas, min(a.max_replicas, desired))
+        recs = self.recommendations
+        while recs and recs[0][0] <= now - a.cooldown_s:
+            recs.popleft()
+        recs.append((now, desired))
+        stable = max(r for _t, r in recs)
         total = cur + self.provisioning
-        cooled = now - self.last_scale >= a.cooldown_s
-        if desired > total and (cooled or total < a.min_replicas or total == 0):
+        if desired > total:
             self._scale_up(desired - total, now)
-        elif desired < cur and cooled and self.provisioning == 0:
-            for rep in sorted(ready, key=lambda x: -x.index)[:cur - desired]:
+        elif stable < cur and self.provisioning == 0:
+            for rep in sorted(ready, key=lambda x: -x.index)[:cur - stable]:
                 self.ready.remove(rep)
                 rep.state = "draining"
                 self.events.append((now, "scale_down", rep.name))
                 if not rep.busy:
                     self._retire(rep, now)
-            self.last_scale = now
 
     def on_sample(self, now: float) -> None:
         ts = self.ts
@@ -448,6 +476,8 @@ class _Sim:
         self.push(0.0, _SAMPLE, "sample")
         heap = self.heap
         pop = heapq.heappop
+        arrive = self.arrive
+        on_step = self.on_step
         i = 0
         now = 0.0
         count = 0
@@ -455,11 +485,16 @@ class _Sim:
             if i < n:
                 spec = reqs[i]
                 ta = spec.arrival_s
-                h0 = heap[0] if heap else None
-                if h0 is None or ta < h0[0] or (ta == h0[0] and _ARRIVAL <= h0[1]):
+                if not heap:
                     now = ta
                     i += 1
-                    self.arrive(spec, now)
+                    arrive(spec, now)
+                    continue
+                h0 = heap[0]
+                if ta < h0[0] or (ta == h0[0] and _ARRIVAL <= h0[1]):
+                    now = ta
+                    i += 1
+                    arrive(spec, now)
                     continue
             elif not heap:
                 break
@@ -467,7 +502,7 @@ class _Sim:
             now = ev[0]
             kind = ev[3]
             if kind == "step":
-                self.on_step(ev[4], ev[5], now)
+                on_step(ev[4], ev[5], now)
             elif kind == "timeout":
                 self.on_timeout(ev[4], now)
             elif kind == "enter":
@@ -497,24 +532,25 @@ class _Sim:
         return now
 
     def records(self) -> list[RequestRecord]:
-        out = []
-        for r in self.all:
-            status = r.status or "cancelled"
-            ok = status == "ok"
-            finish = r.finish_s if ok else r.end_s
-            s = r.spec
-            out.append(RequestRecord(
-                id=r.rid, arrival_s=r.arrival_s, input_tokens=r.input,
-                output_tokens=r.target if ok else min(r.outputs, r.target),
-                status=status, reason=r.reason or ("" if r.status else "simulation ended"),
-                dispatch_s=r.dispatch_s, start_s=r.start_s,
-                first_token_s=r.first_token_s if (ok or (r.first_token_s is not None and
-                                                         r.first_token_s <= (finish or 0.0))) else None,
-                finish_s=finish, token_times_s=r.token_times if ok else None,
-                cached_tokens=r.cached_tokens, replica=r.replica if r.dispatch_s is not None else None,
-                priority=r.priority, adapter=s.adapter, retries=r.retries,
-            ))
-        return out
+        return [record_of(r) for r in self.all]
+
+
+def record_of(r: SimRequest) -> RequestRecord:
+    """The record of a simulated request (final once ``r.status`` is set)."""
+    status = r.status or "cancelled"
+    ok = status == "ok"
+    finish = r.finish_s if ok else r.end_s
+    return RequestRecord(
+        id=r.rid, arrival_s=r.arrival_s, input_tokens=r.input,
+        output_tokens=r.target if ok else min(r.outputs, r.target),
+        status=status, reason=r.reason or ("" if r.status else "simulation ended"),
+        dispatch_s=r.dispatch_s, start_s=r.start_s,
+        first_token_s=r.first_token_s if (ok or (r.first_token_s is not None and
+                                                 r.first_token_s <= (finish or 0.0))) else None,
+        finish_s=finish, token_times_s=r.token_times if ok else None,
+        cached_tokens=r.cached_tokens, replica=r.replica if r.dispatch_s is not None else None,
+        priority=r.priority, adapter=r.spec.adapter, retries=r.retries,
+    )
 
 
 def _jsonable(obj: Any) -> Any:
@@ -554,11 +590,15 @@ def simulate(
     else:
         sim = _Sim(config, requests)
     last_event_s = sim.run(progress)
+    end_s = None                            # the last request's end (0 with none)
     for r in sim.all:
         if not r.status:
             sim._end(r, "cancelled", "simulation ended", last_event_s, counted=False)
-    end_s = max((t for r in sim.all for t in ((r.finish_s if r.status == "ok" else r.end_s),)
-                 if t is not None), default=0.0)
+        t = r.finish_s if r.status == "ok" else r.end_s
+        if t is not None and (end_s is None or t > end_s):
+            end_s = t
+    if end_s is None:
+        end_s = 0.0
     if progress is not None:
         progress(1.0)
     window = duration_s if duration_s is not None else end_s

@@ -13,7 +13,10 @@ Defaults and their sources:
   ``balance_rel_threshold=1.0001``: SGLang router (sgl-router) defaults.
 - Autoscaler ``poll_interval_s=15`` (Kubernetes HPA ``--horizontal-pod-autoscaler-sync-period``
   default) and the HPA rule ``desired = ceil(current * metric / target)``;
-  ``cooldown_s=300`` (HPA scale-down stabilization window default).
+  ``tolerance=0.1`` (HPA: no scaling while the metric/target ratio is within 10 % of 1,
+  kubernetes.io "Horizontal Pod Autoscaling", algorithm details; ``HPAScalingRules.tolerance``
+  "by default 10%"); ``cooldown_s=300`` (HPA scale-down stabilization window default:
+  "the highest recommendation for the last 300sec is used", ``HorizontalPodAutoscalerBehavior``).
 Delays (provisioning, model load) have no universal value: they default to 0 and
 should be set from the platform's own measurements.
 """
@@ -183,13 +186,15 @@ class AdmissionConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AutoscalerConfig:
-    """Horizontal autoscaler: desired = ceil(ready * mean(metric) / target), clamped."""
+    """Horizontal autoscaler: desired = ceil(ready * mean(metric) / target), clamped, with the HPA's
+    tolerance band and scale-down stabilization window (``cluster.py`` docstring)."""
     metric: Literal["waiting", "kv_usage", "running"] = "waiting"
     target: float = 4.0                     # per-replica target of the metric (assumption; tune)
     poll_interval_s: float = 15.0           # Kubernetes HPA default sync period
     provisioning_delay_s: float = 0.0       # node/GPU acquisition (set from your platform)
     model_load_delay_s: float = 0.0         # weights load + warm-up (set from your platform)
-    cooldown_s: float = 300.0               # HPA default scale-down stabilization window
+    cooldown_s: float = 300.0               # scale-down stabilization window (HPA default 300 s)
+    tolerance: float = 0.1                  # no scaling while |metric/target - 1| <= this (HPA default 0.1)
     min_replicas: int = 1                   # 0 = scale to zero (requests wait at the router
                                             # through a cold start; see cluster.py)
     max_replicas: int = 8
@@ -205,7 +210,7 @@ class AutoscalerConfig:
             raise ConfigError(
                 f"need 0 <= min_replicas <= max_replicas and max_replicas >= 1, got "
                 f"{self.min_replicas}..{self.max_replicas}")
-        for name in ("provisioning_delay_s", "model_load_delay_s", "cooldown_s"):
+        for name in ("provisioning_delay_s", "model_load_delay_s", "cooldown_s", "tolerance"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 

@@ -65,6 +65,11 @@ class ReplicaEngine(Scheduler):
         super().__init__(scheduler, int(num_blocks), name=name, record_token_times=record_token_times,
                          priority_preemption=priority_preemption, chains=chains)
         self.model = step_model
+        # the perf model's StepModel: mixed steps timed without building a StepBatch
+        # (same arithmetic); any other step model goes through step_time_s
+        from ..perf.step import StepModel
+        self._mixed = (step_model.mixed_time_s if type(step_model).step_time_s is StepModel.step_time_s
+                       and hasattr(step_model, "mixed_time_s") else None)
         self.exact = exact
         if self.kv_policy is not None:
             self.init_policy(step_model)
@@ -108,11 +113,17 @@ class ReplicaEngine(Scheduler):
         self.p_chunks = chunks
         if chunks or self.exact:
             if chunks:
-                pc = tuple((n, r.computed) for r, n in chunks)
-                dur = self.model.step_time_s(StepBatch(pc, B, C))
+                mixed = self._mixed
+                if mixed is not None:
+                    dur = mixed([(n, r.computed) for r, n in chunks], B, C)
+                else:
+                    dur = self.model.step_time_s(StepBatch(tuple((n, r.computed) for r, n in chunks), B, C))
                 dur += self.p_extra_s
             elif self.cfg.num_speculative_tokens:
                 t0, t1 = self._affine_of(B)
+                dur = t0 + t1 * C
+            elif self._mixed is not None:
+                t0, t1 = self.model.decode_affine(B)       # = step_time_s(StepBatch((), B, C))
                 dur = t0 + t1 * C
             else:
                 dur = self.model.step_time_s(StepBatch((), B, C))
@@ -121,15 +132,23 @@ class ReplicaEngine(Scheduler):
             self.p_B = 0
             end = now_s + dur
         else:
-            t0, t1 = self._affine_of(B)
+            a = self._affine.get(B)
+            t0, t1 = a if a is not None else self._affine_of(B)
             k = 1
             if not self.p_preempted and max_steps > 1:
                 heap = self.fin_heap
-                while heap and (heap[0][2].state != DECODE or heap[0][2].fin_s_idx != heap[0][0]):
+                while heap:
+                    top = heap[0]
+                    r = top[2]
+                    if r.state == DECODE and r.fin_s_idx == top[0]:
+                        break
                     heapq.heappop(heap)
                 k = min(max_steps, heap[0][0] - self.S) if heap else max_steps
                 if k > 1:
-                    k = min(k, self._kv_steps(k))
+                    pool = self.pool             # _kv_steps' first test, inline
+                    free = pool.free_uncached + len(pool.evictable) if self.plain_pool else pool.num_free()
+                    if B * (-(-(k - 1) // self.bs)) > free:
+                        k = min(k, self._kv_steps(k))
             self.p_k = k
             self.p_t0, self.p_t1, self.p_B, self.p_C = t0, t1, B, C
             end = now_s + k * t0 + t1 * (k * C + B * k * (k - 1) * 0.5)
@@ -165,23 +184,29 @@ class ReplicaEngine(Scheduler):
         """Cut the stretch in flight after the step running at time ``t``; new end or None."""
         if not self.active or self.p_k <= 1 or t >= self.p_end:
             return None
-        a = 0.5 * self.p_t1 * self.p_B
-        b = self.p_t0 + self.p_t1 * (self.p_C - 0.5 * self.p_B)
-        x = t - self.p_t
+        # a stretch (k > 1, B > 0): _time_at(j) is the quadratic, written out inline below
+        p_t, t0, t1, B, C = self.p_t, self.p_t0, self.p_t1, self.p_B, self.p_C
+        a = 0.5 * t1 * B
+        b = t0 + t1 * (C - 0.5 * B)
+        x = t - p_t
         if a > 0:
             j = math.ceil((-b + math.sqrt(b * b + 4 * a * x)) / (2 * a))
         else:
             j = math.ceil(x / b) if b > 0 else 1
-        j = max(1, j)
-        while j > 1 and self._time_at(j - 1) >= t:
+        if j < 1:
+            j = 1
+        while j > 1 and p_t + (j - 1) * t0 + t1 * ((j - 1) * C + B * (j - 1) * (j - 2) * 0.5) >= t:
             j -= 1
-        while self._time_at(j) < t:
+        while True:
+            end = p_t + j * t0 + t1 * (j * C + B * j * (j - 1) * 0.5)
+            if end >= t:
+                break
             j += 1
         if j >= self.p_k:
             return None
         self.p_k = j
-        self.p_end = self._time_at(j)
-        return self.p_end
+        self.p_end = end
+        return end
 
     def steps_done(self, t: float) -> int:
         """Steps of the plan in flight that have ended by time ``t``."""
@@ -216,13 +241,17 @@ class ReplicaEngine(Scheduler):
             self._commit_chunks(T, first, finished)
         heap = self.fin_heap
         S = self.S
-        while heap and heap[0][0] <= S:
-            fin, _i, r = heapq.heappop(heap)
-            if r.state != DECODE or r.fin_s_idx != fin:
-                continue
-            self._leave_decode(r)
-            self._finish(r, T)
-            finished.append(r)
+        if heap and heap[0][0] <= S:
+            pop = heapq.heappop
+            leave = self._leave_decode
+            finish = self._finish
+            while heap and heap[0][0] <= S:
+                fin, _i, r = pop(heap)
+                if r.state != DECODE or r.fin_s_idx != fin:
+                    continue
+                leave(r)
+                finish(r, T)
+                finished.append(r)
         self.last_first = first
         if self.pending_aborts:
             self._apply_aborts()

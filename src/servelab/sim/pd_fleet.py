@@ -5,17 +5,27 @@ prefill replica, a KV transfer and a decode replica.
 Events added: ``xfer`` (a transfer ends; priority of an arrival). A transfer is keyed by
 the request's index with a token, so a cancelled one (fault, timeout) leaves a stale
 event that is ignored.
+
+Autoscaling (``SimConfig.autoscaler``): at every poll the prefill pool and the decode
+pool are each scaled by the aggregated fleet's rule (:mod:`.cluster`), with the same
+settings but their own replicas, metric mean, provisioning count and cooldown clock:
+``desired = ceil(ready · mean(metric) / target)`` clamped to [min, max] per pool. New
+replicas copy their pool's spec (``template`` is not used). A draining replica retires
+when idle and, for a prefill replica, when no KV of its is held for a transfer; a decode
+replica, when no transfer is on its way to it. Scale to zero is not modelled here
+(``min_replicas`` >= 1). Requests already queued at a replica stay there (no rebalancing).
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from typing import Sequence
 
 from ..catalog.workloads import RequestSpec
 from ..errors import ConfigError
-from .cluster import _ARRIVAL, _Replica, _Sim
+from .cluster import _ARRIVAL, _READY, _Replica, _Sim
 from .config import SimConfig
 from .disagg import DisaggConfig, kv_bytes_per_token_of
 from .request import WAITING, SimRequest
@@ -31,9 +41,13 @@ class PDSim(_Sim):
             raise ConfigError(f"disagg prefill={d.prefill}, decode={d.decode}: replicas has {n} entries")
         if n != 2:
             raise ConfigError(f"a disaggregated fleet has exactly two replica specs (prefill, decode), got {n}")
-        if config.autoscaler is not None:
-            raise ConfigError("autoscaling a disaggregated fleet is not modelled; drop the autoscaler")
+        if config.autoscaler is not None and config.autoscaler.min_replicas < 1:
+            raise ConfigError("scale to zero is not modelled for a disaggregated fleet; autoscaler "
+                              f"min_replicas must be >= 1, got {config.autoscaler.min_replicas}")
         super().__init__(config, requests)
+        self.pool_index = {"prefill": d.prefill, "decode": d.decode}
+        self.pool_prov = {"prefill": 0, "decode": 0}
+        self.pool_scaled = {"prefill": -math.inf, "decode": -math.inf}
         self.pspec = config.replicas[d.prefill]
         self.dspec = config.replicas[d.decode]
         self.dec: list[_Replica] = [x for x in self.ready if x.spec is self.dspec]
@@ -124,6 +138,8 @@ class PDSim(_Sim):
         self._free_source(r, src, now)
         if token and src.state != "dead":
             self._next_transfer(src, now)
+        if dst.state == "draining" and not dst.busy:
+            self._start(dst, now)               # retires it if that was its last inbound transfer
 
     def on_xfer(self, r: SimRequest, token: int, now: float) -> None:
         ent = self.xfer.get(r.idx)
@@ -166,3 +182,58 @@ class PDSim(_Sim):
             self._drop_transfer(r, now)
             return
         super().on_timeout(r, now)
+
+    # ------------------------------------------------------------------ autoscaling
+    def _pool(self, name: str) -> list[_Replica]:
+        return self.ready if name == "prefill" else self.dec
+
+    def on_scale(self, now: float) -> None:
+        a = self.cfg.autoscaler
+        assert a is not None
+        key = {"waiting": "waiting", "running": "running", "kv_usage": "kv_usage_perc"}[a.metric]
+        for name in ("prefill", "decode"):
+            live = self._pool(name)
+            cur = len(live)
+            if cur:
+                mean = sum(x.engine.stats(now)[key] for x in live) / cur
+                desired = math.ceil(cur * mean / a.target - 1e-9)
+            else:
+                desired = a.min_replicas
+            desired = max(a.min_replicas, min(a.max_replicas, desired))
+            total = cur + self.pool_prov[name]
+            cooled = now - self.pool_scaled[name] >= a.cooldown_s
+            if desired > total and (cooled or total < a.min_replicas):
+                for _ in range(desired - total):
+                    rep = self._new_replica(self.pool_index[name], now, ready=False)
+                    self.pool_prov[name] += 1
+                    self.push(now + a.provisioning_delay_s + a.model_load_delay_s, _READY, "ready", rep)
+                    self.events.append((now, "scale_up", rep.name))
+                self.pool_scaled[name] = now
+            elif desired < cur and cooled and self.pool_prov[name] == 0:
+                for rep in sorted(live, key=lambda x: -x.index)[:cur - desired]:
+                    live.remove(rep)
+                    rep.state = "draining"
+                    self.events.append((now, "scale_down", rep.name))
+                    if not rep.busy:
+                        self._retire(rep, now)
+                self.pool_scaled[name] = now
+
+    def on_ready(self, rep: _Replica, now: float) -> None:
+        name = "decode" if rep.spec is self.dspec else "prefill"
+        self.pool_prov[name] -= 1
+        if rep.state != "provisioning":
+            return
+        rep.state = "ready"
+        if name == "prefill":
+            rep.engine.hold_kv = True
+        self._pool(name).append(rep)
+        self.events.append((now, "ready", rep.name))
+
+    def on_sample(self, now: float) -> None:
+        super().on_sample(now)
+        self.ts["replicas"][-1] += len(self.dec)  # ready replicas of both pools
+
+    def _retire(self, rep: _Replica, now: float) -> None:
+        if rep.engine.held_kv or self.x_to.get(rep.name, 0):
+            return                              # KV still leaving or arriving; retried then
+        super()._retire(rep, now)

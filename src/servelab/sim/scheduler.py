@@ -14,7 +14,15 @@ Each engine step (vLLM ``Scheduler.schedule``):
    chunked prefill a prompt that does not fit the remaining budget waits.
    Multi-LoRA (``max_loras > 0``): a request whose adapter is not resident needs a
    free slot (an idle adapter is evicted, LRU); if every slot is held by running
-   requests it waits (head of line); loading adds ``lora_load_s`` to that step.
+   requests it is passed over, keeps its place, and later requests whose adapters
+   are running are admitted (vLLM v1 ``Scheduler.schedule``: with ``max_loras``
+   distinct adapters scheduled, a waiting request for another one goes to
+   ``skipped_waiting_requests``, which are put back at the head of the queue in order
+   after the pass). Nothing bounds how often a request is passed over (vLLM has no
+   aging here either): a slot free at a step boundary goes to the first request in
+   queue order that needs one, so never to a later request while it waits, but while
+   the running requests keep every slot busy it waits however long that is. Loading adds ``lora_load_s`` to that step (vLLM's worker activates the batch's
+   adapters before its forward pass: ``LRUCacheWorkerLoRAManager``).
    Prefix blocks found in an offload tier (:mod:`.kv`) are loaded back instead of
    recomputed; their load time (:meth:`Scheduler._load_s`) is added to the step that
    admits the request, like the LoRA load.
@@ -37,7 +45,7 @@ from collections import OrderedDict, deque
 
 from ..catalog.workloads import RequestSpec
 from .config import SchedulerConfig
-from .kv import chain_hashes
+from .kv import BlockPool, chain_hashes
 from .tier_sched import TierScheduling
 from .tiering import restore_s
 from .request import ABORTED, DECODE, DONE, PREFILL, WAITING, SimRequest
@@ -59,6 +67,9 @@ class Scheduler(TierScheduling):
         # decode side has read them); set by the disaggregated fleet
         self.hold_kv = False
         self.held_kv: dict[int, SimRequest] = {}
+        self.fit_tokens = self.pool.num_blocks * self.bs
+        # plain LRU pool: a release with no shared blocks only returns private blocks
+        self.plain_pool = type(self.pool) is BlockPool
         self.tier_cost = [(t.load_s_per_block, t.latency_s) for t in tiers]
         self.tier_names = [t.name for t in tiers]
         self.record_times = record_token_times
@@ -82,6 +93,7 @@ class Scheduler(TierScheduling):
         self.pending_aborts: list[SimRequest] = []
         self.lora: OrderedDict[str, int] = OrderedDict()   # resident adapter -> running users
         self.lora_loads = 0
+        self.lora_open = False           # last admission pass ended with only adapter-blocked waiting
         self.p_extra_s = 0.0             # adapter and host-KV loads of the step being scheduled
         self.p_t = 0.0                   # start of the step being scheduled
         self.active = False              # a step is in flight (set by the engine)
@@ -91,8 +103,9 @@ class Scheduler(TierScheduling):
     # ------------------------------------------------------------------ queue
     def fits(self, spec: RequestSpec) -> str:
         """'' if the request can ever run here, else the reason (as a 400 error)."""
-        total = spec.input_tokens + max(1, spec.output_tokens)
-        if -(-total // self.bs) > self.pool.num_blocks:
+        out = spec.output_tokens
+        total = spec.input_tokens + (out if out > 1 else 1)
+        if total > self.fit_tokens:            # = ceil(total / block_size) > num_blocks
             return f"400 request needs {total} tokens of KV; replica holds {self.pool.num_blocks * self.bs}"
         if not self.cfg.enable_chunked_prefill and total > self.cfg.max_num_batched_tokens:
             return (f"400 prompt of {total} tokens exceeds max_num_batched_tokens "
@@ -125,7 +138,11 @@ class Scheduler(TierScheduling):
                 if self.wake_s is None or ready < self.wake_s:
                     self.wake_s = ready
                 return True
-        self._wpush(r, front=False)
+        if self.priority:
+            self._wpush(r, front=False)
+        else:
+            self.num_waiting += 1
+            self.waiting_q.append(r)
         return True
 
     def _next_seq(self) -> int:
@@ -151,6 +168,26 @@ class Scheduler(TierScheduling):
         while q and q[0].state != WAITING:
             q.popleft()
         return q[0] if q else None
+
+    def joins_past_lora_block(self, r: SimRequest) -> bool:
+        """True when the last admission pass left only adapter-blocked requests waiting
+        and ``r`` (just queued behind them) needs no slot: it would be admitted at the
+        next step boundary, so a decode stretch in flight must be cut there."""
+        ad = r.spec.adapter
+        return self.lora_open and (ad is None or self.lora.get(ad, 0) > 0)
+
+    def _wskip(self, skipped: list) -> None:
+        """Pass over the head of the waiting queue (it keeps its count and, through
+        :meth:`_wrestore`, its place)."""
+        skipped.append(heapq.heappop(self.waiting_h) if self.priority else self.waiting_q.popleft())
+
+    def _wrestore(self, skipped: list) -> None:
+        """Put requests passed over by :meth:`_wskip` back at the head, in order."""
+        if self.priority:
+            for e in skipped:
+                heapq.heappush(self.waiting_h, e)
+        else:
+            self.waiting_q.extendleft(reversed(skipped))
 
     def _wpop(self) -> None:
         self.num_waiting -= 1
@@ -219,8 +256,12 @@ class Scheduler(TierScheduling):
             r.share_upto = r.computed // self.bs
             self._register(r)
         nblocks = -(-r.computed // self.bs)
-        self.pool.release(r.shared, nblocks - len(r.shared), r.priority)
-        r.shared = []
+        shared = r.shared
+        if shared or not self.plain_pool:
+            self.pool.release(shared, nblocks - len(shared), r.priority)
+            r.shared = []
+        else:
+            self.pool.free_uncached += nblocks   # BlockPool.release of private blocks only
         r.registered = 0
         ad = r.spec.adapter
         if ad is not None and self.cfg.max_loras:
@@ -306,7 +347,9 @@ class Scheduler(TierScheduling):
         # 1. decoders, one token each
         if self.B:
             need = self.cnt[(-self.S) % bs]
-            if need:
+            if need and self.plain_pool and need <= pool.free_uncached:
+                pool.free_uncached -= need        # BlockPool.allocate from uncached blocks, inline
+            elif need:
                 while need > (pool.free_uncached + len(pool.evictable) if self.kv_policy is None
                                else pool.num_free()):
                     v = self._victim()
@@ -344,6 +387,7 @@ class Scheduler(TierScheduling):
         # 3. waiting
         if self.pf_hold:
             self._pf_release(self.p_t)
+        self.lora_open = False
         if not preempted and self.num_waiting:
             self._admit(chunks, budget)
         self.p_preempted = preempted
@@ -357,16 +401,22 @@ class Scheduler(TierScheduling):
         caching = cfg.enable_prefix_caching
         lora = self.lora
         max_loras = cfg.max_loras
+        # every adapter slot held by running requests (changes in this pass only when an
+        # idle or new adapter starts running)
+        slots_full = bool(max_loras) and len(lora) >= max_loras and 0 not in lora.values()
+        skipped: list = []
         while budget > 0:
             r = self._wpeek()
             if r is None:
+                self.lora_open = bool(skipped)
                 break
             if len(self.prefilling) + self.B >= max_seqs:
                 break
             ad = r.spec.adapter if max_loras else None
             load = ad is not None and ad not in lora
-            if load and len(lora) >= max_loras and 0 not in lora.values():
-                break                     # every adapter slot is in use by running requests
+            if load and slots_full:
+                self._wskip(skipped)      # passed over, as vLLM does (module docstring)
+                continue
             L = r.prompt_len
             hits = landed = 0
             loaded: list[int] = []
@@ -401,7 +451,11 @@ class Scheduler(TierScheduling):
             if not pool.allocate(want):
                 self._undo_hits(r, loaded, where)
                 break
-            self._wpop()
+            if self.priority:
+                self._wpop()
+            else:                         # _wpop of the FCFS deque, inline
+                self.num_waiting -= 1
+                self.waiting_q.popleft()
             if loaded:
                 pool.load_tiers(loaded, where, bs)
                 r.shared.extend(loaded)
@@ -419,12 +473,15 @@ class Scheduler(TierScheduling):
                     self.p_extra_s += cfg.lora_load_s
                 lora[ad] += 1
                 lora.move_to_end(ad)
+                if lora[ad] == 1:         # an idle or new adapter now runs
+                    slots_full = len(lora) >= max_loras and 0 not in lora.values()
             if caching and not r.remote:
                 pool.query_tokens += L
                 pool.hit_tokens += hits * bs
             r.state = PREFILL
             r.computed = done
-            r.admit_seq = self._next_seq()
+            self._seq += 1                # _next_seq()
+            r.admit_seq = self._seq
             if r.pf is not None:
                 r.pf = None
             if r.start_s is None:
@@ -433,6 +490,8 @@ class Scheduler(TierScheduling):
             self.prefilling.append(r)
             chunks.append((r, n))
             budget -= n
+        if skipped:
+            self._wrestore(skipped)
 
     def _load_s(self, where: list[int]) -> float:
         """Time to bring blocks back from their tiers: Σ over tiers touched of
@@ -470,13 +529,18 @@ class Scheduler(TierScheduling):
     def _finish(self, r: SimRequest, t: float) -> None:
         r.state = DONE
         r.finish_s = t
-        if r.spec.conversation >= 0 and self.cfg.enable_prefix_caching:
+        s = r.spec
+        if s.conversation >= 0 and self.cfg.enable_prefix_caching:
             r.share_upto = r.computed // self.bs
             self._register(r)
         if self.hold_kv:
             self.held_kv[r.idx] = r
             return
-        self._release(r, keep_own=False)
+        if r.shared or not self.plain_pool or s.adapter is not None:
+            self._release(r, keep_own=False)
+        else:                             # _release of private blocks only, inline
+            self.pool.free_uncached += -(-r.computed // self.bs)
+            r.registered = 0
 
     def release_kv(self, r: SimRequest) -> bool:
         """Free the blocks of a finished request held for a KV transfer (``hold_kv``)."""
