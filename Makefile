@@ -73,10 +73,13 @@ bench-record:
 	@echo "==> copied into benchmarks/results/; run make docs-check to see which documented numbers changed"
 
 # Mutation testing of the modules where a wrong number changes a decision (see
-# docs/testing.md); `make mutate MUTATE_PATHS=src/servelab/sim/router.py` for one part.
+# docs/testing.md): two children, fast reference tests only, incremental (mutants/ keeps
+# the verdicts). `make mutate MUTATE_PATHS=src/servelab/sim/router.py` for one part;
+# MUTATE_FLAGS=--survivors re-tests only the previous survivors (after adding tests).
 MUTATE_PATHS ?=
+MUTATE_FLAGS ?=
 mutate: install
-	$(BIN)/python benchmarks/mutation.py $(MUTATE_PATHS)
+	nice -n 10 $(BIN)/python benchmarks/mutation.py --docs $(MUTATE_FLAGS) $(MUTATE_PATHS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info mutants

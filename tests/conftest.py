@@ -20,6 +20,31 @@ _RUNS = tempfile.mkdtemp(prefix="servelab-test-runs-")
 os.environ["SERVELAB_RUNS_DIR"] = _RUNS
 atexit.register(shutil.rmtree, _RUNS, ignore_errors=True)
 
+# Mutation testing (`make mutate`, pyproject [tool.mutmut] passes --hypothesis-profile=mutation):
+# one failing example kills a mutant, so no shrinking; no example database (mutants would
+# fill it) and derandomized, so every mutant meets the same examples.
+from hypothesis import Phase, settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate),
+                               database=None, derandomize=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under mutmut (a mutant's run, cwd mutants/): fastest tests first, by the durations
+    of mutmut's stats run, so a killed mutant stops (-x) after the cheapest failing test."""
+    if os.environ.get("MUTANT_UNDER_TEST", "") in ("", "stats", "fail", "list_all_tests", "mutant_generation"):
+        return
+    stats = Path("mutmut-stats.json")
+    if not stats.is_file():
+        return
+    import json
+
+    try:
+        durations = json.loads(stats.read_text())["duration_by_test"]
+    except (OSError, ValueError, KeyError):
+        return
+    items.sort(key=lambda it: durations.get(it.nodeid, 0.0))
+
 
 @pytest.fixture(scope="session")
 def val():

@@ -105,7 +105,7 @@ def _fit_for(family: str) -> FamilyFit:
     entry = table["families"].get(family)
     base = Efficiency()
     if not entry or entry["fit_rows"] <= 0:
-        return FamilyFit(family=family, efficiency=base, fit_rows=0, raw={}, weight=0.0, sources=())
+        return FamilyFit(family=family, efficiency=base, fit_rows=0, raw={}, sources=())
     return FamilyFit(family=family, efficiency=dataclasses.replace(base, **entry["raw"]),
                      fit_rows=int(entry["fit_rows"]), raw=dict(entry["raw"]),
                      sources=tuple(entry.get("sources", ())))
