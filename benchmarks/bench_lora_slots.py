@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,25 +28,13 @@ from servelab.scenario import build
 from servelab.sim import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from test_sim_lora import busy_adapters  # noqa: E402 - one definition, shared with its test
+
 OUT = ROOT / "benchmarks" / "results" / "lora_slots.json"
 DECISION = ROOT / "examples" / "decisions" / "multi-lora-churn.yaml"
 SLOTS = (4, 8, 16, 32, 64)
 SLOT_BYTES = 83_886_080        # one rank-16 Llama-3.1-8B adapter in bf16 (the decision file)
-
-
-def busy_adapters(records, adapter_of: dict) -> dict[int, float]:
-    """Seconds spent with n distinct adapters among running requests (start to finish)."""
-    ev = sorted([(r.start_s, 1, adapter_of[r.id]) for r in records]
-                + [(r.finish_s, -1, adapter_of[r.id]) for r in records], key=lambda e: (e[0], e[1]))
-    running: dict = {}
-    dist: dict[int, float] = {}
-    last = ev[0][0]
-    for t, d, a in ev:
-        n = sum(1 for v in running.values() if v > 0)
-        dist[n] = dist.get(n, 0.0) + t - last
-        last = t
-        running[a] = running.get(a, 0) + d
-    return dist
 
 
 def main() -> None:
