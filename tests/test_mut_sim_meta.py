@@ -1,0 +1,209 @@
+"""What ``sim.simulate`` records about a run, against values written by hand:
+the run metadata (``RunMeta``: kind, notes, versions, run id, window), the config as
+JSON (``_jsonable``: dataclasses to dicts, tuples to lists, ModelSpec/GPU by name, dict
+keys as strings, anything else by its type name) and the per-request records of a tiny
+run worked out step by step in the comments (one replica, every step 0.5 s).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pytest
+
+import servelab
+from servelab.catalog import RequestSpec
+from servelab.sim import (
+    AdmissionConfig,
+    ConstantStepModel,
+    ReplicaSpec,
+    SchedulerConfig,
+    SimConfig,
+    simulate,
+)
+from servelab.sim.cluster import _jsonable
+
+STEP = 0.5
+
+
+def _cfg(**kw) -> SimConfig:
+    sched = SchedulerConfig(max_num_seqs=4, max_num_batched_tokens=8, block_size=4,
+                            num_kv_blocks=64, enable_prefix_caching=False)
+    return SimConfig(replicas=(ReplicaSpec(scheduler=sched, step_model=ConstantStepModel(step_s=STEP)),),
+                     **kw)
+
+
+# Two requests on one replica, each step 0.5 s, budget 8 tokens:
+#   t=0.0  a arrives, idle replica starts a step at once: prefill a (4 tokens)   -> 0.5
+#   t=0.1  b arrives during the step, joins the next one
+#   t=0.5  a's first token; step: decode a + prefill b (1 + 4 = 5 <= 8)          -> 1.0
+#   t=1.0  a's 2nd token (a has its 2 -> ok, finish 1.0); b's first token
+#   t=1.0  step: decode b                                                        -> 1.5
+#   t=1.5  b's 2nd token (ok, finish 1.5). Makespan = 1.5 s.
+SPECS = [RequestSpec(id="a", arrival_s=0.0, input_tokens=4, output_tokens=2),
+         RequestSpec(id="b", arrival_s=0.1, input_tokens=4, output_tokens=2, priority=3)]
+
+
+def test_run_metadata_of_a_simulation() -> None:
+    before = datetime.now(timezone.utc)
+    res = simulate(_cfg(record_token_times=True), SPECS)
+    after = datetime.now(timezone.utc)
+    m = res.meta
+    assert m.kind == "simulate"
+    assert m.notes == "simulated"
+    assert m.complete is True
+    assert m.gpu is None
+    assert m.host == platform.node()
+    assert m.versions == {"servelab": servelab.__version__, "python": platform.python_version()}
+    assert re.fullmatch(r"sim-[0-9a-f]{12}", m.run_id), m.run_id
+    started = datetime.fromisoformat(m.started_at)
+    finished = datetime.fromisoformat(m.finished_at)
+    assert started.utcoffset() is not None and started.utcoffset().total_seconds() == 0
+    assert finished.utcoffset() is not None and finished.utcoffset().total_seconds() == 0
+    assert before <= started <= finished <= after
+    assert m.duration_s == pytest.approx(1.5)       # default window: the makespan
+    assert res.duration_s == pytest.approx(1.5)
+    # two runs, two ids
+    assert simulate(_cfg(), SPECS).meta.run_id != m.run_id
+
+
+def test_an_explicit_window_is_the_meta_duration_not_the_makespan() -> None:
+    res = simulate(_cfg(), SPECS, duration_s=10.0)
+    assert res.meta.duration_s == 10.0
+    assert res.duration_s == pytest.approx(1.5)
+
+
+def test_no_requests_give_an_empty_run_of_zero_length() -> None:
+    res = simulate(_cfg(), [])
+    assert res.records == []
+    assert res.duration_s == 0.0
+    assert res.meta.duration_s == 0.0
+
+
+def test_progress_ends_at_one() -> None:
+    seen: list[float] = []
+    simulate(_cfg(), SPECS, progress=seen.append)
+    assert seen and seen[-1] == 1.0
+    assert all(0.0 <= p <= 1.0 for p in seen)
+
+
+def test_config_as_json_by_hand() -> None:
+    cfg = _cfg(seed=7)
+    c = simulate(cfg, SPECS).meta.config
+    json.dumps(c)                                    # plain JSON
+    assert c["router"] == "round_robin"
+    assert c["seed"] == 7
+    assert c["exact"] is False
+    assert c["record_token_times"] is False
+    assert c["timeseries_interval_s"] == 1.0
+    assert c["autoscaler"] is None
+    assert c["disagg"] is None
+    assert c["faults"] == []
+    assert c["admission"] == {"max_queue": None, "rate_limit_rps": None, "burst": None,
+                              "client_timeout_s": None, "priority_preemption": False}
+    assert isinstance(c["replicas"], list) and len(c["replicas"]) == 1
+    rep = c["replicas"][0]
+    assert rep["deployment"] is None
+    assert rep["count"] == 1
+    assert rep["name"] == "replica"
+    assert rep["step_model"] == {"step_s": 0.5}
+    s = rep["scheduler"]
+    assert (s["max_num_seqs"], s["max_num_batched_tokens"], s["block_size"], s["num_kv_blocks"]) == (4, 8, 4, 64)
+    assert s["enable_prefix_caching"] is False
+    assert s["enable_chunked_prefill"] is True
+    assert s["max_waiting"] is None
+    assert s["preemption"] == "recompute"
+    assert s["scheduling_policy"] == "fcfs"
+    assert s["kv_tiers"] == []
+
+
+@dataclass
+class ModelSpec:        # same class names _jsonable shortens to their name
+    name: str
+    layers: int = 2
+
+
+@dataclass
+class GPU:
+    name: str
+    hbm_gb: float = 80.0
+
+
+@dataclass
+class Other:
+    name: str
+    inner: tuple
+
+
+class Opaque:
+    pass
+
+
+def test_jsonable_rules_by_hand() -> None:
+    assert _jsonable(None) is None
+    assert _jsonable(True) is True
+    assert _jsonable(3) == 3 and _jsonable(2.5) == 2.5 and _jsonable("x") == "x"
+    assert _jsonable(ModelSpec(name="llama")) == "llama"
+    assert _jsonable(GPU(name="H100")) == "H100"
+    assert _jsonable(ModelSpec(name="")) == {"name": "", "layers": 2}     # no name: all fields
+    assert _jsonable(Other(name="o", inner=(1, GPU(name="A100"), Opaque()))) == \
+        {"name": "o", "inner": [1, "A100", "Opaque"]}
+    assert _jsonable({1: (2, 3), "k": [None, {"z": 1.5}]}) == {"1": [2, 3], "k": [None, {"z": 1.5}]}
+    assert _jsonable(Opaque()) == "Opaque"
+    assert _jsonable(ModelSpec) == "type"             # a dataclass type is not an instance
+    assert _jsonable({2.0: Opaque()}) == {"2.0": "Opaque"}
+
+
+def test_records_of_the_worked_run() -> None:
+    res = simulate(_cfg(record_token_times=True), SPECS)
+    recs = {r.id: r for r in res.records}
+    assert [r.id for r in res.records] == ["a", "b"]
+    a, b = recs["a"], recs["b"]
+    for r in (a, b):
+        assert r.status == "ok" and r.reason == ""
+        assert r.input_tokens == 4 and r.output_tokens == 2
+        assert r.replica == "replica-0"
+        assert r.cached_tokens == 0 and r.retries == 0 and r.adapter is None
+    assert (a.arrival_s, a.dispatch_s, a.start_s, a.first_token_s, a.finish_s) == \
+        pytest.approx((0.0, 0.0, 0.0, 0.5, 1.0))
+    assert a.token_times_s == pytest.approx([0.5, 1.0])
+    assert (b.arrival_s, b.dispatch_s, b.start_s, b.first_token_s, b.finish_s) == \
+        pytest.approx((0.1, 0.1, 0.5, 1.0, 1.5))
+    assert b.token_times_s == pytest.approx([1.0, 1.5])
+    assert a.priority == 0 and b.priority == 3
+
+
+# One request, 10 tokens wanted, client timeout 1.2 s:
+#   prefill 0 -> 0.5 (first token 0.5), decode 0.5 -> 1.0 (2nd token), timed out at 1.2
+#   with 2 of 10 tokens; its first token (0.5 <= 1.2) counts; no token times (not ok).
+def test_record_of_a_timed_out_request() -> None:
+    spec = [RequestSpec(id="t", arrival_s=0.0, input_tokens=4, output_tokens=10, adapter="lora-a")]
+    res = simulate(_cfg(record_token_times=True,
+                        admission=AdmissionConfig(client_timeout_s=1.2)), spec)
+    (r,) = res.records
+    assert r.status == "timed_out"
+    assert r.reason == "client timeout after 1.2 s"
+    assert r.first_token_s == pytest.approx(0.5)
+    assert r.finish_s == pytest.approx(1.2)
+    assert r.token_times_s is None
+    assert r.replica == "replica-0"
+    assert r.adapter == "lora-a"
+    assert res.duration_s == pytest.approx(1.2)
+
+
+# The same request timed out at 0.9 s: only the first token (0.5 s) reached the client
+# before it left; the step in flight (0.5 -> 1.0) ends after the timeout. The record
+# counts that later token too (output_tokens 2; 3 at a 1.2 s timeout, see above): the
+# engine keeps counting r.outputs for the aborted request until its step commits, and
+# record_of takes min(outputs, target) without the ``<= finish`` guard it applies to
+# first_token_s.
+@pytest.mark.xfail(strict=True, reason="timed-out record counts tokens emitted after the timeout")
+@pytest.mark.parametrize("timeout_s, emitted", [(0.9, 1), (1.2, 2)])
+def test_timed_out_record_counts_only_tokens_before_the_timeout(timeout_s, emitted) -> None:
+    spec = [RequestSpec(id="t", arrival_s=0.0, input_tokens=4, output_tokens=10)]
+    res = simulate(_cfg(admission=AdmissionConfig(client_timeout_s=timeout_s)), spec)
+    assert res.records[0].output_tokens == emitted
