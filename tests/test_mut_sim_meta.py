@@ -207,3 +207,30 @@ def test_timed_out_record_counts_only_tokens_before_the_timeout(timeout_s, emitt
     spec = [RequestSpec(id="t", arrival_s=0.0, input_tokens=4, output_tokens=10)]
     res = simulate(_cfg(admission=AdmissionConfig(client_timeout_s=timeout_s)), spec)
     assert res.records[0].output_tokens == emitted
+
+
+def _engine(**kw):
+    from servelab.sim import ReplicaEngine
+    sched = SchedulerConfig(max_num_seqs=1, max_num_batched_tokens=64, block_size=4,
+                            num_kv_blocks=16, enable_prefix_caching=False, **kw)
+    return ReplicaEngine(None, sched, step_model=ConstantStepModel(step_s=STEP))
+
+
+# Engine gauges by hand: max_num_seqs 1, 16 blocks of 4 tokens. a (10 tokens) is
+# prefilled in the first step and holds ceil(10/4) = 3 blocks: usage 3/16; b waits.
+def test_engine_gauges_by_hand() -> None:
+    e = _engine()
+    e.add(RequestSpec(id="a", arrival_s=0.0, input_tokens=10, output_tokens=1), 0.0)
+    e.add(RequestSpec(id="b", arrival_s=0.0, input_tokens=6, output_tokens=1), 0.0)
+    assert e.begin(0.0) == pytest.approx(STEP)
+    s = e.stats()
+    assert s == {"running": 1, "waiting": 1, "kv_usage_perc": pytest.approx(3 / 16),
+                 "num_preempted": 0, "prefix_cache_hit_rate": 0.0, "lora_loads": 0,
+                 "cpu_kv_hit_tokens": 0, "kv_tier_hit_tokens": {}, "kv_tier_blocks": {}}
+    e.commit()                      # a done (1 token) and freed; b next: ceil(6/4) = 2 blocks
+    assert e.begin(STEP) == pytest.approx(2 * STEP)
+    s = e.stats()
+    assert (s["running"], s["waiting"], s["kv_usage_perc"]) == (1, 0, pytest.approx(2 / 16))
+    e.commit()
+    s = e.stats()
+    assert (s["running"], s["waiting"], s["kv_usage_perc"]) == (0, 0, 0.0)
