@@ -234,3 +234,47 @@ def test_engine_gauges_by_hand() -> None:
     e.commit()
     s = e.stats()
     assert (s["running"], s["waiting"], s["kv_usage_perc"]) == (0, 0, 0.0)
+
+
+def _lora_run(max_loras: int, exact: bool):
+    sched = SchedulerConfig(max_num_seqs=4, max_num_batched_tokens=64, block_size=4,
+                            num_kv_blocks=64, enable_prefix_caching=False,
+                            max_loras=max_loras, lora_load_s=0.25)
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=sched, step_model=ConstantStepModel(step_s=STEP)),),
+                    exact=exact)
+    specs = [RequestSpec(id="a", arrival_s=0.0, input_tokens=4, output_tokens=2, adapter="x"),
+             RequestSpec(id="b", arrival_s=0.0, input_tokens=4, output_tokens=1, adapter="y"),
+             RequestSpec(id="c", arrival_s=0.0, input_tokens=4, output_tokens=1, adapter="x"),
+             RequestSpec(id="e", arrival_s=0.0, input_tokens=4, output_tokens=1)]
+    res = simulate(cfg, specs)
+    return {r.id: r for r in res.records}, res.replica_stats["replica-0"]["lora_loads"]
+
+
+# One adapter slot, steps 0.5 s, a load adds 0.25 s to its step (module docstring, Multi-LoRA).
+# a arrives first and the idle replica starts a step with it alone; b, c, e (same instant)
+# join at the next step boundary:
+#   step 1  0.00 -> 0.75  a (loads x: 0.5 + 0.25)
+#   step 2  0.75 -> 1.25  a decodes and finishes; b passed over (y needs the slot x holds
+#                         for a); c (x resident, no load) and e (no adapter) prefill, finish
+#   step 3  1.25 -> 2.00  x idle: evicted, y loaded (+0.25); b prefills and finishes
+@pytest.mark.parametrize("exact", [False, True])
+def test_one_lora_slot_by_hand(exact) -> None:
+    recs, loads = _lora_run(1, exact)
+    assert loads == 2
+    got = {k: (r.start_s, r.first_token_s, r.finish_s) for k, r in recs.items()}
+    want = {"a": (0.0, 0.75, 1.25), "b": (1.25, 2.0, 2.0), "c": (0.75, 1.25, 1.25),
+            "e": (0.75, 1.25, 1.25)}
+    for k in want:
+        assert got[k] == pytest.approx(want[k]), k
+        assert recs[k].status == "ok"
+
+
+# Two slots: step 1 0 -> 0.75 a alone (loads x); step 2 0.75 -> 1.5: a decodes, b loads y
+# into the free slot (0.5 + 0.25), c and e join; all end at 1.5.
+def test_two_lora_slots_by_hand() -> None:
+    recs, loads = _lora_run(2, False)
+    assert loads == 2
+    got = {k: (r.start_s, r.first_token_s, r.finish_s) for k, r in recs.items()}
+    want = {"a": (0.0, 0.75, 1.5), "b": (0.75, 1.5, 1.5), "c": (0.75, 1.5, 1.5), "e": (0.75, 1.5, 1.5)}
+    for k in want:
+        assert got[k] == pytest.approx(want[k]), k
