@@ -278,3 +278,17 @@ def test_two_lora_slots_by_hand() -> None:
     want = {"a": (0.0, 0.75, 1.5), "b": (0.75, 1.5, 1.5), "c": (0.75, 1.5, 1.5), "e": (0.75, 1.5, 1.5)}
     for k in want:
         assert got[k] == pytest.approx(want[k]), k
+
+
+# The event loop reports progress every 4096 events as (time now) / (last arrival).
+# 5000 requests one second apart, each prefilled (0.5 s) and done in its own step: at
+# least one step-end event each, so at least 5000 events, at least one report inside the
+# run, strictly between 0 and 1, before the final 1.0 from simulate.
+def test_progress_is_reported_during_a_long_run() -> None:
+    specs = [RequestSpec(id=str(i), arrival_s=float(i), input_tokens=4, output_tokens=1)
+             for i in range(5000)]
+    seen: list[float] = []
+    simulate(_cfg(), specs, progress=seen.append)
+    assert len(seen) >= 2
+    assert all(0.0 < p < 1.0 for p in seen[:-1]) and seen[-1] == 1.0
+    assert seen == sorted(seen)
