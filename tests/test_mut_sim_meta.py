@@ -292,3 +292,32 @@ def test_progress_is_reported_during_a_long_run() -> None:
     assert len(seen) >= 2
     assert all(0.0 < p < 1.0 for p in seen[:-1]) and seen[-1] == 1.0
     assert seen == sorted(seen)
+
+
+# Bad configuration: each message names the bad value and what is valid (written out here).
+def test_config_error_messages_by_hand() -> None:
+    from servelab.errors import ConfigError
+    from servelab.sim import AutoscalerConfig
+    from servelab.sim.disagg import DisaggConfig, kv_bytes_per_token_of
+
+    def msg(fn) -> str:
+        with pytest.raises(ConfigError) as e:
+            fn()
+        return str(e.value)
+
+    assert msg(lambda: ReplicaSpec()) == \
+        "a ReplicaSpec without a deployment needs step_model and scheduler.num_kv_blocks"
+    assert msg(lambda: SchedulerConfig(max_num_batched_tokens=0)) == \
+        "max_num_batched_tokens must be > 0, got 0"
+    assert msg(lambda: SimConfig(replicas=())) == \
+        "SimConfig.replicas is empty; give at least one ReplicaSpec"
+    assert msg(lambda: _cfg(router="random")) == \
+        "unknown router 'random'; known: round_robin, least_outstanding, least_kv, prefix"
+    two = _cfg().replicas * 2
+    assert msg(lambda: SimConfig(replicas=two, autoscaler=AutoscalerConfig(template=2))).endswith(
+        "(0..1)")
+    assert msg(lambda: SimConfig(replicas=two[:1], autoscaler=AutoscalerConfig(template=1))).endswith(
+        "(0..0)")
+    assert msg(lambda: kv_bytes_per_token_of(DisaggConfig(), two[0])) == \
+        "DisaggConfig.kv_bytes_per_token is needed when the prefill replicas have no deployment"
+    assert kv_bytes_per_token_of(DisaggConfig(kv_bytes_per_token=1234.0), two[0]) == 1234.0
