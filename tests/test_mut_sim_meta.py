@@ -321,3 +321,35 @@ def test_config_error_messages_by_hand() -> None:
     assert msg(lambda: kv_bytes_per_token_of(DisaggConfig(), two[0])) == \
         "DisaggConfig.kv_bytes_per_token is needed when the prefill replicas have no deployment"
     assert kv_bytes_per_token_of(DisaggConfig(kv_bytes_per_token=1234.0), two[0]) == 1234.0
+
+
+# record_of on requests the fleet never finished, field by field (RequestRecord docs:
+# status "cancelled" with reason "simulation ended" when no status was decided; no
+# tokens counted; a first token only if it came before the end; a replica only once
+# dispatched).
+def test_record_of_unfinished_requests_by_hand() -> None:
+    from servelab.sim.cluster import record_of
+    from servelab.sim.request import SimRequest
+
+    spec = RequestSpec(id="u", arrival_s=0.25, input_tokens=8, output_tokens=3)
+    r = SimRequest(spec, 0)
+    rec = record_of(r)
+    assert (rec.status, rec.reason) == ("cancelled", "simulation ended")
+    assert rec.output_tokens == 0 and rec.first_token_s is None and rec.finish_s is None
+    assert rec.replica is None and rec.token_times_s is None
+
+    r = SimRequest(spec, 0)
+    r.first_token_s = 0.5               # no end time: 0.5 > 0, not before the end
+    r.replica = "replica-0"             # never dispatched: no replica in the record
+    r.outputs = 2
+    rec = record_of(r)
+    assert rec.first_token_s is None and rec.replica is None and rec.output_tokens == 2
+
+    r = SimRequest(spec, 0)
+    r.status, r.reason, r.end_s = "timed_out", "client timeout after 1 s", 1.0
+    r.first_token_s = 2.0               # after the end: not reported
+    r.dispatch_s, r.replica = 0.25, "replica-1"
+    r.outputs = 5                       # more than wanted: capped at the target
+    rec = record_of(r)
+    assert (rec.status, rec.reason, rec.finish_s) == ("timed_out", "client timeout after 1 s", 1.0)
+    assert rec.first_token_s is None and rec.replica == "replica-1" and rec.output_tokens == 3
