@@ -245,7 +245,8 @@ def _lora_run(max_loras: int, exact: bool):
     specs = [RequestSpec(id="a", arrival_s=0.0, input_tokens=4, output_tokens=2, adapter="x"),
              RequestSpec(id="b", arrival_s=0.0, input_tokens=4, output_tokens=1, adapter="y"),
              RequestSpec(id="c", arrival_s=0.0, input_tokens=4, output_tokens=1, adapter="x"),
-             RequestSpec(id="e", arrival_s=0.0, input_tokens=4, output_tokens=1)]
+             RequestSpec(id="e", arrival_s=0.0, input_tokens=4, output_tokens=1),
+             RequestSpec(id="f", arrival_s=1.5, input_tokens=4, output_tokens=1, adapter="x")]
     res = simulate(cfg, specs)
     return {r.id: r for r in res.records}, res.replica_stats["replica-0"]["lora_loads"]
 
@@ -257,25 +258,29 @@ def _lora_run(max_loras: int, exact: bool):
 #   step 2  0.75 -> 1.25  a decodes and finishes; b passed over (y needs the slot x holds
 #                         for a); c (x resident, no load) and e (no adapter) prefill, finish
 #   step 3  1.25 -> 2.00  x idle: evicted, y loaded (+0.25); b prefills and finishes
+#           (f, adapter x, arrives at 1.5 during the step)
+#   step 4  2.00 -> 2.75  y idle: evicted, x loaded again (+0.25); f prefills, finishes
 @pytest.mark.parametrize("exact", [False, True])
 def test_one_lora_slot_by_hand(exact) -> None:
     recs, loads = _lora_run(1, exact)
-    assert loads == 2
+    assert loads == 3
     got = {k: (r.start_s, r.first_token_s, r.finish_s) for k, r in recs.items()}
     want = {"a": (0.0, 0.75, 1.25), "b": (1.25, 2.0, 2.0), "c": (0.75, 1.25, 1.25),
-            "e": (0.75, 1.25, 1.25)}
+            "e": (0.75, 1.25, 1.25), "f": (2.0, 2.75, 2.75)}
     for k in want:
         assert got[k] == pytest.approx(want[k]), k
         assert recs[k].status == "ok"
 
 
 # Two slots: step 1 0 -> 0.75 a alone (loads x); step 2 0.75 -> 1.5: a decodes, b loads y
-# into the free slot (0.5 + 0.25), c and e join; all end at 1.5.
+# into the free slot (0.5 + 0.25), c and e join; all end at 1.5. f (x, at 1.5): x is
+# still resident (idle, nothing evicts it with two slots): 1.5 -> 2.0, no load.
 def test_two_lora_slots_by_hand() -> None:
     recs, loads = _lora_run(2, False)
     assert loads == 2
     got = {k: (r.start_s, r.first_token_s, r.finish_s) for k, r in recs.items()}
-    want = {"a": (0.0, 0.75, 1.5), "b": (0.75, 1.5, 1.5), "c": (0.75, 1.5, 1.5), "e": (0.75, 1.5, 1.5)}
+    want = {"a": (0.0, 0.75, 1.5), "b": (0.75, 1.5, 1.5), "c": (0.75, 1.5, 1.5), "e": (0.75, 1.5, 1.5),
+            "f": (1.5, 2.0, 2.0)}
     for k in want:
         assert got[k] == pytest.approx(want[k]), k
 
