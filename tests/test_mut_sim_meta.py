@@ -358,3 +358,20 @@ def test_record_of_unfinished_requests_by_hand() -> None:
     rec = record_of(r)
     assert (rec.status, rec.reason, rec.finish_s) == ("timed_out", "client timeout after 1 s", 1.0)
     assert rec.first_token_s is None and rec.replica == "replica-1" and rec.output_tokens == 3
+
+
+# P/D KV transfer with a real deployment: Llama-3.1-8B (HF config: 32 layers, 8 KV
+# heads, head_dim 128) with a 16-bit KV cache holds 2 (K, V) · 32 · 8 · 128 · 2 B
+# = 131072 B per token over all layers; TP 1 on both sides, so a 1000-token prompt
+# takes latency + 131072 · 1000 / link rate.
+def test_kv_transfer_of_a_real_deployment_by_hand() -> None:
+    from servelab.catalog import get_gpu, get_model
+    from servelab.perf import Deployment
+    from servelab.sim.disagg import DisaggConfig, kv_bytes_per_token_of, transfer_s
+
+    spec = ReplicaSpec(deployment=Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"),
+                                             kv_dtype="bf16"))
+    cfg = DisaggConfig()
+    assert kv_bytes_per_token_of(cfg, spec) == 131072.0
+    assert transfer_s(cfg, spec, spec, 1000) == pytest.approx(
+        cfg.link.latency_s + 131072.0 * 1000 / cfg.link.bytes_per_s)
