@@ -375,3 +375,14 @@ def test_kv_transfer_of_a_real_deployment_by_hand() -> None:
     assert kv_bytes_per_token_of(cfg, spec) == 131072.0
     assert transfer_s(cfg, spec, spec, 1000) == pytest.approx(
         cfg.link.latency_s + 131072.0 * 1000 / cfg.link.bytes_per_s)
+
+
+# A GPU given as a bare value (no catalog entry, no name, no rate) is named by its value.
+def test_link_without_a_gpu_rate_names_the_gpu_value() -> None:
+    from servelab.errors import ConfigError
+    from servelab.sim.disagg import link_for
+
+    with pytest.raises(ConfigError) as e:
+        link_for("nvlink", "mystery-gpu")
+    assert str(e.value) == ("GPU 'mystery-gpu' has no nvlink rate in the catalog; choose another link "
+                            "(nvlink, ib-ndr, ib-hdr, roce-400, roce-200, pcie) or give gb_per_s")
