@@ -44,23 +44,7 @@ class SimRequest:
         self.end_s: float | None = None     # when a non-ok status was decided (fleet-owned)
         self.token_times: list[float] | None = None
         self.remote = False                 # KV of the prompt arrives from a prefill replica (P/D)
-        # the not-yet-started state of reset(), set here without the call (hot path)
-        self.outputs = 0
-        self.computed = 0
-        self.prompt_len = self.input
-        self.state = WAITING
-        self.sync = self.ctx_join = self.out_join = self.fin_s_idx = 0
-        self.shared: list[int] = []
-        self.chain: list[int] = []
-        self.registered = 0
-        self.share_upto = 0
-        self.admit_seq = 0
-        self.start_s: float | None = None
-        self.first_token_s: float | None = None
-        self.finish_s: float | None = None
-        self.cached_tokens = 0
-        self.recompute = False
-        self.pf: tuple[float, float, int, float] | None = None
+        self.reset()
 
     def reset(self) -> None:
         """Back to not-yet-started (used when a client retries elsewhere)."""

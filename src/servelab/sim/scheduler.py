@@ -529,18 +529,13 @@ class Scheduler(TierScheduling):
     def _finish(self, r: SimRequest, t: float) -> None:
         r.state = DONE
         r.finish_s = t
-        s = r.spec
-        if s.conversation >= 0 and self.cfg.enable_prefix_caching:
+        if r.spec.conversation >= 0 and self.cfg.enable_prefix_caching:
             r.share_upto = r.computed // self.bs
             self._register(r)
         if self.hold_kv:
             self.held_kv[r.idx] = r
             return
-        if r.shared or not self.plain_pool or s.adapter is not None:
-            self._release(r, keep_own=False)
-        else:                             # _release of private blocks only, inline
-            self.pool.free_uncached += -(-r.computed // self.bs)
-            r.registered = 0
+        self._release(r, keep_own=False)
 
     def release_kv(self, r: SimRequest) -> bool:
         """Free the blocks of a finished request held for a KV transfer (``hold_kv``)."""
