@@ -1,0 +1,250 @@
+"""P/D fleet (``sim/pd_fleet.py``) autoscaling, drained replicas and transfers, worked by hand.
+
+References: the per-pool rule of the module docstring, ``desired = ceil(ready · mean(metric) /
+target)`` clamped to [min, max], with the pool's own provisioning count and cooldown clock
+(a pool acts when ``now − last action >= cooldown_s``, or scales up while below
+``min_replicas``; scale-down waits for its pool's provisioning to finish; the highest
+index drains first), evaluated by hand for each poll. The rule tests drive
+``PDSim.on_scale`` directly with fixed gauge values per replica (the metric under test;
+the two other gauges read 99, so reading the wrong one shows); the run tests are tiny
+fleets with constant step times and binary-fraction times, timelines worked out in
+the docstrings.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from servelab.catalog import RequestSpec
+from servelab.sim import (
+    AdmissionConfig,
+    AutoscalerConfig,
+    ConstantStepModel,
+    DisaggConfig,
+    Fault,
+    KVLink,
+    ReplicaSpec,
+    SchedulerConfig,
+    SimConfig,
+    simulate,
+)
+from servelab.sim.cluster import _READY
+from servelab.sim.pd_fleet import PDSim
+
+_S = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+_GAUGE = {"waiting": "waiting", "running": "running", "kv_usage": "kv_usage_perc"}
+
+
+def _req(rid, t, n_in, n_out) -> RequestSpec:
+    return RequestSpec(id=rid, arrival_s=t, input_tokens=n_in, output_tokens=n_out)
+
+
+def _sim(p: int, d: int, **auto) -> PDSim:
+    cfg = SimConfig(
+        replicas=(ReplicaSpec(name="p", scheduler=_S, count=p, step_model=ConstantStepModel(step_s=1.0)),
+                  ReplicaSpec(name="d", scheduler=_S, count=d, step_model=ConstantStepModel(step_s=1.0))),
+        disagg=DisaggConfig(link=KVLink(name="t", bytes_per_s=128.0, latency_s=0.125), kv_bytes_per_token=16.0),
+        autoscaler=AutoscalerConfig(**auto))
+    return PDSim(cfg, [])
+
+
+class _Gauges:
+    """Fixed per-replica values of one autoscaler metric; records (replica, now_s) of each read."""
+
+    def __init__(self, sim: PDSim, metric: str) -> None:
+        self.sim, self.key, self.values, self.reads = sim, _GAUGE[metric], {}, []
+
+    def set(self, **values: float) -> None:
+        self.values = {k.replace("_", "-"): v for k, v in values.items()}
+        for rep in self.sim.replicas:
+            rep.engine.stats = (lambda now_s=None, n=rep.name: self._read(n, now_s))
+
+    def _read(self, name: str, now_s):
+        self.reads.append((name, now_s))
+        out = {"waiting": 99, "running": 99, "kv_usage_perc": 99}
+        out[self.key] = self.values[name]
+        return out
+
+
+def _ready_due(sim: PDSim) -> list[tuple]:
+    return sorted((e[0], e[1], e[3], e[4].name) for e in sim.heap)
+
+
+def _deliver_ready(sim: PDSim) -> None:
+    """Run the pending ``ready`` events in time order."""
+    while sim.heap:
+        t, _p, _s, kind, rep, _b = heapq.heappop(sim.heap)
+        assert kind == "ready"
+        sim.on_ready(rep, t)
+
+
+def _names(reps) -> list[str]:
+    return [x.name for x in reps]
+
+
+# ----------------------------------------------------------------------------- the rule
+def test_each_pool_scales_up_down_by_its_own_mean_and_clock() -> None:
+    """2 prefill (p-0 idx 0, p-1 idx 1) + 2 decode (d-0 idx 2, d-1 idx 3); metric waiting,
+    target 2, 1..4 per pool, cooldown 0.5 s, ready 0.25 + 0.5 = 0.75 s after the decision.
+    t=1: P waiting (3, 2): mean 2.5 → ceil(2·2.5/2) = 3 → +1 (p-2, idx 4). D (4, 4): mean 4 →
+         ceil(2·4/2) = 4 exactly → +2 (d-2 idx 5, d-3 idx 6). All ready at 1.75.
+    t=1.5 (exactly one cooldown after 1: cooled): P (4, 4): 4 > 2 ready + 1 provisioning
+         → +1 (p-3, idx 7, ready 2.25). D (4, 4): 4 = 2 + 2 provisioning → nothing.
+    t=3: P (0, 0, 0, 0) → 0 → min 1: drain the 3 highest indices p-3, p-2, p-1; p-2 is
+         mid-step (busy) so it stays draining, the idle ones go at once. D (1, 1, 1, 0):
+         mean 3/4 → ceil(4·0.75/2) = ceil(1.5) = 2 → drain d-3, d-2.
+    t=4: P (2) → ceil(1·2/2) = 1 = ready; D (2, 2) → 2: no change."""
+    sim = _sim(2, 2, metric="waiting", target=2.0, min_replicas=1, max_replicas=4, cooldown_s=0.5,
+               provisioning_delay_s=0.25, model_load_delay_s=0.5)
+    g = _Gauges(sim, "waiting")
+    g.set(p_0=3, p_1=2, d_0=4, d_1=4)
+    sim.on_scale(1.0)
+    assert sim.events == [(1.0, "scale_up", "p-2"), (1.0, "scale_up", "d-2"), (1.0, "scale_up", "d-3")]
+    assert _ready_due(sim) == [(1.75, _READY, "ready", "d-2"), (1.75, _READY, "ready", "d-3"),
+                               (1.75, _READY, "ready", "p-2")]
+    assert g.reads == [("p-0", 1.0), ("p-1", 1.0), ("d-0", 1.0), ("d-1", 1.0)]   # gauges at the poll time
+    assert [x.state for x in sim.replicas[4:]] == ["provisioning"] * 3
+    g.set(p_0=4, p_1=4, d_0=4, d_1=4)
+    sim.on_scale(1.5)
+    assert sim.events[3:] == [(1.5, "scale_up", "p-3")]
+    assert _ready_due(sim)[-1] == (2.25, _READY, "ready", "p-3")
+    _deliver_ready(sim)
+    assert sim.events[4:] == [(1.75, "ready", "p-2"), (1.75, "ready", "d-2"), (1.75, "ready", "d-3"),
+                              (2.25, "ready", "p-3")]             # equal times: in decision order
+    assert _names(sim.ready) == ["p-0", "p-1", "p-2", "p-3"]
+    assert _names(sim.dec) == ["d-0", "d-1", "d-2", "d-3"]
+    assert all(x.state == "ready" for x in sim.replicas)
+    # new prefill replicas keep a request's KV for its transfer, new decode ones do not
+    assert [x.engine.hold_kv for x in sim.replicas] == [True, True, False, False, True, False, False, True]
+    g.set(p_0=0, p_1=0, p_2=0, p_3=0, d_0=1, d_1=1, d_2=1, d_3=0)
+    sim.replicas[4].busy = True                             # p-2 mid-step
+    n = len(sim.events)
+    sim.on_scale(3.0)
+    assert sim.events[n:] == [
+        (3.0, "scale_down", "p-3"), (3.0, "removed", "p-3"), (3.0, "scale_down", "p-2"),
+        (3.0, "scale_down", "p-1"), (3.0, "removed", "p-1"),
+        (3.0, "scale_down", "d-3"), (3.0, "removed", "d-3"), (3.0, "scale_down", "d-2"),
+        (3.0, "removed", "d-2")]
+    assert _names(sim.ready) == ["p-0"] and _names(sim.dec) == ["d-0", "d-1"]
+    assert [x.state for x in sim.replicas] == ["ready", "dead", "ready", "ready", "draining", "dead", "dead",
+                                               "dead"]
+    g.set(p_0=2, d_0=2, d_1=2)
+    n = len(sim.events)
+    sim.on_scale(4.0)
+    assert sim.events[n:] == [] and sim.heap == []
+
+
+def test_running_and_kv_usage_metrics_and_the_max_clamp() -> None:
+    """metric running, target 3, 1..4: P running 5 → ceil(5/3) = 2 → +1 (p-1); D running
+    40 → 14 → clamped to 4 → +3. metric kv_usage, target 0.5: P 0.75 → ceil(1.5) = 2 → +1;
+    D 0.5 → 1·0.5/0.5 = 1 exactly → 1: no change."""
+    sim = _sim(1, 1, metric="running", target=3.0, max_replicas=4)
+    g = _Gauges(sim, "running")
+    g.set(p_0=5, d_0=40)
+    sim.on_scale(15.0)
+    assert sim.events == [(15.0, "scale_up", "p-1"), (15.0, "scale_up", "d-1"), (15.0, "scale_up", "d-2"),
+                          (15.0, "scale_up", "d-3")]
+    sim = _sim(1, 1, metric="kv_usage", target=0.5, max_replicas=4)
+    g = _Gauges(sim, "kv_usage")
+    g.set(p_0=0.75, d_0=0.5)
+    sim.on_scale(15.0)
+    assert sim.events == [(15.0, "scale_up", "p-1")]
+
+
+def test_a_poll_without_action_does_not_restart_the_cooldown() -> None:
+    """cooldown 100 s, target 2. t=1: P waiting 2, D 2 → desired 1 = ready: nothing, and the
+    pools have never acted. t=2: P waiting 4 → 2 > 1, cooled (no action yet) → +1 (p-1)."""
+    sim = _sim(1, 1, metric="waiting", target=2.0, cooldown_s=100.0)
+    g = _Gauges(sim, "waiting")
+    g.set(p_0=2, d_0=2)
+    sim.on_scale(1.0)
+    assert sim.events == []
+    g.set(p_0=4, d_0=2)
+    sim.on_scale(2.0)
+    assert sim.events == [(2.0, "scale_up", "p-1")]
+
+
+def test_cooldown_holds_a_pool_at_min_but_not_below_it() -> None:
+    """target 1, 1..3, cooldown 100 s, no delays.
+    t=1: P (0, 0) → drain p-1 (idle: removed); D waiting 3 → 3 > 1 → +2 (d-1, d-2), ready at 1.
+    t=2: P waiting 5 → 3 > 1 ready, but P acted at 1 and has 1 = min replicas: it waits.
+    Faults kill d-0, d-1, d-2 at 2.5. t=3: D has no ready replica → desired = min = 1 >
+    0 total: below min it scales up within the cooldown (d-3)."""
+    sim = _sim(2, 1, metric="waiting", target=1.0, min_replicas=1, max_replicas=3, cooldown_s=100.0)
+    g = _Gauges(sim, "waiting")
+    g.set(p_0=0, p_1=0, d_0=3)
+    sim.on_scale(1.0)
+    _deliver_ready(sim)
+    assert sim.events == [(1.0, "scale_down", "p-1"), (1.0, "removed", "p-1"), (1.0, "scale_up", "d-1"),
+                          (1.0, "scale_up", "d-2"), (1.0, "ready", "d-1"), (1.0, "ready", "d-2")]
+    g.set(p_0=5, d_0=1, d_1=1, d_2=1)
+    sim.on_scale(2.0)
+    assert len(sim.events) == 6
+    for name in ("d-0", "d-1", "d-2"):
+        sim.on_fault(Fault(at_s=2.5, replica=name), 2.5)
+    assert sim.dec == []
+    n = len(sim.events)
+    sim.on_scale(3.0)
+    assert sim.events[n:] == [(3.0, "scale_up", "d-3")]
+
+
+def test_no_scale_down_while_the_pool_provisions() -> None:
+    """target 1, 1..4, cooldown 0. t=1: D waiting (2, 2) → 4 → +2 (ready at 1 + 8 = 9).
+    t=2: D (0, 0) → 1 < 2 ready, but 2 still provisioning: no drain. After both are ready
+    (4 ready, none provisioning) t=10: (0, 0, 0, 0) → drain d-3, d-2, d-1."""
+    sim = _sim(1, 2, metric="waiting", target=1.0, max_replicas=4, cooldown_s=0.0, provisioning_delay_s=8.0)
+    g = _Gauges(sim, "waiting")
+    g.set(p_0=1, d_0=2, d_1=2)
+    sim.on_scale(1.0)
+    g.set(p_0=1, d_0=0, d_1=0)
+    sim.on_scale(2.0)
+    assert sim.events == [(1.0, "scale_up", "d-2"), (1.0, "scale_up", "d-3")]
+    _deliver_ready(sim)
+    g.set(p_0=1, d_0=0, d_1=0, d_2=0, d_3=0)
+    sim.on_scale(10.0)
+    assert [e for e in sim.events if e[0] == 10.0] == [
+        (10.0, "scale_down", "d-3"), (10.0, "removed", "d-3"), (10.0, "scale_down", "d-2"),
+        (10.0, "removed", "d-2"), (10.0, "scale_down", "d-1"), (10.0, "removed", "d-1")]
+
+
+# ----------------------------------------------------------------------------- drained replicas in a run
+def _drain_cfg(**adm) -> SimConfig:
+    return SimConfig(
+        replicas=(ReplicaSpec(name="p", scheduler=_S, count=2, step_model=ConstantStepModel(step_s=1.0)),
+                  ReplicaSpec(name="d", scheduler=_S, count=2, step_model=ConstantStepModel(step_s=0.25))),
+        disagg=DisaggConfig(link=KVLink(name="t", bytes_per_s=128.0, latency_s=0.125), kv_bytes_per_token=16.0),
+        autoscaler=AutoscalerConfig(metric="waiting", target=1.0, poll_interval_s=1.0, cooldown_s=0.0),
+        admission=AdmissionConfig(**adm))
+
+
+def test_drained_replicas_wait_for_their_transfers() -> None:
+    """Transfer of n tokens: 0.125 + 16·n/128 = 0.125 + n/8 s. a (24 in / 1 out) and b (8 in /
+    1 out) at 0: round robin → a on p-0, b on p-1, both prefill [0, 1]. At 1: a → d-0
+    ([1, 4.125]), b → d-1 (d-0 has one on its way) ([1, 2.125]).
+    Poll 1 (after the steps that end at 1): nothing waits in any engine → desired 0 → min 1
+    per pool: drain the highest index of each, p-1 and d-1, both idle.
+    p-1 still holds b's KV and d-1 has b on its way: neither retires yet.
+    2.125: b lands: p-1 lets go of the KV → retired; b enters d-1 (draining, still
+    serving), one 0.25 s step → b done at 2.375 → d-1 retired. a: done 4.125 + 0.25 = 4.375.
+    Ready replicas sampled each second: 4 at 0, 2 from the poll at 1 (the poll comes before
+    the sample at equal times)."""
+    res = simulate(_drain_cfg(), [_req("a", 0.0, 24, 1), _req("b", 0.0, 8, 1)])
+    r = {x.id: x for x in res.records}
+    assert res.events == [(1.0, "scale_down", "p-1"), (1.0, "scale_down", "d-1"), (2.125, "removed", "p-1"),
+                          (2.375, "removed", "d-1")]
+    assert (r["b"].replica, r["b"].finish_s, r["a"].replica, r["a"].finish_s) == ("d-1", 2.375, "d-0", 4.375)
+    ts = res.timeseries
+    assert ts["t_s"][:5] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert ts["replicas"][:5] == [4, 2, 2, 2, 2]
+
+
+def test_cancelled_transfer_lets_a_drained_decode_replica_go() -> None:
+    """As above with a client timeout of 2 s: b's transfer [1, 2.125] is cancelled at 2: p-1
+    frees b's KV → retired at 2; d-1 has nothing on its way any more → retired at 2. a's
+    transfer to d-0 would end at 4.125 > 2: a times out at 2 too (a's deadline fires first:
+    same time, a was sent first)."""
+    res = simulate(_drain_cfg(client_timeout_s=2.0), [_req("a", 0.0, 24, 1), _req("b", 0.0, 8, 1)])
+    r = {x.id: x for x in res.records}
+    assert (r["a"].status, r["a"].finish_s, r["b"].status, r["b"].finish_s) == ("timed_out", 2.0, "timed_out", 2.0)
+    assert res.events == [(1.0, "scale_down", "p-1"), (1.0, "scale_down", "d-1"), (2.0, "removed", "p-1"),
+                          (2.0, "removed", "d-1")]
