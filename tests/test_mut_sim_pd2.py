@@ -248,3 +248,123 @@ def test_cancelled_transfer_lets_a_drained_decode_replica_go() -> None:
     assert (r["a"].status, r["a"].finish_s, r["b"].status, r["b"].finish_s) == ("timed_out", 2.0, "timed_out", 2.0)
     assert res.events == [(1.0, "scale_down", "p-1"), (1.0, "scale_down", "d-1"), (2.0, "removed", "p-1"),
                           (2.0, "removed", "d-1")]
+
+
+# ----------------------------------------------------------------------------- transfers
+def _no_runaway(fraction: float) -> None:
+    """Progress is reported every 4096 events and once (1.0) at the end; these runs have a
+    few dozen events, so an earlier report means a request was never accounted for."""
+    if fraction != 1.0:
+        raise AssertionError("the run did not end: a request was never accounted for")
+
+
+def _pd(p: SchedulerConfig, d: SchedulerConfig, d_count: int = 1, d_step: float = 0.25, **disagg) -> SimConfig:
+    return SimConfig(
+        replicas=(ReplicaSpec(name="p", scheduler=p, step_model=ConstantStepModel(step_s=1.0)),
+                  ReplicaSpec(name="d", scheduler=d, count=d_count, step_model=ConstantStepModel(step_s=d_step))),
+        disagg=DisaggConfig(link=KVLink(name="t", bytes_per_s=128.0, latency_s=0.125), kv_bytes_per_token=16.0,
+                            **disagg))
+
+
+def test_request_too_big_for_the_decode_replica_fails_there_and_frees_the_prefill_kv() -> None:
+    """Prefill replica: 3 blocks of 4; decode replica: 2 blocks of 4 (8 tokens). a (10 in / 1
+    out) needs 11 tokens = 3 blocks to prefill (fits) but can never fit the decode side: at
+    the end of its prefill [0, 1] it fails with the decode replica's 400 and its 3 prefill
+    blocks are freed, so b (4 in / 1 out, 2 blocks, waiting since 0) starts at 1, prefills
+    [1, 2], moves 4 tokens (0.125 + 4/8 = 0.625 s) → [2, 2.625], one 0.25 s step → 2.875."""
+    p = SchedulerConfig(block_size=4, num_kv_blocks=3, max_num_batched_tokens=64, max_num_seqs=8)
+    d = SchedulerConfig(block_size=4, num_kv_blocks=2, max_num_batched_tokens=64, max_num_seqs=8)
+    res = simulate(_pd(p, d), [_req("a", 0.0, 10, 1), _req("b", 0.5, 4, 1)], progress=_no_runaway)
+    r = {x.id: x for x in res.records}
+    assert (r["a"].status, r["a"].reason, r["a"].finish_s) == (
+        "failed", "400 request needs 11 tokens of KV; replica holds 8", 1.0)
+    assert (r["b"].status, r["b"].start_s, r["b"].first_token_s) == ("ok", 1.0, 2.875)
+
+
+def test_transfers_queue_fifo_per_prefill_replica_around_a_cancelled_one() -> None:
+    """One prefill replica, one transfer at a time; decode d-0, d-1, d-2 (0.25 s steps).
+    a, b, c, e (8 in / 1 out) at 0: a prefills alone [0, 1] (the others arrive while its
+    step runs), b, c, e together [1, 2]; a transfer takes 0.125 + 8/8 = 1.125 s. Each goes
+    to the fewest outstanding + incoming, lowest index: a → d-0 [1, 2.125]; at 2 b → d-1,
+    c → d-2, e → d-0 wait for the link in that order.
+    d-1 is killed at 2.0625 (retry): b's queued transfer is dropped (the link stays a's)
+    and b is prefilled again [2.0625, 3.0625]. 2.125: a lands (done 2.375); b's old place
+    is skipped, c starts [2.125, 3.25] (one at a time: e waits). 3.0625: b is sent again
+    → d-0 (d-0 and d-2 each have one incoming: lowest index), behind e. 3.25: c lands
+    (done 3.5), e starts [3.25, 4.375] (done 4.625); 4.375: b starts [4.375, 5.5] (done 5.75)."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    cfg = _pd(s, s, d_count=3)
+    cfg = SimConfig(replicas=cfg.replicas, disagg=cfg.disagg,
+                    faults=(Fault(at_s=2.0625, replica="d-1", in_flight="retry"),))
+    res = simulate(cfg, [_req(x, 0.0, 8, 1) for x in "abce"], progress=_no_runaway)
+    r = {x.id: x for x in res.records}
+    assert {k: (x.replica, x.finish_s) for k, x in r.items()} == {
+        "a": ("d-0", 2.375), "b": ("d-0", 5.75), "c": ("d-2", 3.5), "e": ("d-0", 4.625)}
+    assert r["b"].retries == 1 and all(x.status == "ok" for x in r.values())
+
+
+def test_concurrent_transfers_land_in_send_order() -> None:
+    """max_transfers 2; one decode replica running one request at a time (0.25 s steps).
+    a (1 in / 1 out) prefills alone [0, 1], moves [1, 1.25] (0.125 + 1/8), done 1.5.
+    b, c, e (8 in / 1 out, at 0) prefill [1, 2]. At 2: b and c start ([2, 3.125] both), e
+    waits. 3.125: b lands first (sent first) and runs [3.125, 3.375]; e starts [3.125,
+    4.25]; c lands and waits → [3.375, 3.625]. e: [4.25, 4.5]."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    d = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=1)
+    reqs = [_req("a", 0.0, 1, 1)] + [_req(x, 0.0, 8, 1) for x in "bce"]
+    res = simulate(_pd(s, d, max_transfers=2), reqs, progress=_no_runaway)
+    assert [(x.id, x.first_token_s) for x in res.records] == [("a", 1.5), ("b", 3.375), ("c", 3.625),
+                                                              ("e", 4.5)]
+
+
+def test_prompt_is_chunked_on_the_prefill_side_only() -> None:
+    """Both sides compute 8 tokens per step (max_num_batched_tokens 8). a (24 in / 2 out):
+    prefill in 3 chunks [0, 3]; transfer 0.125 + 24/8 = 3.125 → [3, 6.125]; on the decode
+    side the prompt's KV is there: the first step computes only the last prompt token and
+    emits token 1 (6.375), the second emits token 2 (6.625)."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=8, max_num_seqs=8)
+    r = simulate(_pd(s, s), [_req("a", 0.0, 24, 2)], progress=_no_runaway).records[0]
+    assert (r.first_token_s, r.finish_s) == (6.375, 6.625)
+
+
+class _Dep:
+    """A deployment that names only its tensor-parallel degree (``tp``), when given."""
+
+    def __init__(self, **tp) -> None:
+        self.__dict__.update(tp)
+
+
+def test_transfer_tp_of_deployments_without_a_tp_degree() -> None:
+    """Link 128 B/s per GPU pair, 0.125 s latency, 16 B of KV per token; a: 8 in / 1 out.
+    Prefill [0, 1]; transfer 0.125 + 128 / (128 · min(TP_p, TP_d)), where a deployment
+    with no ``tp`` attribute, or ``tp`` None, counts as TP 1; one 0.25 s decode step.
+    min 1 → 1.125 s → done at 2.375; both TP 4 → 0.375 s → done at 1.625."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    cases = [(_Dep(), _Dep(tp=4), 2.375), (_Dep(tp=None), _Dep(tp=4), 2.375), (_Dep(tp=4), _Dep(), 2.375),
+             (_Dep(tp=4), _Dep(tp=4), 1.625)]
+    for dep_p, dep_d, done in cases:
+        cfg = _pd(s, s)
+        cfg = SimConfig(replicas=(ReplicaSpec(name="p", scheduler=s, step_model=ConstantStepModel(step_s=1.0),
+                                              deployment=dep_p),
+                                  ReplicaSpec(name="d", scheduler=s, step_model=ConstantStepModel(step_s=0.25),
+                                              deployment=dep_d)),
+                        disagg=cfg.disagg)
+        assert simulate(cfg, [_req("a", 0.0, 8, 1)]).records[0].finish_s == done
+
+
+def test_transfer_uses_the_prefill_deployments_kv_bytes_per_token() -> None:
+    """Llama-3.1-8B (HF config: 32 layers, 8 KV heads, head_dim 128), 16-bit KV:
+    2 (K, V) · 32 · 8 · 128 · 2 B = 131072 B per token. Link 8 · 131072 B/s, 0.125 s
+    latency: 8 prompt tokens move in 0.125 + 8 · 131072 / (8 · 131072) = 1.125 s.
+    a (8 in / 1 out): prefill [0, 1], transfer [1, 2.125], one 0.25 s step → 2.375."""
+    from servelab.catalog import get_gpu, get_model
+    from servelab.perf import Deployment
+
+    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"), kv_dtype="bf16")
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    cfg = SimConfig(
+        replicas=(ReplicaSpec(name="p", scheduler=s, step_model=ConstantStepModel(step_s=1.0), deployment=dep),
+                  ReplicaSpec(name="d", scheduler=s, step_model=ConstantStepModel(step_s=0.25), deployment=dep)),
+        disagg=DisaggConfig(link=KVLink(name="t", bytes_per_s=8 * 131072.0, latency_s=0.125)))
+    r = simulate(cfg, [_req("a", 0.0, 8, 1)]).records[0]
+    assert (r.start_s, r.first_token_s) == (0.0, 2.375)
