@@ -246,6 +246,7 @@ def test_cancelled_transfer_lets_a_drained_decode_replica_go() -> None:
     res = simulate(_drain_cfg(client_timeout_s=2.0), [_req("a", 0.0, 24, 1), _req("b", 0.0, 8, 1)])
     r = {x.id: x for x in res.records}
     assert (r["a"].status, r["a"].finish_s, r["b"].status, r["b"].finish_s) == ("timed_out", 2.0, "timed_out", 2.0)
+    assert r["b"].reason == "client timeout after 2 s"
     assert res.events == [(1.0, "scale_down", "p-1"), (1.0, "scale_down", "d-1"), (2.0, "removed", "p-1"),
                           (2.0, "removed", "d-1")]
 
@@ -368,3 +369,43 @@ def test_transfer_uses_the_prefill_deployments_kv_bytes_per_token() -> None:
         disagg=DisaggConfig(link=KVLink(name="t", bytes_per_s=8 * 131072.0, latency_s=0.125)))
     r = simulate(cfg, [_req("a", 0.0, 8, 1)]).records[0]
     assert (r.start_s, r.first_token_s) == (0.0, 2.375)
+
+
+def test_decode_choice_counts_every_transfer_on_its_way() -> None:
+    """Two decode replicas, up to 4 transfers at once. a (8 in / 1 out) prefills alone
+    [0, 1] → d-0 ([1, 2.125]). b, c, e (8 in / 1 out) prefill [1, 2]; at 2, with nothing
+    in either decode engine yet: b → d-1 (d-0 has 1 incoming), c → d-0 (1 and 1: lowest
+    index), e → d-1 (d-0 now has 2 incoming, d-1 has 1)."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    res = simulate(_pd(s, s, d_count=2, max_transfers=4), [_req(x, 0.0, 8, 1) for x in "abce"],
+                   progress=_no_runaway)
+    assert [(x.id, x.replica) for x in res.records] == [("a", "d-0"), ("b", "d-1"), ("c", "d-0"), ("e", "d-1")]
+
+
+def test_decode_replica_killed_with_a_transfer_running_and_one_queued() -> None:
+    """One transfer at a time, decode d-0, d-1. a (8 in / 1 out) prefills [0, 1] → d-0
+    ([1, 2.125]); b, c prefill [1, 2]; at 2 b → d-1 and c → d-0 wait for the link. d-0 is
+    killed at 2.0625: a (moving) and c (queued) fail then; the link is free, so b starts
+    at once: [2.0625, 3.1875], one 0.25 s step → done 3.4375."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    cfg = _pd(s, s, d_count=2)
+    cfg = SimConfig(replicas=cfg.replicas, disagg=cfg.disagg, faults=(Fault(at_s=2.0625, replica="d-0"),))
+    res = simulate(cfg, [_req(x, 0.0, 8, 1) for x in "abc"], progress=_no_runaway)
+    assert [(x.id, x.status, x.finish_s) for x in res.records] == [
+        ("a", "failed", 2.0625), ("b", "ok", 3.4375), ("c", "failed", 2.0625)]
+
+
+def test_timeout_while_decoding_frees_the_decode_slot() -> None:
+    """Decode replica runs one request at a time (0.25 s steps); client timeout 2.5 s.
+    a (1 in / 8 out, at 0): prefill [0, 1], transfer 0.125 + 1/8 → [1, 1.25], decodes one
+    token per 0.25 s from 1.25 (8 tokens would end at 3.25). b (1 in / 1 out, at 0.5):
+    prefill [1, 2], lands at 2.25 and waits. a times out at 2.5 and is aborted there, so
+    b runs [2.5, 2.75] (before its own deadline 3.0)."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    d = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=1)
+    cfg = _pd(s, d)
+    cfg = SimConfig(replicas=cfg.replicas, disagg=cfg.disagg, admission=AdmissionConfig(client_timeout_s=2.5))
+    res = simulate(cfg, [_req("a", 0.0, 1, 8), _req("b", 0.5, 1, 1)], progress=_no_runaway)
+    r = {x.id: x for x in res.records}
+    assert (r["a"].status, r["a"].finish_s) == ("timed_out", 2.5)
+    assert (r["b"].status, r["b"].first_token_s) == ("ok", 2.75)
