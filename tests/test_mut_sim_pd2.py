@@ -409,3 +409,19 @@ def test_timeout_while_decoding_frees_the_decode_slot() -> None:
     r = {x.id: x for x in res.records}
     assert (r["a"].status, r["a"].finish_s) == ("timed_out", 2.5)
     assert (r["b"].status, r["b"].first_token_s) == ("ok", 2.75)
+
+
+def test_kv_bytes_need_a_deployment_or_an_explicit_value() -> None:
+    """A prefill spec with no ``deployment`` attribute at all (any object may serve as a spec)
+    gets the same clear error as one whose deployment is None."""
+    from servelab.errors import ConfigError
+    from servelab.sim.disagg import kv_bytes_per_token_of
+
+    for spec in (object(), ReplicaSpec(scheduler=_S, step_model=ConstantStepModel(step_s=1.0))):
+        try:
+            kv_bytes_per_token_of(DisaggConfig(), spec)
+        except ConfigError as e:
+            assert str(e) == ("DisaggConfig.kv_bytes_per_token is needed when the prefill replicas "
+                              "have no deployment")
+        else:
+            raise AssertionError("no error")
