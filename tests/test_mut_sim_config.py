@@ -124,3 +124,14 @@ def test_replica_admission_autoscaler_fault_errors() -> None:
         AutoscalerConfig(**{name: 0.0})
     assert _msg(lambda: Fault(at_s=1.0, action="restart")) == "unknown fault action 'restart'; known: kill"
     assert _msg(lambda: Fault(at_s=1.0, in_flight="drop")) == "unknown in_flight 'drop'; known: fail, retry"
+
+
+def test_every_documented_choice_is_accepted() -> None:
+    from servelab.sim import Fault
+    assert [Fault(at_s=1.0, in_flight=x).in_flight for x in ("fail", "retry")] == ["fail", "retry"]
+    assert SchedulerConfig(scheduling_policy="priority").scheduling_policy == "priority"
+    assert SimConfig(replicas=(_REP,)).autoscaler is None
+    # template: any index of replicas, 0 included; -1 is not one
+    assert SimConfig(replicas=(_REP, _REP), autoscaler=AutoscalerConfig(template=0)).autoscaler.template == 0
+    assert _msg(lambda: SimConfig(replicas=(_REP, _REP), autoscaler=AutoscalerConfig(template=-1))) == (
+        "autoscaler.template -1 is not an index of replicas (0..1)")
