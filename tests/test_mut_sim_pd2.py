@@ -8,7 +8,9 @@ index drains first), evaluated by hand for each poll. The rule tests drive
 ``PDSim.on_scale`` directly with fixed gauge values per replica (the metric under test;
 the two other gauges read 99, so reading the wrong one shows); the run tests are tiny
 fleets with constant step times and binary-fraction times, timelines worked out in
-the docstrings.
+the docstrings. Also a few edges met on the way (KV bytes of a real model shape, the
+router's least-outstanding policy and its strict imbalance threshold), each against a
+hand value or the documented rule.
 """
 
 from __future__ import annotations
@@ -425,3 +427,49 @@ def test_kv_bytes_need_a_deployment_or_an_explicit_value() -> None:
                               "have no deployment")
         else:
             raise AssertionError("no error")
+
+
+# ----------------------------------------------------------------------------- router edges (sim/router.py)
+class _Eng:
+    """The parts of a replica engine the router reads: outstanding requests, block size, KV pool."""
+
+    def __init__(self) -> None:
+        self.load, self.bs = 0, 4
+        self.pool = type("Pool", (), {"num_blocks": 1000, "usage": staticmethod(lambda: 0.0)})()
+
+    def outstanding(self) -> int:
+        return self.load
+
+
+def _two():
+    from types import SimpleNamespace
+    return [SimpleNamespace(name="r0", engine=_Eng()), SimpleNamespace(name="r1", engine=_Eng())]
+
+
+_G = RequestSpec(id="g", arrival_s=0.0, input_tokens=64, output_tokens=1, prefix_group=0, prefix_tokens=64)
+
+
+def test_least_outstanding_ignores_where_a_prefix_was_sent() -> None:
+    """least_outstanding: first g → r0 (0, 0: lowest index); then loads (1, 0) → r1, although
+    r0 saw the same 16-block prefix (only the prefix policy would send it back there)."""
+    from servelab.sim.router import Router
+    ready, r = _two(), Router("least_outstanding", {})
+    assert r.pick(_G, ready) == 0
+    ready[0].engine.load = 1
+    assert r.pick(_G, ready) == 1
+
+
+def test_prefix_router_relative_imbalance_threshold_is_strict() -> None:
+    """sgl-router: imbalanced when hi − lo > 32 AND hi > 1.0001 · lo. g's 16 prefix blocks
+    go to r0 first (loads 0, 0). Loads (330033, 330000): hi − lo = 33 > 32 but
+    hi = 1.0001 · 330000 exactly (330033.0 in floating point), not above: balanced, so the
+    cache decides: r0 matches all 16 blocks, 64 tokens > 0.5 · 64 → r0. One more on r0
+    (330034 > 330033.0): imbalanced → the least loaded, r1."""
+    from servelab.sim.router import Router
+    assert 1.0001 * 330000 == 330033.0
+    ready, r = _two(), Router("prefix", {})
+    assert r.pick(_G, ready) == 0
+    ready[0].engine.load, ready[1].engine.load = 330033, 330000
+    assert r.pick(_G, ready) == 0
+    ready[0].engine.load = 330034
+    assert r.pick(_G, ready) == 1
