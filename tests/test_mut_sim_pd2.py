@@ -473,3 +473,35 @@ def test_prefix_router_relative_imbalance_threshold_is_strict() -> None:
     assert r.pick(_G, ready) == 0
     ready[0].engine.load = 330034
     assert r.pick(_G, ready) == 1
+
+
+def test_shared_prefix_hits_on_the_prefill_side_are_what_the_record_reports() -> None:
+    """a and b share a 16-token group prefix (16 in / 2 out each, block 4). a at 0: prefill
+    [0, 1], transfer 0.125 + 16/8 → [1, 3.125], decode → done 3.625. b at 4: its first
+    (16 − 1) // 4 = 3 full blocks = 12 tokens are cached on the prefill replica (a
+    registered them); the decode side takes the KV as sent and reports the same 12.
+    b: prefill [4, 5], transfer [5, 7.125], tokens at 7.375 and 7.625."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    spec = dict(input_tokens=16, output_tokens=2, prefix_group=0, prefix_tokens=16)
+    res = simulate(_pd(s, s), [RequestSpec(id="a", arrival_s=0.0, **spec), RequestSpec(id="b", arrival_s=4.0, **spec)],
+                   progress=_no_runaway)
+    r = {x.id: x for x in res.records}
+    assert (r["a"].cached_tokens, r["a"].finish_s) == (0, 3.625)
+    assert (r["b"].cached_tokens, r["b"].first_token_s, r["b"].finish_s) == (12, 7.375, 7.625)
+
+
+def test_request_preempted_on_the_decode_side_recomputes_there_and_finishes() -> None:
+    """Two transfers at once; decode replica with 6 blocks of 4 tokens. z (1 in / 1 out)
+    prefills alone [0, 1]; a, b (8 in / 8 out, group prefix of 8 tokens) prefill together
+    [1, 2] and land together at 2 + 0.125 + 8/8 = 3.125. Each holds at most 3 blocks when
+    admitted (8 prompt tokens + 1), so both fit (6 blocks); by its last token each needs
+    ceil((8 + 8 − 1) / 4) = 4 blocks, 8 > 6: one is preempted at least once, recomputes its
+    prompt there (module docstring), and both still finish with all their tokens."""
+    s = SchedulerConfig(block_size=4, num_kv_blocks=64, max_num_batched_tokens=64, max_num_seqs=8)
+    d = SchedulerConfig(block_size=4, num_kv_blocks=6, max_num_batched_tokens=64, max_num_seqs=8)
+    spec = dict(input_tokens=8, output_tokens=8, prefix_group=0, prefix_tokens=8)
+    reqs = [_req("z", 0.0, 1, 1)] + [RequestSpec(id=x, arrival_s=0.0, **spec) for x in "ab"]
+    res = simulate(_pd(s, d, max_transfers=2), reqs, progress=_no_runaway)
+    assert [(x.id, x.status, x.output_tokens) for x in res.records] == [("z", "ok", 1), ("a", "ok", 8),
+                                                                        ("b", "ok", 8)]
+    assert res.replica_stats["d-0"]["num_preempted"] >= 1
