@@ -1,0 +1,425 @@
+"""One scheduling pass of a replica, worked out by hand from the documented rules
+(sim/scheduler.py module docstring, sim/kv.py for the block accounting).
+
+The scheduler has no notion of time, so most tests build it directly, queue a few
+requests and call one scheduling pass; the expected chunks, block counts, LoRA slots and
+load times are derived in each test's docstring or comments from these rules:
+
+- token budget ``max_num_batched_tokens``: decoders take one token each, running prefills
+  ``min(remaining, budget)``, then waiting requests in FCFS order while budget > 0 and
+  fewer than ``max_num_seqs`` run; without chunked prefill a prompt that does not fit the
+  remaining budget waits (and so does everything behind it);
+- a sequence holding ``n`` computed tokens holds ``ceil(n / block_size)`` blocks; a
+  prefix lookup covers at most ``(L - 1) // block_size`` full blocks (the last prompt
+  token is always computed); a prefix group shares ``prefix_tokens // block_size`` blocks,
+  a conversation (or a preempted request) every full block of its prompt;
+- multi-LoRA: an adapter not resident needs a slot; an idle one is evicted (LRU); with
+  every slot held by running requests the request is passed over and keeps its place;
+  each load adds ``lora_load_s`` to the step;
+- blocks found in an offload tier load back in ``latency_s + n · block_bytes /
+  read_bytes_per_s`` per tier touched, added to the step that admits the request.
+
+Tiny configurations (block size 4, a few blocks), ``ConstantStepModel`` where steps run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from servelab.catalog import RequestSpec
+from servelab.sim import ConstantStepModel, KVTier, ReplicaEngine, SchedulerConfig
+from servelab.sim.request import DECODE, PREFILL, WAITING, SimRequest
+from servelab.sim.scheduler import Scheduler
+
+_ONE = ConstantStepModel(step_s=1.0)
+
+
+def _cfg(**kw) -> SchedulerConfig:
+    return SchedulerConfig(**{"block_size": 4, "num_kv_blocks": 64, "max_num_batched_tokens": 64,
+                              "max_num_seqs": 8, **kw})
+
+
+def _sched(num_blocks: int = 64, *, priority_preemption: bool = False, chains=None, **kw) -> Scheduler:
+    return Scheduler(_cfg(num_kv_blocks=num_blocks, **kw), num_blocks, name="r0",
+                     record_token_times=False, priority_preemption=priority_preemption, chains=chains)
+
+
+def _eng(**kw) -> ReplicaEngine:
+    return ReplicaEngine(None, _cfg(**kw), step_model=_ONE)
+
+
+def _req(rid, n_in, n_out=1, t=0.0, **kw) -> RequestSpec:
+    return RequestSpec(id=rid, arrival_s=t, input_tokens=n_in, output_tokens=n_out, **kw)
+
+
+def _ids(chunks) -> list[tuple[str, int]]:
+    return [(r.rid, n) for r, n in chunks]
+
+
+def _queued(s: Scheduler) -> list[str]:
+    return [r.rid for r in s.waiting_q if r.state == WAITING]
+
+
+# ----------------------------------------------------------------------------- budget / seqs
+def test_budget_exactly_spent_admits_nothing_more() -> None:
+    """Budget 8, three prompts of 4: a and b take 4 each, the budget is 0 and c waits
+    (no empty chunk for c). a and b hold ceil(4/4) = 1 block each."""
+    s = _sched(max_num_batched_tokens=8)
+    for rid in "abc":
+        assert s.add(_req(rid, 4), 0.0)
+    chunks = s._schedule()
+    assert _ids(chunks) == [("a", 4), ("b", 4)]
+    assert s.num_waiting == 1 and _queued(s) == ["c"]
+    assert s.pool.num_free() == 62
+
+
+def test_one_token_of_budget_left_is_used() -> None:
+    """Budget 9, chunked prefill: a 4, b 4, then c gets the last token (chunk of 1,
+    1 block). Each admitted request starts PREFILL at the step start p_t, nothing cached."""
+    s = _sched(max_num_batched_tokens=9)
+    for rid in "abc":
+        s.add(_req(rid, 4), 0.0)
+    s.p_t = 2.5
+    chunks = s._schedule()
+    assert _ids(chunks) == [("a", 4), ("b", 4), ("c", 1)]
+    assert s.num_waiting == 0 and s.pool.num_free() == 61
+    assert all(r.state == PREFILL and r.start_s == 2.5 and r.cached_tokens == 0 and r.computed == 0
+               for r, _ in chunks)
+    assert [r.rid for r in s.prefilling] == ["a", "b", "c"]
+
+
+def test_max_num_seqs_is_a_hard_cap() -> None:
+    """max_num_seqs 2, three waiting prompts: exactly two run."""
+    s = _sched(max_num_seqs=2)
+    for rid in "abc":
+        s.add(_req(rid, 4), 0.0)
+    assert _ids(s._schedule()) == [("a", 4), ("b", 4)]
+    assert _queued(s) == ["c"]
+
+
+def test_max_num_seqs_counts_decoders() -> None:
+    """max_num_seqs 2. a (4 in / 5 out) prefills in step [0,1] and decodes from then on
+    (B = 1). b, c queued at 1: only one more sequence may run → b alone is admitted,
+    next to a's decode token."""
+    e = _eng(max_num_seqs=2)
+    e.add(_req("a", 4, 5), 0.0)
+    e.step(0.0)
+    assert e.B == 1
+    e.add(_req("b", 4, 5, t=1.0), 1.0)
+    e.add(_req("c", 4, 5, t=1.0), 1.0)
+    e.begin(1.0, 1)
+    assert _ids(e.p_chunks) == [("b", 4)]
+    assert e.num_waiting == 1
+
+
+def test_without_chunked_prefill_a_prompt_that_fits_exactly_runs_and_a_longer_one_waits() -> None:
+    """No chunked prefill, budget 8: a (4) leaves 4; b (4) fits exactly → runs; then
+    budget 0. Second case: a (4) leaves 4, b (6) does not fit → waits whole, and c (2)
+    behind it waits too (FCFS: the head blocks the queue)."""
+    s = _sched(max_num_batched_tokens=8, enable_chunked_prefill=False)
+    s.add(_req("a", 4), 0.0)
+    s.add(_req("b", 4), 0.0)
+    assert _ids(s._schedule()) == [("a", 4), ("b", 4)]
+    s = _sched(max_num_batched_tokens=8, enable_chunked_prefill=False)
+    for rid, n in (("a", 4), ("b", 6), ("c", 2)):
+        s.add(_req(rid, n), 0.0)
+    assert _ids(s._schedule()) == [("a", 4)]
+    assert _queued(s) == ["b", "c"] and s.num_waiting == 2
+    assert s.pool.num_free() == 63
+
+
+def test_kv_full_stops_admission_in_order() -> None:
+    """3 blocks of 4. a (8 tokens) takes 2 blocks; b (8) needs 2, only 1 free → b waits,
+    and c (4, would fit) waits behind it (FCFS)."""
+    s = _sched(num_blocks=3)
+    for rid, n in (("a", 8), ("b", 8), ("c", 4)):
+        s.add(_req(rid, n), 0.0)
+    assert _ids(s._schedule()) == [("a", 8)]
+    assert _queued(s) == ["b", "c"] and s.pool.num_free() == 1
+
+
+def test_admission_order_sets_the_preemption_victim() -> None:
+    """a then b admitted in one pass: the victim of a preemption is the newest admitted (b),
+    whatever their ids or arrival; after b is preempted, a is the next one."""
+    s = _sched()
+    s.add(_req("a", 4), 0.0)
+    s.add(_req("b", 4), 0.0)
+    s._schedule()
+    v = s._victim()
+    assert v.rid == "b"
+    s._preempt(v)
+    assert s._victim().rid == "a"
+
+
+# ----------------------------------------------------------------------------- LoRA
+def test_lora_slots_pass_over_and_keep_place() -> None:
+    """max_loras 1, load 0.5 s. Queue x(A), y(B), z(A), w(no adapter), one pass:
+    x loads A (1 load, +0.5 s) and A now runs, so the only slot is held by a running
+    request; y (B) is passed over; z (A resident) and w (none) are admitted. The pass ends
+    with only y waiting, adapter-blocked → lora_open. A has 2 running users.
+    Second pass (nothing finished, nothing committed: the three prefills are planned
+    again): still every slot busy → y passed over again, no load."""
+    s = _sched(max_loras=1, lora_load_s=0.5)
+    for rid, ad in (("x", "A"), ("y", "B"), ("z", "A"), ("w", None)):
+        s.add(_req(rid, 4, 4, adapter=ad), 0.0)
+    chunks = s._schedule()
+    assert _ids(chunks) == [("x", 4), ("z", 4), ("w", 4)]
+    assert dict(s.lora) == {"A": 2}
+    assert s.lora_loads == 1 and s.p_extra_s == 0.5
+    assert s.lora_open is True
+    assert _queued(s) == ["y"] and s.num_waiting == 1
+    y = s.waiting_q[0]
+    assert s.joins_past_lora_block(SimRequest(_req("v", 4, adapter="A"), 99))
+    assert not s.joins_past_lora_block(SimRequest(_req("u", 4, adapter="C"), 98))
+    assert y.rid == "y"
+    assert _ids(s._schedule()) == [("x", 4), ("z", 4), ("w", 4)]
+    assert s.p_extra_s == 0.0 and s.lora_loads == 1
+    assert _queued(s) == ["y"] and dict(s.lora) == {"A": 2}
+
+
+def test_lora_queue_without_adapter_block_is_not_open() -> None:
+    """The queue drained with nothing passed over: lora_open stays False."""
+    s = _sched(max_loras=1, lora_load_s=0.5)
+    s.add(_req("x", 4, adapter="A"), 0.0)
+    s._schedule()
+    assert s.lora_open is False
+
+
+def test_lora_not_modelled_when_max_loras_is_zero() -> None:
+    """max_loras 0: adapters are ignored — all admitted, no slot bookkeeping, no load time."""
+    s = _sched(max_loras=0, lora_load_s=0.5)
+    for rid, ad in (("x", "A"), ("y", "B"), ("z", "C")):
+        s.add(_req(rid, 4, adapter=ad), 0.0)
+    assert len(s._schedule()) == 3
+    assert not s.lora and s.lora_loads == 0 and s.p_extra_s == 0.0
+
+
+def test_lora_idle_adapter_is_evicted_lru() -> None:
+    """max_loras 2, load 0.25 s, 1 s steps. a(A), b(B): 4 in / 1 out, both load ([0,1]:
+    2 loads) and finish at 1 → A and B resident, idle (LRU order A, B).
+    c(C) at 1: slots are not all busy (idle ones) → C loads, evicting A (least recently
+    used idle) → {B: 0, C: 1}; the step takes 1 + 0.25 s.
+    d(A) at 2.25: B is the only idle one → evicted → {C, A}; 4 loads in all."""
+    e = _eng(max_loras=2, lora_load_s=0.25)
+    e.add(_req("a", 4, 1, adapter="A"), 0.0)
+    e.add(_req("b", 4, 1, adapter="B"), 0.0)
+    out = e.step(0.0)
+    assert out.duration_s == pytest.approx(1.5) and sorted(out.finished) == ["a", "b"]
+    assert list(e.lora.items()) == [("A", 0), ("B", 0)]
+    e.add(_req("c", 4, 3, t=1.5, adapter="C"), 1.5)
+    out = e.step(1.5)
+    assert out.duration_s == pytest.approx(1.25)
+    assert list(e.lora.items()) == [("B", 0), ("C", 1)]
+    e.add(_req("d", 4, 3, t=2.75, adapter="A"), 2.75)
+    out = e.step(2.75)
+    assert out.duration_s == pytest.approx(1.25)
+    assert list(e.lora.items()) == [("C", 1), ("A", 1)]
+    assert e.lora_loads == 4
+
+
+def test_lora_new_adapter_takes_a_free_slot_next_pass() -> None:
+    """max_loras 2, 1 s steps: x(A) prefills in [0,1.5] (load 0.5) and then decodes (A
+    running, one slot free). y(B) queued at 1.5: that step loads B into the free slot
+    (not every slot is busy) → 1 + 0.5 s."""
+    e = _eng(max_loras=2, lora_load_s=0.5)
+    e.add(_req("x", 4, 4, adapter="A"), 0.0)
+    assert e.step(0.0).duration_s == pytest.approx(1.5)
+    e.add(_req("y", 4, 4, t=1.5, adapter="B"), 1.5)
+    assert e.step(1.5).duration_s == pytest.approx(1.5)
+    assert dict(e.lora) == {"A": 1, "B": 1} and e.lora_loads == 2
+
+
+@pytest.mark.parametrize("stop", ["max_seqs", "budget", "kv"])
+def test_passed_over_request_keeps_its_place_whatever_ends_the_pass(stop) -> None:
+    """max_loras 1. x(A) loads A; y(B) is passed over (every slot busy); z(A) is next.
+    The pass then ends on z for one of three reasons — max_num_seqs 2 reached before w
+    (z admitted), z (6 tokens) not fitting the 4 left of budget 8 without chunked prefill,
+    or z (8 tokens, 2 blocks) not fitting the 1 block of 3 that x (8 tokens) leaves — and y must be back at
+    the head of the queue, in its place, before what stopped the pass."""
+    kw = {"max_seqs": dict(max_num_seqs=2), "budget": dict(max_num_batched_tokens=8,
+                                                           enable_chunked_prefill=False),
+          "kv": dict(num_blocks=3)}[stop]
+    s = _sched(max_loras=1, lora_load_s=0.5, **kw)
+    z_in = {"max_seqs": 4, "budget": 6, "kv": 8}[stop]
+    x_in = 8 if stop == "kv" else 4
+    for rid, ad, n in (("x", "A", x_in), ("y", "B", 4), ("z", "A", z_in), ("w", None, 4)):
+        s.add(_req(rid, n, 2, adapter=ad), 0.0)
+    ran = [rid for rid, _ in _ids(s._schedule())]
+    if stop == "max_seqs":
+        assert ran == ["x", "z"] and _queued(s) == ["y", "w"]
+    else:
+        assert ran == ["x"] and _queued(s) == ["y", "z", "w"]
+    assert s.num_waiting == len(_queued(s))
+    assert s.lora_open is False            # the pass did not end on an empty queue
+
+
+# ----------------------------------------------------------------------------- prefix cache
+def test_prefix_group_hits_by_hand() -> None:
+    """Block size 4, group 0 with an 8-token prefix. a: 9 in / 1 out runs [0,1]: its 2
+    prefix blocks are registered (prefix_tokens // 4 = 2, not its own 3rd block) and stay
+    cached after it ends. b (same group, 9 in) at 1: lookup over (9 - 1) // 4 = 2 blocks →
+    2 hits: 8 tokens cached, a chunk of 1, and ceil(9/4) - 2 = 1 new block. Counters:
+    queried 9 + 9 = 18 tokens, 8 hit. c (no group, 4 in): queried 22, still 8 hit."""
+    e = _eng()
+    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    assert len(e.pool.cache) == 2 and e.pool.num_free() == 64
+    assert (e.pool.query_tokens, e.pool.hit_tokens) == (9, 0)
+    free_uncached = e.pool.free_uncached
+    e.add(_req("b", 9, 1, t=1.0, prefix_group=0, prefix_tokens=8), 1.0)
+    e.add(_req("c", 4, 1, t=1.0), 1.0)
+    e.begin(1.0, 1)
+    (b, nb), (c, nc) = e.p_chunks
+    assert (b.rid, nb, b.computed, b.cached_tokens) == ("b", 1, 8, 8)
+    assert (c.rid, nc, c.computed, c.cached_tokens) == ("c", 4, 0, 0)
+    assert len(b.shared) == 2 and b.registered == 2 and b.share_upto == 2
+    assert e.pool.free_uncached == free_uncached - 1 - 1      # b's 3rd block, c's block
+    assert len(e.pool.evictable) == 0                         # b holds both cached blocks
+    assert (e.pool.query_tokens, e.pool.hit_tokens) == (22, 8)
+    e.commit()
+    assert len(e.pool.cache) == 2                             # b's own block is not shared
+
+
+def test_prefix_lookup_leaves_the_last_prompt_token_to_compute() -> None:
+    """Group 1 whose prefix is the whole 12-token prompt: a registers all 3 blocks.
+    b (same 12 tokens) may reuse only (12 - 1) // 4 = 2 blocks: the 12th token must be
+    computed to produce the first output token → chunk of 4, one new block."""
+    e = _eng()
+    e.add(_req("a", 12, 1, prefix_group=1, prefix_tokens=12), 0.0)
+    e.step(0.0)
+    assert len(e.pool.cache) == 3
+    e.add(_req("b", 12, 1, t=1.0, prefix_group=1, prefix_tokens=12), 1.0)
+    e.begin(1.0, 1)
+    (b, n), = e.p_chunks
+    assert (n, b.cached_tokens, e.pool.hit_tokens) == (4, 8, 8)
+    assert e.pool.free_uncached == 64 - 3 - 1
+
+
+def test_prefix_cache_off_means_no_lookup_and_no_counters() -> None:
+    """enable_prefix_caching False: nothing is registered, b recomputes all 9 tokens and
+    the hit-rate counters stay 0."""
+    e = _eng(enable_prefix_caching=False)
+    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    e.add(_req("b", 9, 1, t=1.0, prefix_group=0, prefix_tokens=8), 1.0)
+    e.begin(1.0, 1)
+    (b, n), = e.p_chunks
+    assert (n, b.cached_tokens, b.shared) == (9, 0, [])
+    assert (e.pool.query_tokens, e.pool.hit_tokens, len(e.pool.cache)) == (0, 0, 0)
+
+
+def test_conversation_turns_share_every_full_block() -> None:
+    """Conversation 0, block 4. Turn 1: 5 in / 4 out: prefill [0,1] registers 5 // 4 = 1
+    block; it decodes 3 more tokens (KV 5 + 3 = 8 at the end) and at its end its 2 full
+    blocks stay cached. Turn 2: 12 in (5 + 4 + 3 new) at 4: lookup (12-1)//4 = 2 blocks →
+    2 hits, 8 tokens cached, chunk of 4, 1 new block; when that chunk is computed all
+    12 // 4 = 3 full blocks of the prompt are shared (registered) → 3 cached blocks."""
+    e = _eng()
+    e.add(_req("t1", 5, 4, conversation=0), 0.0)
+    t = 0.0
+    while e.has_work:
+        t += e.step(t).duration_s
+    assert t == 4.0 and len(e.pool.cache) == 2
+    e.add(_req("t2", 12, 3, t=4.0, conversation=0, turn=1), 4.0)
+    e.begin(4.0, 1)
+    (r, n), = e.p_chunks
+    assert (n, r.cached_tokens, r.share_upto, r.registered) == (4, 8, 3, 2)
+    e.commit()
+    assert len(e.pool.cache) == 3 and r.registered == 3
+
+
+def test_remote_prompt_skips_the_prefix_cache() -> None:
+    """P/D decode side: a request whose prompt KV arrives from a prefill replica
+    (remote) computes only its last prompt token: chunk of 1, L - 1 = 8 tokens done
+    (reported cached), and it allocates all ceil(9/4) = 3 blocks itself without looking
+    up the local prefix cache (the group's 2 cached blocks stay evictable, no counters)."""
+    e = _eng()
+    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    q0 = e.pool.query_tokens
+    r = SimRequest(_req("b", 9, 1, t=1.0, prefix_group=0, prefix_tokens=8), 7)
+    r.remote = True
+    assert e.enqueue(r, 1.0)
+    e.begin(1.0, 1)
+    assert _ids(e.p_chunks) == [("b", 1)]
+    assert (r.computed, r.cached_tokens, r.shared) == (8, 8, [])
+    assert len(e.pool.evictable) == 2 and e.pool.free_uncached == 62 - 3
+    assert (e.pool.query_tokens, e.pool.hit_tokens) == (q0, 0)
+
+
+# ----------------------------------------------------------------------------- offload tiers
+_DRAM = KVTier(name="dram", blocks=8, block_bytes=100.0, read_bytes_per_s=1000.0, latency_s=0.05)
+
+
+def _evict_group0(e: ReplicaEngine, t: float = 0.0) -> float:
+    """a (group 0, 8-token prefix, 9 in / 1 out) caches 2 blocks; x (15 in, 4 blocks of the
+    4 in use) then evicts both to DRAM. Returns the time both have ended (2 steps of 1 s)."""
+    e.add(_req("a", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    t += e.step(t).duration_s
+    e.add(_req("x", 15, 1, t=t), t)
+    t += e.step(t).duration_s
+    assert e.pool.offloaded() == 2 and not e.pool.cache
+    return t
+
+
+def test_tier_blocks_load_back_with_their_time() -> None:
+    """4 GPU blocks, DRAM tier: 0.05 s latency + 100 B / 1000 B/s = 0.1 s per block.
+    After _evict_group0, b (group 0, 9 in) finds its 2 prefix blocks in DRAM: they load
+    (0.05 + 2 · 0.1 = 0.25 s added to the step), 8 tokens done, chunk of 1, 3 GPU blocks
+    (2 for the loaded ones + 1); DRAM hit tokens 8; the blocks leave the tier."""
+    e = _eng(num_kv_blocks=4, kv_tiers=(_DRAM,))
+    t = _evict_group0(e)
+    e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    out = e.step(t)
+    assert out.duration_s == pytest.approx(1.25)
+    assert e.pool.tier_hit_tokens == [8] and e.pool.offloaded() == 0
+    assert e.pool.hit_tokens == 0 and e.pool.query_tokens == 9 + 15 + 9   # every prompt is queried
+
+
+def test_tier_load_adds_to_a_lora_load_in_the_same_step() -> None:
+    """max_loras 1, load 0.5 s. c (adapter A, 4 in) is admitted first (+0.5 s), then b
+    loads its 2 DRAM blocks (+0.25 s): the step takes 1 + 0.5 + 0.25 s."""
+    e = _eng(num_kv_blocks=6, kv_tiers=(_DRAM,), max_loras=1, lora_load_s=0.5)
+    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    t = e.step(0.0).duration_s
+    e.add(_req("x", 23, 1, t=t), t)            # 6 blocks: evicts both cached ones
+    t += e.step(t).duration_s
+    assert e.pool.offloaded() == 2
+    e.add(_req("c", 4, 1, t=t, adapter="A"), t)
+    e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    assert e.step(t).duration_s == pytest.approx(1.75)
+
+
+@pytest.mark.parametrize("why", ["kv", "budget"])
+def test_tier_blocks_not_loaded_go_back_to_their_tier(why) -> None:
+    """After _evict_group0 (4 GPU blocks, 2 group blocks in DRAM), y (8 in / 3 out) is
+    admitted first and holds 2 GPU blocks. b (group 0, 9 in) takes its DRAM blocks for
+    loading but cannot run: 'kv' — it needs 3 GPU blocks, 2 are free; 'budget' — no
+    chunked prefill and only 16 - 8 = 8 tokens of budget are left for its 9. Either
+    way the load is undone: both blocks are back in DRAM, nothing loaded, no load time
+    (the step takes 1 s), and b still waits."""
+    kw = dict(max_num_batched_tokens=16, enable_chunked_prefill=False) if why == "budget" else {}
+    e = _eng(num_kv_blocks=4, kv_tiers=(_DRAM,), **kw)
+    t = _evict_group0(e)
+    e.add(_req("y", 8, 3, t=t), t)
+    e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    assert e.step(t).duration_s == pytest.approx(1.0)
+    assert e.pool.offloaded() == 2 and e.pool.tier_hit_tokens == [0]
+    assert e.num_waiting == 1 and e.waiting_q[0].rid == "b" and e.waiting_q[0].shared == []
+
+
+def test_gpu_hits_not_used_are_released() -> None:
+    """No chunked prefill, budget 16. a (group 0, 9 in / 1 out) leaves 2 cached blocks.
+    At 1: y (12 in) takes 12 of the budget; b (group 0, 14 in) has 2 hits → 14 - 8 = 6
+    tokens to compute > 4 left → b waits, and the 2 blocks it acquired are released
+    (evictable again, b holds none)."""
+    e = _eng(max_num_batched_tokens=16, enable_chunked_prefill=False)
+    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    e.add(_req("y", 12, 3, t=1.0), 1.0)
+    e.add(_req("b", 14, 1, t=1.0, prefix_group=0, prefix_tokens=8), 1.0)
+    e.begin(1.0, 1)
+    assert _ids(e.p_chunks) == [("y", 12)]
+    b = e.waiting_q[0]
+    assert b.rid == "b" and b.shared == [] and b.registered == 0
+    assert len(e.pool.evictable) == 2 and e.pool.hit_tokens == 0
