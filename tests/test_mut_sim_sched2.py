@@ -24,10 +24,13 @@ Tiny configurations (block size 4, a few blocks), ``ConstantStepModel`` where st
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from servelab.catalog import RequestSpec
-from servelab.sim import ConstantStepModel, KVTier, ReplicaEngine, SchedulerConfig
+from servelab.sim import AffineStepModel, ConstantStepModel, KVTier, ReplicaEngine, SchedulerConfig
+from servelab.sim.tiering import KVPolicy
 from servelab.sim.request import DECODE, PREFILL, WAITING, SimRequest
 from servelab.sim.scheduler import Scheduler
 
@@ -44,8 +47,8 @@ def _sched(num_blocks: int = 64, *, priority_preemption: bool = False, chains=No
                      record_token_times=False, priority_preemption=priority_preemption, chains=chains)
 
 
-def _eng(**kw) -> ReplicaEngine:
-    return ReplicaEngine(None, _cfg(**kw), step_model=_ONE)
+def _eng(step_model=_ONE, **kw) -> ReplicaEngine:
+    return ReplicaEngine(None, _cfg(**kw), step_model=step_model)
 
 
 def _req(rid, n_in, n_out=1, t=0.0, **kw) -> RequestSpec:
@@ -255,16 +258,16 @@ def test_passed_over_request_keeps_its_place_whatever_ends_the_pass(stop) -> Non
 
 # ----------------------------------------------------------------------------- prefix cache
 def test_prefix_group_hits_by_hand() -> None:
-    """Block size 4, group 0 with an 8-token prefix. a: 9 in / 1 out runs [0,1]: its 2
-    prefix blocks are registered (prefix_tokens // 4 = 2, not its own 3rd block) and stay
-    cached after it ends. b (same group, 9 in) at 1: lookup over (9 - 1) // 4 = 2 blocks →
+    """Block size 4, group 0 with an 8-token prefix. a: 13 in / 1 out runs [0,1]: its 2
+    prefix blocks are registered (prefix_tokens // 4 = 2, not its own 3rd block, although
+    13 // 4 = 3 blocks are full) and stay cached after it ends. b (same group, 9 in) at 1: lookup over (9 - 1) // 4 = 2 blocks →
     2 hits: 8 tokens cached, a chunk of 1, and ceil(9/4) - 2 = 1 new block. Counters:
-    queried 9 + 9 = 18 tokens, 8 hit. c (no group, 4 in): queried 22, still 8 hit."""
+    queried 13 + 9 = 22 tokens, 8 hit. c (no group, 4 in): queried 26, still 8 hit."""
     e = _eng()
-    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.add(_req("a", 13, 1, prefix_group=0, prefix_tokens=8), 0.0)
     e.step(0.0)
     assert len(e.pool.cache) == 2 and e.pool.num_free() == 64
-    assert (e.pool.query_tokens, e.pool.hit_tokens) == (9, 0)
+    assert (e.pool.query_tokens, e.pool.hit_tokens) == (13, 0)
     free_uncached = e.pool.free_uncached
     e.add(_req("b", 9, 1, t=1.0, prefix_group=0, prefix_tokens=8), 1.0)
     e.add(_req("c", 4, 1, t=1.0), 1.0)
@@ -275,7 +278,7 @@ def test_prefix_group_hits_by_hand() -> None:
     assert len(b.shared) == 2 and b.registered == 2 and b.share_upto == 2
     assert e.pool.free_uncached == free_uncached - 1 - 1      # b's 3rd block, c's block
     assert len(e.pool.evictable) == 0                         # b holds both cached blocks
-    assert (e.pool.query_tokens, e.pool.hit_tokens) == (22, 8)
+    assert (e.pool.query_tokens, e.pool.hit_tokens) == (26, 8)
     e.commit()
     assert len(e.pool.cache) == 2                             # b's own block is not shared
 
@@ -370,8 +373,11 @@ def test_tier_blocks_load_back_with_their_time() -> None:
     e = _eng(num_kv_blocks=4, kv_tiers=(_DRAM,))
     t = _evict_group0(e)
     e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
-    out = e.step(t)
-    assert out.duration_s == pytest.approx(1.25)
+    e.begin(t, 1)
+    (b, n), = e.p_chunks
+    assert (n, b.computed, b.cached_tokens, b.registered, len(b.shared)) == (1, 8, 8, 2, 2)
+    assert e.p_end - t == pytest.approx(1.25)
+    e.commit()
     assert e.pool.tier_hit_tokens == [8] and e.pool.offloaded() == 0
     assert e.pool.hit_tokens == 0 and e.pool.query_tokens == 9 + 15 + 9   # every prompt is queried
 
@@ -393,16 +399,18 @@ def test_tier_load_adds_to_a_lora_load_in_the_same_step() -> None:
 @pytest.mark.parametrize("why", ["kv", "budget"])
 def test_tier_blocks_not_loaded_go_back_to_their_tier(why) -> None:
     """After _evict_group0 (4 GPU blocks, 2 group blocks in DRAM), y (8 in / 3 out) is
-    admitted first and holds 2 GPU blocks. b (group 0, 9 in) takes its DRAM blocks for
-    loading but cannot run: 'kv' — it needs 3 GPU blocks, 2 are free; 'budget' — no
-    chunked prefill and only 16 - 8 = 8 tokens of budget are left for its 9. Either
+    admitted first. b (group 0) takes its 2 DRAM blocks for loading (8 tokens done) but
+    cannot run: 'kv' — y (8 in) holds 2 GPU blocks, b (9 in) needs 3, 2 are free;
+    'budget' — no chunked prefill, y (11 in) leaves 16 - 11 = 5 tokens of budget and
+    b (14 in) needs 14 - 8 = 6. Either
     way the load is undone: both blocks are back in DRAM, nothing loaded, no load time
     (the step takes 1 s), and b still waits."""
     kw = dict(max_num_batched_tokens=16, enable_chunked_prefill=False) if why == "budget" else {}
     e = _eng(num_kv_blocks=4, kv_tiers=(_DRAM,), **kw)
     t = _evict_group0(e)
-    e.add(_req("y", 8, 3, t=t), t)
-    e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    y_in, b_in = (11, 14) if why == "budget" else (8, 9)
+    e.add(_req("y", y_in, 3, t=t), t)
+    e.add(_req("b", b_in, 1, t=t, prefix_group=0, prefix_tokens=8), t)
     assert e.step(t).duration_s == pytest.approx(1.0)
     assert e.pool.offloaded() == 2 and e.pool.tier_hit_tokens == [0]
     assert e.num_waiting == 1 and e.waiting_q[0].rid == "b" and e.waiting_q[0].shared == []
@@ -423,3 +431,94 @@ def test_gpu_hits_not_used_are_released() -> None:
     b = e.waiting_q[0]
     assert b.rid == "b" and b.shared == [] and b.registered == 0
     assert len(e.pool.evictable) == 2 and e.pool.hit_tokens == 0
+
+
+def test_tier_lookup_continues_after_gpu_hits() -> None:
+    """4 GPU blocks. a (group 0, 9 in / 1 out) leaves 2 cached blocks, freed tail first,
+    so the LRU one is its 2nd block. x (11 in, 3 blocks; 2 free) evicts just that one to
+    DRAM. b (group 0, 9 in): 1 GPU hit, then the lookup goes on in DRAM from block 2:
+    1 block loads (0.05 + 0.1 s). 8 tokens done, 4 of them GPU hits, 4 from DRAM."""
+    e = _eng(num_kv_blocks=4, kv_tiers=(_DRAM,))
+    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    e.add(_req("x", 11, 1, t=1.0), 1.0)
+    e.step(1.0)
+    assert e.pool.offloaded() == 1 and len(e.pool.cache) == 1
+    e.add(_req("b", 9, 1, t=2.0, prefix_group=0, prefix_tokens=8), 2.0)
+    out = e.step(2.0)
+    assert out.duration_s == pytest.approx(1.15)
+    assert e.pool.hit_tokens == 4 and e.pool.tier_hit_tokens == [4]
+
+
+def test_tier_lookup_stops_at_the_last_block_it_may_reuse() -> None:
+    """Group 1 whose prefix is the whole 12-token prompt: a (12 in / 1 out) caches 3
+    blocks; x (15 in) evicts all 3 to DRAM. b (same prompt) may reuse (12 - 1) // 4 = 2
+    blocks only, so it loads 2 (0.05 + 0.2 s), computes 4 tokens, and the 3rd block
+    stays in DRAM."""
+    e = _eng(num_kv_blocks=4, kv_tiers=(_DRAM,))
+    e.add(_req("a", 12, 1, prefix_group=1, prefix_tokens=12), 0.0)
+    e.step(0.0)
+    e.add(_req("x", 15, 1, t=1.0), 1.0)
+    e.step(1.0)
+    assert e.pool.offloaded() == 3
+    e.add(_req("b", 12, 1, t=2.0, prefix_group=1, prefix_tokens=12), 2.0)
+    e.begin(2.0, 1)
+    (b, n), = e.p_chunks
+    assert (n, b.cached_tokens) == (4, 8)
+    assert e.p_end == pytest.approx(3.25)
+    assert e.pool.offloaded() == 1
+
+
+def test_tier_load_under_a_policy_pool() -> None:
+    """The same load as test_tier_blocks_load_back_with_their_time with a tier policy
+    ('priority', no pinning): the policy pool changes nothing here → 2 DRAM blocks load
+    in 0.05 + 2 · 0.1 s, 8 tokens done."""
+    e = _eng(num_kv_blocks=4, kv_tiers=(_DRAM,), kv_policy=KVPolicy(policy="priority"))
+    t = _evict_group0(e)
+    e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    e.begin(t, 1)
+    (b, n), = e.p_chunks
+    assert (n, b.cached_tokens) == (1, 8)
+    assert e.p_end - t == pytest.approx(1.25)
+
+
+def test_cost_policy_loads_when_cheaper_than_recompute() -> None:
+    """Cost policy, affine steps 0.5 s + 0.1 s per prefill token. Recomputing a block of
+    4 costs 0.4 s; loading from DRAM 0.1 s per block (+ 0.05 s once), so DRAM keeps
+    evicted blocks and b loads both of its prefix blocks: saves 0.8 s for 0.25 s.
+    b's step: 0.5 + 0.1 · 1 token + 0.25 = 0.85 s."""
+    m = AffineStepModel(base_s=0.5, per_seq_s=0.0, per_ctx_s=0.0, per_prefill_token_s=0.1)
+    e = _eng(step_model=m, num_kv_blocks=4, kv_tiers=(_DRAM,), kv_policy=KVPolicy(policy="cost"))
+    t = _evict_group0(e)
+    assert t == pytest.approx((0.5 + 0.9) + (0.5 + 1.5))
+    e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    assert e.step(t).duration_s == pytest.approx(0.85)
+    assert e.pool.tier_hit_tokens == [8]
+
+
+_NVME = KVTier(name="nvme", blocks=8, block_bytes=1000.0, read_bytes_per_s=1000.0, latency_s=0.5)
+
+
+def test_prefetched_block_loads_at_the_first_tier_rate() -> None:
+    """DRAM of 1 block (0.05 s + 0.1 s/block) over NVMe (0.5 s + 1 s/block), prefetch on.
+    a (group 0, 9 in / 1 out) caches 2 blocks, freed tail first; x (15 in) evicts the 2nd
+    then the 1st into DRAM, which pushes the 2nd down to NVMe. At 2: y1, y2 (4 in / 3 out)
+    fill max_num_seqs 2 until 5; c (adapter A, 4 in) and b (group 0, 9 in) wait. b's
+    NVMe block is prefetched from 2 + 0.5 (data from 2.5, 1 s per block → landed by 3.5).
+    At 5 c loads its adapter (+0.5 s) and b loads block 1 from DRAM and block 2 counted
+    at the DRAM rate (prefetched): 0.05 + 2 · 0.1 = 0.25 s (not 0.15 + 1.5 s).
+    The step: 1 + 0.5 + 0.25 s; 1 block landed by prefetch."""
+    e = _eng(num_kv_blocks=4, kv_tiers=(replace(_DRAM, blocks=1), _NVME), max_num_seqs=2,
+             max_loras=1, lora_load_s=0.5, kv_policy=KVPolicy(prefetch=True))
+    t = _evict_group0(e)
+    assert [len(x) for x in e.pool.tiers] == [1, 1]
+    for rid in ("y1", "y2"):
+        e.add(_req(rid, 4, 3, t=t), t)
+    e.add(_req("c", 4, 1, t=t, adapter="A"), t)
+    e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    while t < 5.0:
+        t += e.step(t).duration_s
+    assert t == 5.0
+    out = e.step(t)
+    assert out.duration_s == pytest.approx(1.75) and sorted(out.finished) == ["b", "c"]
+    assert e.pf_landed == 1
