@@ -522,3 +522,97 @@ def test_prefetched_block_loads_at_the_first_tier_rate() -> None:
     out = e.step(t)
     assert out.duration_s == pytest.approx(1.75) and sorted(out.finished) == ["b", "c"]
     assert e.pf_landed == 1
+
+
+# ----------------------------------------------------------------------------- running prefills, preemption
+def test_chunked_prefill_continues_with_its_own_blocks() -> None:
+    """Budget 6, block 4. a (10 in) gets 6 tokens in [0,1] → ceil(6/4) = 2 blocks; b
+    (4 in) waits (budget spent). [1,2]: a's last 4 tokens need ceil(10/4) - 2 = 1 more
+    block; b gets the 2 tokens left (1 block) → 60 blocks free. a ends at 2 and frees
+    its 3; [2,3]: b's last 2 tokens fit its block (ceil(4/4) - ceil(2/4) = 0)."""
+    e = _eng(max_num_batched_tokens=6, max_num_seqs=2)
+    e.add(_req("a", 10), 0.0)
+    e.add(_req("b", 4), 0.0)
+    e.step(0.0)
+    assert e.pool.free_uncached == 62 and e.num_waiting == 1
+    e.begin(1.0, 1)
+    assert _ids(e.p_chunks) == [("a", 4), ("b", 2)]
+    assert e.pool.free_uncached == 60
+    assert e.commit()[0].rid == "a"
+    assert e.pool.free_uncached == 63
+    e.begin(2.0, 1)
+    assert _ids(e.p_chunks) == [("b", 2)] and e.pool.free_uncached == 63
+
+
+def test_running_prefill_gets_the_last_token_of_budget() -> None:
+    """Budget = max_num_seqs = 2, 1 s steps. a (2 in / 10 out) prefills in [0,1], then
+    decodes one token a step (budget 2 - 1 = 1 left). b (4 in) is admitted at 1 with a
+    1-token chunk and keeps getting that 1 token: 4 chunks [1,2]..[4,5] → b's only token
+    at 5. a's tokens at 1, 2, …, 10."""
+    from servelab.sim import ReplicaSpec, SimConfig, simulate
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_cfg(max_num_batched_tokens=2, max_num_seqs=2),
+                                          step_model=_ONE),))
+    r = {x.id: x for x in simulate(cfg, [_req("a", 2, 10), _req("b", 4, 1)]).records}
+    assert (r["b"].first_token_s, r["b"].finish_s) == (5.0, 5.0)
+    assert r["a"].finish_s == 10.0
+
+
+def test_decoders_short_of_blocks_preempt_the_newest() -> None:
+    """3 blocks of 4. a, b (4 in / 8 out) prefill in [0,1] (1 block each). c (4 in) comes
+    at 1. At 1 both decoders reach context 4 and need a 2nd block: 2 needed, 1 free →
+    b (admitted last) is preempted: its full block stays cached, it goes back to the
+    head of the queue with 4 + 1 tokens as its prompt; a gets the free block. Nothing is
+    admitted in a step that preempted (vLLM), and the engine plans one step, not a
+    stretch: the step is [1,2]; b, c wait in that order."""
+    e = _eng(num_kv_blocks=3, max_num_seqs=4)
+    e.add(_req("a", 4, 8), 0.0)
+    e.add(_req("b", 4, 8), 0.0)
+    e.step(0.0)
+    e.add(_req("c", 4, 1, t=1.0), 1.0)
+    assert e.begin(1.0) == 2.0
+    assert e.p_chunks == [] and [r.rid for r in e.last_preempted] == ["b"]
+    assert e.num_preempted == 1 and e.B == 1 and _queued(e) == ["b", "c"] and e.num_waiting == 2
+    b = e.waiting_q[0]
+    assert (b.prompt_len, b.computed, b.state) == (5, 0, WAITING)
+    assert e.pool.free_uncached == 0 and len(e.pool.evictable) == 1
+    e.commit()
+    assert e.step(2.0).preempted == []          # a later step starts with no preempted list
+
+
+def test_partial_prefill_short_of_blocks_preempts_itself() -> None:
+    """4 blocks of 4, budget 8. a (4 in / 10 out) and b (12 in) in [0,1]: a 4, b 4 of 12
+    (1 block each). At 1: a (context 4) takes a 2nd block → 1 free; b's next 7 tokens
+    need ceil(11/4) - 1 = 2 → b (the newest running prefill) is preempted, its full
+    block cached. No admission after a preemption: the step is a's decode only, planned
+    as one step [1,2]."""
+    e = _eng(num_kv_blocks=4, max_num_batched_tokens=8, max_num_seqs=2)
+    e.add(_req("a", 4, 10), 0.0)
+    e.add(_req("b", 12, 1), 0.0)
+    e.step(0.0)
+    assert [r.rid for r in e.prefilling] == ["b"] and e.B == 1
+    assert e.begin(1.0) == 2.0
+    assert e.p_chunks == [] and [r.rid for r in e.last_preempted] == ["b"]
+    assert e.prefilling == [] and _queued(e) == ["b"] and e.num_preempted == 1
+    assert e.pool.free_uncached == 1 and len(e.pool.evictable) == 1
+
+
+def test_pinned_blocks_count_as_free_for_decoders() -> None:
+    """Priority tier policy pinning up to 2 blocks of priority <= 0, 4 GPU blocks.
+    a (group 0, 9 in / 1 out, priority 0) leaves its 2 prefix blocks pinned. d (4 in /
+    6 out) at 1: prefill [1,2] (1 block), decodes 5 steps; its 3rd block (context 8 → 9)
+    comes from a pinned block (free = 0 uncached + 0 evictable + 2 pinned), so nothing is
+    preempted and d ends at 1 + 6 = 7."""
+    pol = KVPolicy(policy="priority", pin_blocks=2, pin_priority=0)
+    e = _eng(num_kv_blocks=4, kv_tiers=(_DRAM,), kv_policy=pol)
+    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    assert len(e.pool.pinned) == 2
+    e.add(_req("d", 4, 6, t=1.0), 1.0)
+    t, done = 1.0, []
+    for _ in range(6):
+        out = e.step(t)
+        t += out.duration_s
+        done += out.finished
+        assert out.preempted == []
+    assert done == ["d"] and t == 7.0 and e.num_preempted == 0
+    assert len(e.pool.pinned) == 1             # one pinned block was taken by d
