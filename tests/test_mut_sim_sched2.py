@@ -616,3 +616,51 @@ def test_pinned_blocks_count_as_free_for_decoders() -> None:
         assert out.preempted == []
     assert done == ["d"] and t == 7.0 and e.num_preempted == 0
     assert len(e.pool.pinned) == 1             # one pinned block was taken by d
+
+
+def test_decoders_take_their_new_blocks_from_the_free_ones() -> None:
+    """64 blocks. a, b (4 in / 3 out) hold 1 block each after [0,1]; at 1 both reach
+    context 4 and take a 2nd block: 62 → 60 free."""
+    e = _eng()
+    e.add(_req("a", 4, 3), 0.0)
+    e.add(_req("b", 4, 3), 0.0)
+    e.step(0.0)
+    assert e.pool.free_uncached == 62
+    e.begin(1.0, 1)
+    assert e.pool.free_uncached == 60 and e.p_chunks == []
+
+
+def test_no_admission_in_a_step_that_preempted_even_for_higher_priority() -> None:
+    """Priority policy, no prefix caching, 5 blocks. a (priority 0, 4 in / 8 out: 1 block),
+    b (priority 5, 12 in / 8 out: 3 blocks) prefill in [0,1]; c (priority 0, 4 in) comes
+    at 1. At 1 both decoders need a block (contexts 4 and 12), 1 is free → b (lowest
+    priority) is preempted and frees 3; a takes 1, 3 stay free. c would fit, but nothing
+    is admitted in a step that preempted: the step is a's decode alone."""
+    e = _eng(num_kv_blocks=5, scheduling_policy="priority", enable_prefix_caching=False)
+    e.add(_req("a", 4, 8, priority=0), 0.0)
+    e.add(_req("b", 12, 8, priority=5), 0.0)
+    e.step(0.0)
+    e.add(_req("c", 4, 1, t=1.0, priority=0), 1.0)
+    assert e.begin(1.0) == 2.0
+    assert e.p_chunks == [] and [r.rid for r in e.last_preempted] == ["b"]
+    assert e.pool.free_uncached == 3 and e.num_waiting == 2
+    e.commit()
+    e.begin(2.0, 1)
+    # next step: c first (priority 0); b (12 + 1 tokens: 4 blocks, 2 left) waits
+    assert [r.rid for r, _ in e.p_chunks] == ["c"] and e.waiting_h[0][3].rid == "b"
+
+
+def test_prefetch_wait_holds_a_request_until_its_blocks_land() -> None:
+    """As test_prefetched_block_loads_at_the_first_tier_rate, with prefetch_wait: b
+    (queued at 2, replica idle) is held outside the queue until its NVMe block has been
+    copied up (data from 2 + 0.5, 1 s per block → 3.5; the engine's wake-up time). A
+    step at 2 has nothing to run; at 3.5 b joins and loads both blocks at the DRAM rate
+    (0.05 + 2 · 0.1 s): the step is [3.5, 4.75]."""
+    e = _eng(num_kv_blocks=4, kv_tiers=(replace(_DRAM, blocks=1), _NVME),
+             kv_policy=KVPolicy(prefetch=True, prefetch_wait=True))
+    t = _evict_group0(e)
+    e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    assert e.wake_s == 3.5 and e.num_waiting == 1 and not e.waiting_q
+    assert e.begin(2.0) is None
+    assert e.begin(3.5) == pytest.approx(4.75)
+    assert e.pf_landed == 1 and e.wake_s is None
