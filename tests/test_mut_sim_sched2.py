@@ -664,3 +664,30 @@ def test_prefetch_wait_holds_a_request_until_its_blocks_land() -> None:
     assert e.begin(2.0) is None
     assert e.begin(3.5) == pytest.approx(4.75)
     assert e.pf_landed == 1 and e.wake_s is None
+
+
+# ----------------------------------------------------------------------------- hash chains
+def test_prefix_groups_do_not_share_blocks() -> None:
+    """a (group 0, 8-token prefix) caches 2 blocks; b (group 1, same lengths) has a
+    different prefix → no hit; c (group 0 again) hits both."""
+    e = _eng()
+    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    e.add(_req("b", 9, 1, t=1.0, prefix_group=1, prefix_tokens=8), 1.0)
+    e.add(_req("c", 9, 1, t=1.0, prefix_group=0, prefix_tokens=8), 1.0)
+    e.begin(1.0, 1)
+    assert [(r.rid, r.cached_tokens) for r, _ in e.p_chunks] == [("b", 0), ("c", 8)]
+
+
+def test_conversation_reuses_its_group_prefix() -> None:
+    """A conversation whose prompt starts with group 0's 8-token prefix: its first 2
+    blocks are the group's blocks (the chain names a block by the owner of its tokens),
+    so after a (group 0, not a conversation) the conversation's first turn hits 2 blocks;
+    a request of the same conversation length but no group hits none."""
+    e = _eng()
+    e.add(_req("a", 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    e.add(_req("c", 13, 1, t=1.0, conversation=3, prefix_group=0, prefix_tokens=8), 1.0)
+    e.add(_req("d", 13, 1, t=1.0, conversation=4), 1.0)
+    e.begin(1.0, 1)
+    assert [(r.rid, r.cached_tokens) for r, _ in e.p_chunks] == [("c", 8), ("d", 0)]
