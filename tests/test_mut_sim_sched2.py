@@ -496,17 +496,17 @@ def test_cost_policy_loads_when_cheaper_than_recompute() -> None:
     assert e.pool.tier_hit_tokens == [8]
 
 
-_NVME = KVTier(name="nvme", blocks=8, block_bytes=1000.0, read_bytes_per_s=1000.0, latency_s=0.5)
+_NVME = KVTier(name="nvme", blocks=8, block_bytes=2000.0, read_bytes_per_s=1000.0, latency_s=0.5)
 
 
 def test_prefetched_block_loads_at_the_first_tier_rate() -> None:
-    """DRAM of 1 block (0.05 s + 0.1 s/block) over NVMe (0.5 s + 1 s/block), prefetch on.
+    """DRAM of 1 block (0.05 s + 0.1 s/block) over NVMe (0.5 s + 2 s/block), prefetch on.
     a (group 0, 9 in / 1 out) caches 2 blocks, freed tail first; x (15 in) evicts the 2nd
     then the 1st into DRAM, which pushes the 2nd down to NVMe. At 2: y1, y2 (4 in / 3 out)
     fill max_num_seqs 2 until 5; c (adapter A, 4 in) and b (group 0, 9 in) wait. b's
-    NVMe block is prefetched from 2 + 0.5 (data from 2.5, 1 s per block → landed by 3.5).
+    NVMe block is prefetched from 2 + 0.5 (data from 2.5, 2 s per block → landed by 4.5).
     At 5 c loads its adapter (+0.5 s) and b loads block 1 from DRAM and block 2 counted
-    at the DRAM rate (prefetched): 0.05 + 2 · 0.1 = 0.25 s (not 0.15 + 1.5 s).
+    at the DRAM rate (prefetched): 0.05 + 2 · 0.1 = 0.25 s (not 0.15 + 2.5 s).
     The step: 1 + 0.5 + 0.25 s; 1 block landed by prefetch."""
     e = _eng(num_kv_blocks=4, kv_tiers=(replace(_DRAM, blocks=1), _NVME), max_num_seqs=2,
              max_loras=1, lora_load_s=0.5, kv_policy=KVPolicy(prefetch=True))
@@ -576,7 +576,19 @@ def test_decoders_short_of_blocks_preempt_the_newest() -> None:
     assert (b.prompt_len, b.computed, b.state) == (5, 0, WAITING)
     assert e.pool.free_uncached == 0 and len(e.pool.evictable) == 1
     e.commit()
-    assert e.step(2.0).preempted == []          # a later step starts with no preempted list
+    # to the end: at 2 b (5 tokens, its cached block hit) needs 1 more block, none free →
+    # b and c wait. a's 3rd block (context 8 → 9, step [5,6]) evicts b's cached block;
+    # a's tokens at 1..8 → a ends at 8. At 8 (3 blocks free) b recomputes all 5 tokens
+    # (2 blocks) and c runs (1 block): b's 2nd token and c's only one at 9; b's 3rd block
+    # at context 8 (step [12,13]) is free; b's 8th token at 15.
+    fin, t = {}, 2.0
+    while e.has_work:
+        out = e.step(t)
+        assert out.preempted == []
+        t += out.duration_s
+        fin.update((rid, t) for rid in out.finished)
+    assert fin == {"a": 8.0, "c": 9.0, "b": 15.0} and e.num_preempted == 1
+    assert e.pool.num_free() == 3
 
 
 def test_partial_prefill_short_of_blocks_preempts_itself() -> None:
@@ -648,21 +660,31 @@ def test_no_admission_in_a_step_that_preempted_even_for_higher_priority() -> Non
     e.begin(2.0, 1)
     # next step: c first (priority 0); b (12 + 1 tokens: 4 blocks, 2 left) waits
     assert [r.rid for r, _ in e.p_chunks] == ["c"] and e.waiting_h[0][3].rid == "b"
+    # c ends at 3; a (tokens 1..8, 3 blocks at the end) ends at 8; then b gets 4 of the 5
+    # blocks, recomputes its 13 tokens in [8,9] (2nd token at 9) and decodes 6 more,
+    # its 5th block at context 16 (step [11,12]): ends at 15. No second preemption.
+    fin = {x.rid: 3.0 for x in e.commit()}
+    t = 3.0
+    while e.has_work:
+        out = e.step(t)
+        t += out.duration_s
+        fin.update((rid, t) for rid in out.finished)
+    assert fin == {"c": 3.0, "a": 8.0, "b": 15.0} and e.num_preempted == 1
 
 
 def test_prefetch_wait_holds_a_request_until_its_blocks_land() -> None:
     """As test_prefetched_block_loads_at_the_first_tier_rate, with prefetch_wait: b
     (queued at 2, replica idle) is held outside the queue until its NVMe block has been
-    copied up (data from 2 + 0.5, 1 s per block → 3.5; the engine's wake-up time). A
-    step at 2 has nothing to run; at 3.5 b joins and loads both blocks at the DRAM rate
-    (0.05 + 2 · 0.1 s): the step is [3.5, 4.75]."""
+    copied up (data from 2 + 0.5, 2 s per block → 4.5; the engine's wake-up time). A
+    step at 2 has nothing to run; at 4.5 b joins and loads both blocks at the DRAM rate
+    (0.05 + 2 · 0.1 s): the step is [4.5, 5.75]."""
     e = _eng(num_kv_blocks=4, kv_tiers=(replace(_DRAM, blocks=1), _NVME),
              kv_policy=KVPolicy(prefetch=True, prefetch_wait=True))
     t = _evict_group0(e)
-    e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
-    assert e.wake_s == 3.5 and e.num_waiting == 1 and not e.waiting_q
+    assert e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    assert e.wake_s == 4.5 and e.num_waiting == 1 and not e.waiting_q
     assert e.begin(2.0) is None
-    assert e.begin(3.5) == pytest.approx(4.75)
+    assert e.begin(4.5) == pytest.approx(5.75)
     assert e.pf_landed == 1 and e.wake_s is None
 
 
@@ -691,3 +713,73 @@ def test_conversation_reuses_its_group_prefix() -> None:
     e.add(_req("d", 13, 1, t=1.0, conversation=4), 1.0)
     e.begin(1.0, 1)
     assert [(r.rid, r.cached_tokens) for r, _ in e.p_chunks] == [("c", 8), ("d", 0)]
+
+
+
+# ----------------------------------------------------------------------------- queue edges, set-up
+def test_enqueue_stamps_and_bounds() -> None:
+    """A queued request records the replica and the dispatch time; max_waiting 1 refuses
+    the 2nd waiting request (503); a request that can never fit (8 blocks · 4 = 32 tokens
+    of KV < 30 + 3) is refused unless the caller says it checked."""
+    s = _sched(num_blocks=8, max_waiting=1)
+    r = SimRequest(_req("a", 4), 1)
+    assert s.enqueue(r, 2.5)
+    assert (r.replica, r.dispatch_s, r.state, s.num_waiting) == ("r0", 2.5, WAITING, 1)
+    assert not s.enqueue(SimRequest(_req("b", 4), 2), 2.6) and s.num_waiting == 1
+    s = _sched(num_blocks=8)
+    big = SimRequest(_req("c", 30, 3), 3)
+    assert s.fits(big.spec).startswith("400") and not s.enqueue(big, 0.0) and s.num_waiting == 0
+    assert s.enqueue(big, 0.0, checked=True) and s.num_waiting == 1
+    assert not s.joins_past_lora_block(big)     # no admission pass yet: nothing blocked
+
+
+def test_release_kv_of_a_request_not_held() -> None:
+    """release_kv frees only requests held for a KV transfer: any other → False."""
+    s = _sched()
+    assert s.release_kv(SimRequest(_req("a", 4), 1)) is False
+
+
+def test_engine_records_token_times() -> None:
+    """record_token_times, 1 s steps: a (4 in / 3 out) at 0 → tokens at 1, 2, 3;
+    b (4 in / 2 out) queued at 1 → 2, 3."""
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE, record_token_times=True)
+    e.add(_req("a", 4, 3), 0.0)
+    e.step(0.0)
+    e.add(_req("b", 4, 2, t=1.0), 1.0)
+    a, b = e.decoding["a"], e.waiting_q[0]
+    e.step(1.0)
+    e.step(2.0)
+    assert a.token_times == [1.0, 2.0, 3.0] and b.token_times == [2.0, 3.0]
+
+
+def test_decode_step_time_counts_the_context() -> None:
+    """Affine steps 0.1 s + 0.01 s per decoder + 0.001 s per context token. a (4 in /
+    2 out): prefill [0, 0.1]; its decode step has B = 1 and C = 4 tokens in KV →
+    0.1 + 0.01 + 0.004 = 0.114 s."""
+    m = AffineStepModel(base_s=0.1, per_seq_s=0.01, per_ctx_s=0.001, per_prefill_token_s=0.0)
+    e = _eng(step_model=m)
+    e.add(_req("a", 4, 2), 0.0)
+    assert e.step(0.0).duration_s == pytest.approx(0.1)
+    assert e.step(0.1).duration_s == pytest.approx(0.114)
+
+
+def test_low_priority_blocks_are_not_pinned() -> None:
+    """Priority policy pinning blocks of priority <= 0: a (priority 5) leaves its 2 prefix
+    blocks merely evictable; b (priority 0, group 1) leaves its 2 pinned."""
+    pol = KVPolicy(policy="priority", pin_blocks=4, pin_priority=0)
+    e = _eng(kv_tiers=(_DRAM,), kv_policy=pol)
+    e.add(_req("a", 9, 1, priority=5, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    assert (len(e.pool.pinned), len(e.pool.evictable)) == (0, 2)
+    e.add(_req("b", 9, 1, t=1.0, priority=0, prefix_group=1, prefix_tokens=8), 1.0)
+    e.step(1.0)
+    assert (len(e.pool.pinned), len(e.pool.evictable)) == (2, 2)
+
+
+def test_completed_request_record_has_no_reason() -> None:
+    """A request served to the end is 'ok' with an empty reason (a reason explains only
+    a request that did not complete: rejected, timed out, cancelled)."""
+    from servelab.sim import ReplicaSpec, SimConfig, simulate
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_cfg(), step_model=_ONE),))
+    rec = simulate(cfg, [_req("a", 4, 2)]).records[0]
+    assert (rec.status, rec.reason, rec.finish_s) == ("ok", "", 2.0)
