@@ -783,3 +783,40 @@ def test_completed_request_record_has_no_reason() -> None:
     cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_cfg(), step_model=_ONE),))
     rec = simulate(cfg, [_req("a", 4, 2)]).records[0]
     assert (rec.status, rec.reason, rec.finish_s) == ("ok", "", 2.0)
+
+
+def test_lora_pass_over_keeps_priority_order() -> None:
+    """Priority policy, max_loras 1. Waiting: x (A, priority 0), y (B, 1), z (none, 2),
+    w (A, 3). x loads A; y is passed over (A's slot busy); z and w run. y is back in the
+    queue, the only one waiting; A has 2 running users. A request for A (resident, running)
+    would join at the next boundary; one for C would not."""
+    s = _sched(max_loras=1, lora_load_s=0.5, scheduling_policy="priority")
+    for rid, ad, p in (("x", "A", 0), ("y", "B", 1), ("z", None, 2), ("w", "A", 3)):
+        s.add(_req(rid, 4, 2, adapter=ad, priority=p), 0.0)
+    assert _ids(s._schedule()) == [("x", 4), ("z", 4), ("w", 4)]
+    assert [e[3].rid for e in s.waiting_h] == ["y"] and s.num_waiting == 1 and s.lora_open
+    assert s._wpeek().rid == "y"
+
+
+def test_lora_running_adapter_with_one_user_lets_a_request_join() -> None:
+    """max_loras 1: x (A) runs alone on A (1 user), y (B) passed over → a new request
+    for A needs no slot and would be admitted at the next step boundary."""
+    s = _sched(max_loras=1)
+    s.add(_req("x", 4, 2, adapter="A"), 0.0)
+    s.add(_req("y", 4, 2, adapter="B"), 0.0)
+    s._schedule()
+    assert dict(s.lora) == {"A": 1} and s.lora_open
+    assert s.joins_past_lora_block(SimRequest(_req("v", 4, adapter="A"), 9))
+
+
+def test_two_aborts_in_turn_free_everything() -> None:
+    """a, b (4 in / 5 out) decode from 1 (2 blocks each after [1,2]). Abort a between
+    steps, then b: each frees its blocks at once; nothing is left."""
+    e = _eng()
+    e.add(_req("a", 4, 5), 0.0)
+    e.add(_req("b", 4, 5), 0.0)
+    e.step(0.0)
+    e.step(1.0)
+    assert e.pool.num_free() == 60
+    assert e.abort("a") and e.pool.num_free() == 62 and e.B == 1
+    assert e.abort("b") and e.pool.num_free() == 64 and e.B == 0 and not e.has_work
