@@ -677,15 +677,19 @@ def test_prefetch_wait_holds_a_request_until_its_blocks_land() -> None:
     (queued at 2, replica idle) is held outside the queue until its NVMe block has been
     copied up (data from 2 + 0.5, 2 s per block → 4.5; the engine's wake-up time). A
     step at 2 has nothing to run; at 4.5 b joins and loads both blocks at the DRAM rate
-    (0.05 + 2 · 0.1 s): the step is [4.5, 5.75]."""
+    (0.05 + 2 · 0.1 s): the step is [4.5, 5.75]. b2 (queued with b) is still held."""
     e = _eng(num_kv_blocks=4, kv_tiers=(replace(_DRAM, blocks=1), _NVME),
              kv_policy=KVPolicy(prefetch=True, prefetch_wait=True))
     t = _evict_group0(e)
     assert e.add(_req("b", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
-    assert e.wake_s == 4.5 and e.num_waiting == 1 and not e.waiting_q
+    # b2 (same prefix) queued too: its copy waits for the channel (free at 4.5) → data
+    # from 4.5 + 0.5, ready at 7; both are held and counted as waiting
+    assert e.add(_req("b2", 9, 1, t=t, prefix_group=0, prefix_tokens=8), t)
+    assert e.wake_s == 4.5 and e.num_waiting == 2 and not e.waiting_q
     assert e.begin(2.0) is None
     assert e.begin(4.5) == pytest.approx(5.75)
-    assert e.pf_landed == 1 and e.wake_s is None
+    assert _ids(e.p_chunks) == [("b", 1)] and e.num_waiting == 1
+    assert e.pf_landed == 1 and e.wake_s == 7.0
 
 
 # ----------------------------------------------------------------------------- hash chains
