@@ -824,3 +824,22 @@ def test_two_aborts_in_turn_free_everything() -> None:
     assert e.pool.num_free() == 60
     assert e.abort("a") and e.pool.num_free() == 62 and e.B == 1
     assert e.abort("b") and e.pool.num_free() == 64 and e.B == 0 and not e.has_work
+
+
+@pytest.mark.parametrize("caching", [True, False])
+def test_preempted_request_readmitted_at_the_next_step(caching) -> None:
+    """2 blocks of 4. a (4 in / 2 out) and b (4 in / 4 out) prefill in [0,1] (no block
+    free). At 1 both need a 2nd block → b is preempted (with prefix caching its full block
+    stays cached, then a's 2nd block evicts it). a's last token at 2 frees both blocks; at
+    2 b recomputes its 4 + 1 tokens from scratch (nothing cached left: 2 blocks), its 2nd
+    token at 3, then 4 and 5 (context 7: still 2 blocks) → b ends at 5."""
+    e = _eng(num_kv_blocks=2, enable_prefix_caching=caching)
+    e.add(_req("a", 4, 2), 0.0)
+    e.add(_req("b", 4, 4), 0.0)
+    fin, t = {}, 0.0
+    while e.has_work:
+        out = e.step(t)
+        t += out.duration_s
+        fin.update((rid, t) for rid in out.finished)
+    assert fin == {"a": 2.0, "b": 5.0} and e.num_preempted == 1
+    assert e.pool.num_free() == 2
