@@ -843,3 +843,20 @@ def test_preempted_request_readmitted_at_the_next_step(caching) -> None:
         fin.update((rid, t) for rid in out.finished)
     assert fin == {"a": 2.0, "b": 5.0} and e.num_preempted == 1
     assert e.pool.num_free() == 2
+
+
+def test_two_preempted_requests_keep_their_own_blocks() -> None:
+    """3 blocks of 4. a (4 in / 6 out), c1, c2 (4 in / 4 out) prefill in [0,1] (all 3
+    blocks). At 1 all three need a 2nd block, none free: c2 (newest) is preempted, then
+    c1; their full blocks stay cached (each under its own hash) and a's block evicts the
+    least recently freed one, c2's. At 2 c1 (4 + 1 tokens) finds only its own block
+    cached: 1 hit, 1 more block needed, none free → nothing runs but a's decode.
+    c2's block must not pass for c1's (different tokens)."""
+    e = _eng(num_kv_blocks=3)
+    for rid, n_out in (("a", 6), ("c1", 4), ("c2", 4)):
+        e.add(_req(rid, 4, n_out), 0.0)
+    e.step(0.0)
+    assert e.step(1.0).preempted == ["c2", "c1"]
+    assert len(e.pool.evictable) == 1 and e.pool.free_uncached == 0
+    e.begin(2.0, 1)
+    assert e.p_chunks == [] and _queued(e) == ["c1", "c2"]
