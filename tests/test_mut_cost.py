@@ -115,3 +115,11 @@ def test_fleet_cost_defaults_and_low_rates():
     # half a token per second: 3 / (0.5 × 3600) × 1e6 = 1666.66…
     c1 = fleet_cost(packing=p, price_per_gpu_hour_usd=3.0, output_tokens_per_s=0.5)
     assert c1.cost_per_million_output_tokens_usd == pytest.approx(3 / 1800 * 1e6, rel=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [(2, 3, 8), (4, 5, 8), (3, 8), (1, 2, 4, 8)])
+def test_every_replica_has_a_place_with_odd_node_sizes(sizes):
+    # Whatever the node sizes, the rented nodes hold every replica whole: a node of s GPUs
+    # holds s // g replicas of g GPUs, so sum(count × (s // g)) >= replicas (3 TP2 replicas).
+    p = pack_replicas(replicas=3, gpus_per_replica=2, node_sizes=sizes)
+    assert sum(c * (s // 2) for s, c in p.nodes) >= 3
