@@ -267,7 +267,7 @@ def test_release_puts_ready_requests_at_their_arrival_place() -> None:
     y (arrival 2, ready 1.5), z (arrival 2.5, still running until 3 — deadline 3, data to
     4), an aborted one, w (arrival 9, ready 5). At now = 2: x goes to the front, y after q2
     (same arrival: the one already queued keeps its place), z and w stay held, the aborted
-    one is dropped; the next wake-up is the earliest remaining end, 3. The waiting count
+    one is dropped, v (arrival 4, ready 1) goes to the back; the next wake-up is the earliest remaining end, 3. The waiting count
     (held + queued) does not change."""
     e = _engine(policy="lru", prefetch=True, prefetch_wait=True)
     q = [_waiting(1, 1.0), _waiting(2, 2.0), _waiting(3, 3.0)]
@@ -276,13 +276,14 @@ def test_release_puts_ready_requests_at_their_arrival_place() -> None:
     z = _held(6, 2.5, (2.0, 1.0, 2, 3.0))               # ready min(4, 3) = 3
     gone = _held(7, 0.1, (0.0, 0.1, 1, math.inf), state=ABORTED)
     w = _held(8, 9.0, (4.0, 1.0, 1, math.inf))          # ready 5
+    v = _held(9, 4.0, (0.5, 0.5, 1, math.inf))          # ready 1
     e.waiting_q.extend(q)
-    e.pf_hold = [gone, x, z, w, y]
-    e.num_waiting = 7
+    e.pf_hold = [gone, x, z, w, y, v]
+    e.num_waiting = 8
     e._pf_release(2.0)
-    assert [r.rid for r in e.waiting_q] == ["h4", "h1", "h2", "h5", "h3"]
+    assert [r.rid for r in e.waiting_q] == ["h4", "h1", "h2", "h5", "h3", "h9"]
     assert e.pf_hold == [z, w] and e.wake_s == 3.0
-    assert e.num_waiting == 7
+    assert e.num_waiting == 8
 
 
 def test_release_keeps_the_earliest_wake_up() -> None:
