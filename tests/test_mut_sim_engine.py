@@ -1,0 +1,274 @@
+"""One replica's engine (sim/engine.py): sizing from a deployment, decode stretches against
+the step-by-step reference, the stretch time closed form, truncation, the KV-limited
+stretch length and the gauges.
+
+References: the step-by-step engine (``exact=True``, one ``step_time_s`` call per step) is
+the documented reference for event skipping; stretch times are the closed form of the
+module docstring, ``t_j = p_t + j·t0 + t1·(j·C + B·j(j−1)/2)``, worked by hand; the
+stretch's KV limit is checked against a linear search over the blocks the decoders need
+(``_need``, the count ``commit`` allocates).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from servelab.catalog import RequestSpec
+from servelab.catalog.gpus import get_gpu
+from servelab.catalog.models import get_model
+from servelab.errors import InfeasibleError
+from servelab.perf import Deployment, StepBatch, StepModel, memory_budget
+from servelab.sim import AffineStepModel, ConstantStepModel, KVTier, ReplicaEngine, SchedulerConfig
+
+_ONE = ConstantStepModel(step_s=1.0)
+# t0(B) = 0.1 + 0.01·B, t1 = 0.001 per context token; prefill 0.01 s per token
+_AFF = AffineStepModel(base_s=0.1, per_seq_s=0.01, per_ctx_s=0.001, per_prefill_token_s=0.01)
+
+
+def _cfg(**kw) -> SchedulerConfig:
+    return SchedulerConfig(**{"block_size": 4, "num_kv_blocks": 64, "max_num_batched_tokens": 64,
+                              "max_num_seqs": 8, **kw})
+
+
+def _req(rid, t, n_in, n_out, **kw) -> RequestSpec:
+    return RequestSpec(id=rid, arrival_s=t, input_tokens=n_in, output_tokens=n_out, **kw)
+
+
+# ------------------------------------------------------------------ construction
+def test_kv_blocks_and_step_model_from_the_deployment() -> None:
+    """num_kv_blocks None: the KV room of perf.memory_budget, cut into the scheduler's
+    blocks. Llama-3.1-8B on one H100: 25459 blocks of 16 tokens = 407344 tokens; in blocks
+    of 32 tokens that is floor(12729.5) = 12729. The step model defaults to the perf
+    model of the same deployment."""
+    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
+    b = memory_budget(dep)
+    assert b.kv_capacity_tokens == 25459 * 16
+    e = ReplicaEngine(dep, SchedulerConfig(block_size=32))
+    assert e.pool.num_blocks == 12729
+    batch = StepBatch(((100, 0),), 3, 300)
+    assert e.model.step_time_s(batch) == StepModel(dep).step_time_s(batch)
+
+
+def test_infeasible_deployment_says_why() -> None:
+    """Llama-3.1-70B's bf16 weights (141 GB) do not fit one 80 GB H100."""
+    dep = Deployment(model=get_model("llama-3.1-70b"), gpu=get_gpu("h100-sxm"))
+    with pytest.raises(InfeasibleError, match="weights need 141.1 GB per GPU at TP1"):
+        ReplicaEngine(dep, SchedulerConfig(), step_model=_ONE)
+
+
+def test_defaults_and_shared_chains() -> None:
+    """Token times are recorded only on request; a chains dict given by the fleet is the one
+    the replica fills (replicas of a fleet share prefix-group chains)."""
+    chains: dict = {}
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE, chains=chains)
+    e.add(_req("g", 0.0, 9, 1, prefix_group=3, prefix_tokens=8), 0.0)
+    assert e.waiting_q[0].token_times is None
+    e.step(0.0)
+    assert ("g", 3) in chains and len(chains[("g", 3)]) == 2      # 8 prefix tokens = 2 blocks
+    assert e.chains is chains
+
+
+def test_idle_engine_has_no_plan() -> None:
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE)
+    assert e.begin(0.0) is None
+    assert e.steps_done(5.0) == 0 and e.truncate(1.0) is None
+    assert e.stats(3.0)["kv_usage_perc"] == 0.0
+
+
+# ------------------------------------------------------------------ stretch times
+def test_stretch_end_steps_done_and_truncate_by_hand() -> None:
+    """Two decoders after a 1-step prefill (a: 4 in / 20 out, b: 4 in / 20 out, one step
+    [0, t_p] with both chunks): t_p = 0.1 + 0.01·8 = 0.18. Then B = 2, C = 2·4 = 8 (the KV
+    in cache: each 4 prompt tokens; the first token is written by decode step 1),
+    t0 = 0.1 + 0.02 = 0.12, t1 = 0.001: step j ends at t_j = 0.18 + 0.12·j + 0.001·(8·j + j(j−1)).
+    The stretch runs to the 19th decode step (both finish there: 1 + 19 = 20 tokens),
+    t_19 = 0.18 + 2.28 + 0.001·(152 + 342) = 2.954."""
+    e = ReplicaEngine(None, _cfg(), step_model=_AFF)
+    e.add(_req("a", 0.0, 4, 20), 0.0)
+    e.add(_req("b", 0.0, 4, 20), 0.0)
+    t_p = e.begin(0.0)
+    assert t_p == pytest.approx(0.18)
+    assert e.steps_done(0.17) == 0 and e.steps_done(t_p) == 1
+    assert e.truncate(0.1) is None                     # a single step is never cut
+    e.commit()
+
+    def t(j):
+        return 0.18 + 0.12 * j + 0.001 * (8 * j + j * (j - 1))
+
+    end = e.begin(t_p)
+    assert end == pytest.approx(2.954) and e.p_k == 19
+    assert e.steps_done(t(3)) == 3 and e.steps_done(t(3) - 1e-9) == 2
+    assert e.steps_done(end) == 19
+    # cut at a time inside step 8 (t_7 < x < t_8): the stretch ends at t_8
+    x = (t(7) + t(8)) / 2
+    assert e.truncate(x) == pytest.approx(t(8)) and e.p_k == 8
+    # a cut exactly at a step end ends there
+    assert e.truncate(t(5)) == pytest.approx(t(5)) and e.p_k == 5
+    assert e.truncate(t(5)) is None                    # at (or after) the end: nothing to cut
+    assert e.truncate(t(1) - 1e-6) == pytest.approx(t(1)) and e.p_k == 1
+    done = e.commit()
+    assert done == [] and e.S == 2 and e.C == 8 + 2 * 1
+
+
+def test_max_steps_bounds_the_stretch() -> None:
+    """Constant 1 s steps, one decoder with 9 tokens left: begin(t, 2) plans 2 steps, begin(t, 1)
+    one, begin(t) all 9."""
+    for max_steps, want in ((2, 2.0), (1, 1.0), (1 << 62, 9.0)):
+        e = ReplicaEngine(None, _cfg(), step_model=_ONE)
+        e.add(_req("a", 0.0, 4, 10), 0.0)
+        e.commit() if e.begin(0.0) else None
+        assert e.begin(1.0, max_steps) - 1.0 == want, max_steps
+
+
+def test_exact_step_records_token_times() -> None:
+    """Step-by-step, affine model, record_token_times: a (4 in / 3 out) alone. Prefill
+    [0, 0.14] (0.1 + 0.01·4); decode steps with B = 1 over a KV context of 4, then 5:
+    0.11 + 0.004 and 0.11 + 0.005. Token times 0.14, 0.254, 0.369."""
+    e = ReplicaEngine(None, _cfg(), step_model=_AFF, exact=True, record_token_times=True)
+    e.add(_req("a", 0.0, 4, 3), 0.0)
+    t, done = 0.0, []
+    while (end := e.begin(t)) is not None:
+        assert e.steps_done(end - 1e-9) == 0 and e.steps_done(end) == 1
+        done += e.commit()
+        t = end
+    assert done[0].token_times == pytest.approx([0.14, 0.254, 0.369])
+    assert done[0].finish_s == pytest.approx(0.369)
+
+
+# ------------------------------------------------------------------ stretches = step by step
+def _drive(specs, cfg, model, skipping: bool):
+    """A one-replica fleet loop: arrivals join at the next step boundary (a stretch in
+    flight is cut there). Returns per-request (first token, finish, tokens), rejections,
+    the KV usage during each step (by its start time) and the preemption count."""
+    e = ReplicaEngine(None, cfg, step_model=model, exact=not skipping)
+    max_steps = 1 << 62 if skipping else 1
+    todo = sorted(specs, key=lambda s: s.arrival_s)
+    i, t = 0, 0.0
+    rejected = set()
+    usage = {}
+    reqs = {}
+    while True:
+        while i < len(todo) and todo[i].arrival_s <= t:
+            if not e.add(todo[i], t):
+                rejected.add(todo[i].id)
+            i += 1
+        for r in e.all_requests():
+            reqs[r.rid] = r
+        end = e.begin(t, max_steps)
+        if end is None:
+            if i == len(todo):
+                break
+            t = todo[i].arrival_s
+            continue
+        if i < len(todo) and todo[i].arrival_s < end:
+            cut = e.truncate(todo[i].arrival_s)
+            end = cut if cut is not None else end
+        # KV usage during each step, keyed by the step's start: the reference reads it after
+        # begin (the step's blocks are taken then); a stretch reports it for any time inside
+        usage[round(t, 6)] = e.stats(t + 1e-9)["kv_usage_perc"]
+        for j in range(1, e.p_k):
+            b = e._time_at(j)
+            usage[round(b, 6)] = e.stats(b + 1e-9)["kv_usage_perc"]
+        e.commit()
+        t = end
+    out = {rid: (r.first_token_s, r.finish_s, r.outputs) for rid, r in reqs.items()}
+    return out, rejected, usage, e.num_preempted
+
+
+def _workload(rng: random.Random):
+    n = rng.randint(1, 7)
+    specs = []
+    for k in range(n):
+        kw = {"prefix_group": 0, "prefix_tokens": 8} if rng.random() < 0.3 else {}
+        specs.append(_req(f"r{k}", round(rng.choice([0.0, 0.0, rng.uniform(0, 3)]), 3),
+                          rng.randint(1, 14), rng.randint(1, 12), **kw))
+    cfg = _cfg(num_kv_blocks=rng.randint(5, 16), max_num_seqs=rng.randint(1, 4),
+               max_num_batched_tokens=rng.choice([8, 16, 64]))
+    return specs, cfg
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_stretches_match_the_step_by_step_engine(seed) -> None:
+    """Random tiny workloads (KV tight enough to preempt, prefix sharing, late arrivals):
+    first-token and finish times, tokens, rejections and preemptions agree between the
+    skipping engine and the step-by-step reference; the KV usage the skipping engine
+    reports inside each step of a stretch is the reference's during that step."""
+    specs, cfg = _workload(random.Random(seed))
+    ref, rej_ref, use_ref, pre_ref = _drive(specs, cfg, _AFF, skipping=False)
+    got, rej, use, pre = _drive(specs, cfg, _AFF, skipping=True)
+    assert rej == rej_ref and pre == pre_ref
+    assert got.keys() == ref.keys()
+    for rid, (ft, fin, outs) in ref.items():
+        g = got[rid]
+        assert g[2] == outs
+        assert g[0] == pytest.approx(ft, abs=1e-9) and g[1] == pytest.approx(fin, abs=1e-9), rid
+    common = use.keys() & use_ref.keys()
+    assert len(common) >= len(use_ref) // 2
+    for t in common:
+        assert use[t] == pytest.approx(use_ref[t]), t
+
+
+# ------------------------------------------------------------------ KV-limited stretch length
+def _decoders(contexts, num_blocks) -> ReplicaEngine:
+    """Engine with one decoder per context (prompts of those lengths, admitted and
+    prefilled in one step; each asks for as many tokens as fit the replica alone),
+    constant steps."""
+    e = ReplicaEngine(None, _cfg(num_kv_blocks=num_blocks, max_num_batched_tokens=256), step_model=_ONE)
+    for k, c in enumerate(contexts):
+        assert e.add(_req(f"d{k}", 0.0, c, num_blocks * 4 - c), 0.0)
+    e.begin(0.0, 1)
+    e.commit()
+    assert e.B == len(contexts)
+    return e
+
+
+@pytest.mark.parametrize("contexts, num_blocks", [
+    ([4], 3), ([5, 6, 7, 8], 12), ([4, 8, 12], 10), ([1, 2, 3], 4), ([3, 3, 6, 9, 9], 20),
+    ([4, 5, 6, 7], 9), ([2], 2), ([16, 16], 9),
+])
+def test_kv_steps_is_the_longest_stretch_whose_blocks_fit(contexts, num_blocks) -> None:
+    """_kv_steps(k) = the largest k' <= k with _need(S+1, k'−1) <= free blocks: steps 2..k'
+    find their blocks, step k'+1 would not (k' >= 1 always: step 1's blocks are taken at
+    begin). Linear search over k' as the reference."""
+    e = _decoders(contexts, num_blocks)
+    free = e.pool.num_free()
+    for k in range(1, 40):
+        want = max(kk for kk in range(1, k + 1) if e._need(e.S + 1, kk - 1) <= free)
+        assert e._kv_steps(k) == want, (k, free)
+
+
+def test_stretch_stops_where_kv_runs_out_by_hand() -> None:
+    """Two decoders, 6 blocks of 4. a: prompt 4 (1 block), b: prompt 6 (2 blocks); prefill
+    [0, 1] leaves 3 free. Decode step j writes position c + j − 1: a needs a block at steps
+    1, 5, 9, …, b at steps 3, 7, …. Steps 1, 3, 5 take the 3 free blocks; step 7 would need
+    a 7th: the stretch from t = 1 runs 6 steps (to 7), long before either finishes. Usage
+    during steps 1–2: 4/6, 3–4: 5/6, 5–6: 6/6."""
+    e = _decoders([4, 6], 6)
+    assert e.pool.num_free() == 3
+    assert e.begin(1.0) == 7.0 and e.p_k == 6
+    for now, used in ((1.5, 4), (2.5, 4), (3.5, 5), (4.5, 5), (5.5, 6), (6.5, 6), (7.0, 6)):
+        assert e.stats(now)["kv_usage_perc"] == pytest.approx(used / 6), now
+    e.commit()
+    assert e.pool.num_free() == 0 and e.S == 7
+
+
+# ------------------------------------------------------------------ gauges
+def test_stats_gauges_by_hand() -> None:
+    """Tier named 'dram' (3 blocks): cpu_kv_hit_tokens counts its prefix hits; without such
+    a tier it is 0. kv_tier_blocks counts blocks held per tier; lora_loads counts loads."""
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE)
+    s = e.stats()
+    assert s["cpu_kv_hit_tokens"] == 0 and s["kv_tier_hit_tokens"] == {} and s["kv_tier_blocks"] == {}
+    assert s["lora_loads"] == 0 and s["running"] == 0 and s["waiting"] == 0
+    t = ReplicaEngine(None, _cfg(kv_tiers=(KVTier(name="dram", blocks=3),), num_kv_blocks=2),
+                      step_model=_ONE)
+    t.pool.tiers[0][7] = None
+    t.pool.tier_hit_tokens[0] = 12
+    s = t.stats()
+    assert s["cpu_kv_hit_tokens"] == 12 and s["kv_tier_blocks"] == {"dram": 1}
+    lo = ReplicaEngine(None, _cfg(max_loras=1), step_model=_ONE)
+    lo.add(_req("x", 0.0, 4, 2, adapter="A"), 0.0)
+    lo.step(0.0)
+    assert lo.stats()["lora_loads"] == 1 and lo.stats()["running"] == 1
