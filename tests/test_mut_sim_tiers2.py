@@ -152,6 +152,8 @@ def test_cost_read_side_clips_landed_to_the_tier_blocks_it_loads() -> None:
     (1.0, (1.0, 0.5, 3, math.inf), 0),      # data only starts at t_data
     (0.5, (1.0, 0.5, 3, math.inf), 0),      # admitted before the data starts
     (1.5, (1.0, 0.0, 3, math.inf), 3),      # a free transfer (0 s per block): all land at once
+    (1.0, (1.0, 0.0, 3, math.inf), 3),      # … already at t_data, when that transfer ends
+    (2.5, (1.0, 0.5, 3, math.inf), 3),      # at the transfer's end, 1 + 3·0.5: all 3
 ])
 def test_prefetch_landing_by_hand(p_t, pf, want) -> None:
     e = _engine(policy="lru", prefetch=True)
@@ -314,14 +316,13 @@ def test_release_under_priority_scheduling() -> None:
 
 
 # ------------------------------------------------------------------ whole admission with a held prefetch
-@pytest.mark.xfail(strict=True, reason="prefetch_wait: a request released at its prefetch's end "
-                   "is credited floor((t − t_data)/per) landed blocks, which float rounding makes "
-                   "n − 1 (here (0.6 − 0.5)/0.1 = 0.9999…) or 0 when per = 0 and t = t_data")
 @pytest.mark.parametrize("lat, per", [(0.5, 0.1), (0.5, 0.0)])
 def test_request_held_until_its_prefetch_ends_gets_every_block_landed(lat, per) -> None:
     """One block of a prefix group in B (latency ``lat``, ``per`` s per block). Held from 0
     until its prefetch ends at lat + 1·per; admitted then, that block has landed (the whole
-    transfer is over): it loads at A's rate and counts as one prefetched block."""
+    transfer is over): it loads at A's rate and counts as one prefetched block. (Computing
+    it as floor((t − t_data)/per) gave 0: (0.6 − 0.5)/0.1 = 0.9999… in floats, and per = 0
+    at t = t_data counted nothing.)"""
     b = KVTier(name="B", blocks=16, block_bytes=per, latency_s=lat)
     e = _engine(policy="lru", tiers=(_A, b), prefetch=True, prefetch_wait=True)
     spec = RequestSpec(id="g", arrival_s=0.0, input_tokens=5, output_tokens=2, prefix_group=0,
