@@ -134,6 +134,7 @@ def test_exact_step_records_token_times() -> None:
         done += e.commit()
         t = end
     assert done[0].token_times == pytest.approx([0.14, 0.254, 0.369])
+    assert done[0].first_token_s == pytest.approx(0.14) and done[0].replica == "replica-0"
     assert done[0].finish_s == pytest.approx(0.369)
 
 
@@ -142,7 +143,7 @@ def _drive(specs, cfg, model, skipping: bool):
     """A one-replica fleet loop: arrivals join at the next step boundary (a stretch in
     flight is cut there). Returns per-request (first token, finish, tokens), rejections,
     the KV usage during each step (by its start time) and the preemption count."""
-    e = ReplicaEngine(None, cfg, step_model=model, exact=not skipping)
+    e = ReplicaEngine(None, cfg, step_model=model, exact=not skipping, record_token_times=True)
     max_steps = 1 << 62 if skipping else 1
     todo = sorted(specs, key=lambda s: s.arrival_s)
     i, t = 0, 0.0
@@ -173,6 +174,12 @@ def _drive(specs, cfg, model, skipping: bool):
             usage[round(b, 6)] = e.stats(b + 1e-9)["kv_usage_perc"]
         e.commit()
         t = end
+    for rid, r in reqs.items():
+        # each accepted request ends with exactly its output tokens, one time per token,
+        # the first at first_token_s and the last at finish_s (preempted ones included)
+        assert r.outputs == max(1, r.spec.output_tokens) and len(r.token_times) == r.outputs, rid
+        assert r.token_times[0] == r.first_token_s and r.token_times[-1] == r.finish_s, rid
+        assert r.token_times == sorted(r.token_times) and r.first_token_s > r.arrival_s, rid
     out = {rid: (r.first_token_s, r.finish_s, r.outputs) for rid, r in reqs.items()}
     return out, rejected, usage, e.num_preempted
 
@@ -272,3 +279,68 @@ def test_stats_gauges_by_hand() -> None:
     lo.add(_req("x", 0.0, 4, 2, adapter="A"), 0.0)
     lo.step(0.0)
     assert lo.stats()["lora_loads"] == 1 and lo.stats()["running"] == 1
+
+
+def test_policy_gauges() -> None:
+    """Without a tier policy there are no policy gauges; with 'priority' pinning (1 block of
+    priority <= 0), a finished priority-0 request of 5 tokens leaves its one full block
+    pinned (the partial second block is freed)."""
+    assert "kv_pinned_blocks" not in ReplicaEngine(None, _cfg(), step_model=_ONE).stats()
+    from servelab.sim import KVPolicy
+    e = ReplicaEngine(None, _cfg(kv_policy=KVPolicy(policy="priority", pin_blocks=1, pin_priority=0)),
+                      step_model=_ONE)
+    e.add(_req("p", 0.0, 5, 1, prefix_group=1, prefix_tokens=4, priority=0), 0.0)
+    e.step(0.0)
+    s = e.stats()
+    assert s["kv_pinned_blocks"] == 1 and s["kv_prefetched_blocks"] == 0
+
+
+def test_step_is_one_step() -> None:
+    """step() on a pure decode batch advances exactly one step (1 s), one token."""
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE)
+    e.add(_req("a", 0.0, 4, 10), 0.0)
+    e.step(0.0)
+    out = e.step(1.0)
+    assert out.duration_s == 1.0 and out.tokens == [("a", 1)] and e.S == 2
+
+
+def test_chunked_prefill_and_one_token_requests_by_hand() -> None:
+    """Token budget 4, constant 1 s steps. a: 10 in / 1 out is prefilled in chunks 4, 4, 2
+    ([0,1], [1,2], [2,3]); its only token comes with the last chunk: first token = finish = 3,
+    and it never decodes."""
+    e = ReplicaEngine(None, _cfg(max_num_batched_tokens=4, max_num_seqs=1), step_model=_ONE)
+    e.add(_req("a", 0.0, 10, 1), 0.0)
+    ends = [e.step(float(t)).finished for t in range(3)]
+    assert ends == [[], [], ["a"]]
+    r = e.last_first[0]
+    assert r.computed == 10 and r.first_token_s == 3.0 and r.finish_s == 3.0 and r.outputs == 1
+    assert e.B == 0 and e.stats()["running"] == 0
+
+
+class _Doubled(StepModel):
+    """The perf model with every step twice as long (an override of step_time_s)."""
+
+    def step_time_s(self, batch: StepBatch) -> float:
+        return 2.0 * super().step_time_s(batch)
+
+
+def test_a_step_model_override_is_honoured() -> None:
+    """A subclass of the perf StepModel that overrides step_time_s is timed through it,
+    not through the parent's fast path: the prefill step of 60 tokens takes twice the
+    perf model's time."""
+    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
+    e = ReplicaEngine(dep, _cfg(), step_model=_Doubled(dep))
+    e.add(_req("a", 0.0, 60, 3), 0.0)
+    assert e.begin(0.0) == pytest.approx(2.0 * StepModel(dep).step_time_s(StepBatch(((60, 0),), 0, 0)),
+                                         rel=1e-12)
+
+
+def test_priority_preemption_orders_the_queue_by_priority() -> None:
+    """priority_preemption implies the priority queue (even with the fcfs policy): one
+    sequence at a time, z (priority 9) runs [0,1]; x (5) and y (0) wait: y goes next."""
+    e = ReplicaEngine(None, _cfg(max_num_seqs=1), step_model=_ONE, priority_preemption=True)
+    e.add(_req("z", 0.0, 4, 1, priority=9), 0.0)
+    first = e.step(0.0).finished
+    for rid, prio in (("x", 5), ("y", 0)):
+        e.add(_req(rid, 0.5, 4, 1, priority=prio), 0.5)
+    assert [first, e.step(1.0).finished, e.step(2.0).finished] == [["z"], ["y"], ["x"]]
