@@ -344,3 +344,114 @@ def test_priority_preemption_orders_the_queue_by_priority() -> None:
     for rid, prio in (("x", 5), ("y", 0)):
         e.add(_req(rid, 0.5, 4, 1, priority=prio), 0.5)
     assert [first, e.step(1.0).finished, e.step(2.0).finished] == [["z"], ["y"], ["x"]]
+
+
+def test_stretch_of_two_needs_the_second_steps_blocks() -> None:
+    """Decoders at contexts 3 and 7 (3 blocks of 4, all taken): step 1 writes positions 3
+    and 7 (in their last blocks), step 2 positions 4 and 8, two new blocks that do not
+    exist. So even a stretch of at most 2 steps is one step; the next step preempts the
+    newer request (vLLM recompute) and counts it."""
+    e = _decoders([3, 7], 3)
+    assert e.pool.num_free() == 0
+    assert e.begin(1.0, 2) == 2.0 and e.p_k == 1
+    assert e.stats()["kv_usage_perc"] == 1.0
+    e.commit()
+    e.begin(2.0)
+    s = e.stats()
+    assert s["num_preempted"] == 1 and s["waiting"] == 1 and s["running"] == 1
+
+
+def test_stats_without_a_time_inside_a_stretch() -> None:
+    """Without ``now_s`` the gauges read the pool as it is: only the stretch's first step's
+    blocks are taken (decoders at 4 and 6 of 6 blocks: 3 + 1 used, see the by-hand stretch)."""
+    e = _decoders([4, 6], 6)
+    e.begin(1.0)
+    assert e.p_k == 6 and e.stats()["kv_usage_perc"] == pytest.approx(4 / 6)
+
+
+def test_mixed_step_time_by_hand() -> None:
+    """a (4 in / 5 out) decodes while b (6 in) is prefilled: with the affine model that step
+    takes 0.1 + 0.01·B + 0.001·C + 0.01·6 with B = 1, C = 4 → 0.174. With the perf model it
+    is step_time_s of that batch (b's chunk of 6 at context 0, one decoder over 4 tokens)."""
+    e = ReplicaEngine(None, _cfg(), step_model=_AFF)
+    e.add(_req("a", 0.0, 4, 5), 0.0)
+    t = e.begin(0.0)
+    e.commit()
+    e.add(_req("b", t, 6, 2), t)
+    assert e.begin(t) - t == pytest.approx(0.174)
+    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
+    perf = StepModel(dep)
+    for exact in (False, True):
+        p = ReplicaEngine(dep, _cfg(), step_model=perf, exact=exact)
+        p.add(_req("a", 0.0, 4, 5), 0.0)
+        t = p.begin(0.0)
+        p.commit()
+        p.add(_req("b", t, 6, 2), t)
+        assert p.begin(t) - t == pytest.approx(perf.step_time_s(StepBatch(((6, 0),), 1, 4)), rel=1e-12)
+        p.commit()
+        # then both decode: contexts 5 (a) and 6 (b)
+        t = p.p_end
+        assert p.begin(t, 1) - t == pytest.approx(perf.step_time_s(StepBatch((), 2, 11)), rel=1e-12)
+
+
+def test_adapter_load_time_is_added_to_its_step() -> None:
+    """lora_load_s 0.5 on top of a 1 s step: the step that admits a request with a new
+    adapter takes 1.5 s; the next request with the same (resident) adapter adds nothing."""
+    e = ReplicaEngine(None, _cfg(max_loras=1, lora_load_s=0.5), step_model=_ONE)
+    e.add(_req("x", 0.0, 4, 1, adapter="A"), 0.0)
+    assert e.step(0.0).duration_s == 1.5
+    e.add(_req("y", 1.5, 4, 1, adapter="A"), 1.5)
+    assert e.step(1.5).duration_s == 1.0
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_speculative_decode_rate_by_hand(exact) -> None:
+    """k = 2 draft tokens, α = 1 (all accepted): E = k + 1 = 3 tokens per verification step.
+    Affine model, B = 1 decoder at context 4 (after a 0.14 s prefill of 4 tokens): the
+    verification step over B·(k+1) = 3 rows costs decode_affine(3)[0] = 0.1 + 0.03 = 0.13,
+    drafts 2 · 0.5 · decode_affine(1)[0] = 2 · 0.5 · 0.11 = 0.11; per token
+    t0 = (0.13 + 0.11) / 3 = 0.08 and t1 = 0.001 / 3. The first decode token at context 4
+    costs 0.08 + 0.004/3."""
+    cfg = _cfg(num_speculative_tokens=2, spec_acceptance_rate=1.0, spec_draft_cost=0.5)
+    e = ReplicaEngine(None, cfg, step_model=_AFF, exact=exact)
+    e.add(_req("a", 0.0, 4, 4), 0.0)
+    t = e.begin(0.0)
+    assert t == pytest.approx(0.14)
+    e.commit()
+    t1 = 0.001 / 3
+    assert e.begin(t, 1) - t == pytest.approx(0.08 + t1 * 4)
+    e.commit()
+    if not exact:
+        # the remaining 2 tokens as one stretch: 2·0.08 + t1·(2·5 + 1·2·1/2)
+        t = e.p_end
+        assert e.begin(t) - t == pytest.approx(2 * 0.08 + t1 * (2 * 5 + 1))
+
+
+def test_begin_twice_is_refused() -> None:
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE)
+    e.add(_req("a", 0.0, 4, 3), 0.0)
+    e.begin(0.0)
+    with pytest.raises(AssertionError, match=r"begin\(\) while a step is in flight"):
+        e.begin(0.5)
+
+
+def test_prefix_cache_hit_rate_gauge() -> None:
+    """Two 9-token prompts of one prefix group (8 prefix tokens = 2 blocks), one after the
+    other: the second finds both blocks, 8 of the 18 prompt tokens queried → 8/18."""
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE)
+    e.add(_req("a", 0.0, 9, 1, prefix_group=0, prefix_tokens=8), 0.0)
+    e.step(0.0)
+    e.add(_req("b", 1.0, 9, 1, prefix_group=0, prefix_tokens=8), 1.0)
+    e.step(1.0)
+    assert e.stats()["prefix_cache_hit_rate"] == pytest.approx(8 / 18)
+
+
+def test_priority_policy_without_preemption_keeps_the_stretch() -> None:
+    """Priority scheduling, no priority preemption, one sequence at a time: x (priority 5)
+    decodes with 9 tokens left while y (priority 0) waits for the slot. Nothing can join
+    until x finishes, so the stretch runs all 9 steps."""
+    e = ReplicaEngine(None, _cfg(max_num_seqs=1, scheduling_policy="priority"), step_model=_ONE)
+    e.add(_req("x", 0.0, 4, 10, priority=5), 0.0)
+    e.step(0.0)
+    e.add(_req("y", 0.5, 4, 3, priority=0), 0.5)
+    assert e.begin(1.0) == 10.0 and e.p_k == 9
