@@ -455,3 +455,47 @@ def test_priority_policy_without_preemption_keeps_the_stretch() -> None:
     e.step(0.0)
     e.add(_req("y", 0.5, 4, 3, priority=0), 0.5)
     assert e.begin(1.0) == 10.0 and e.p_k == 9
+
+
+def _stretch(model, n_dec: int, left: int) -> ReplicaEngine:
+    """n_dec decoders (prompts of 4) with ``left`` tokens left each, a stretch begun at 1.0."""
+    e = ReplicaEngine(None, _cfg(), step_model=model)
+    for k in range(n_dec):
+        e.add(_req(f"d{k}", 0.0, 4, left + 1), 0.0)
+    e.begin(0.0)
+    e.commit()
+    e.begin(e.p_end)
+    assert e.p_k == left
+    return e
+
+
+@pytest.mark.parametrize("model, n_dec", [(_AFF, 3), (_ONE, 2), (_AFF, 1)])
+def test_truncate_agrees_with_a_scan_of_the_closed_form(model, n_dec) -> None:
+    """Cutting at t ends the stretch at the first step j with t_j >= t (t_j the closed form
+    p_t + j·t0 + t1·(j·C + B·j(j−1)/2)); None when that is the last step (nothing to cut).
+    Checked at the start, at every step end and just before / after it (float rounding
+    of the quadratic's root must not move the cut)."""
+    left = 12
+    probe = _stretch(model, n_dec, left)
+    p_t, t0, t1, B, C = probe.p_t, probe.p_t0, probe.p_t1, probe.p_B, probe.p_C
+
+    def t_(j):
+        return p_t + j * t0 + t1 * (j * C + B * j * (j - 1) * 0.5)
+
+    times = [p_t]
+    for j in range(1, left + 1):
+        times += [t_(j), t_(j) - 1e-12, t_(j) + 1e-12, (t_(j - 1) + t_(j)) / 2]
+    for t in times:
+        e = _stretch(model, n_dec, left)
+        want = next(j for j in range(1, left + 1) if t_(j) >= t) if t < t_(left) else left
+        got = e.truncate(t)
+        if want >= left:
+            assert got is None and e.p_k == left, t
+        else:
+            assert got == t_(want) and e.p_k == want and e.p_end == got, (t, want)
+
+
+def test_nothing_to_cut_once_committed() -> None:
+    e = _stretch(_ONE, 1, 5)
+    e.commit()
+    assert e.truncate(2.5) is None and e.p_k == 5
