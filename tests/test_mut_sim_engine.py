@@ -11,6 +11,7 @@ stretch's KV limit is checked against a linear search over the blocks the decode
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -333,6 +334,12 @@ def test_a_step_model_override_is_honoured() -> None:
     e.add(_req("a", 0.0, 60, 3), 0.0)
     assert e.begin(0.0) == pytest.approx(2.0 * StepModel(dep).step_time_s(StepBatch(((60, 0),), 0, 0)),
                                          rel=1e-12)
+    # step by step, a decode step too (one decoder over its 60 prompt tokens)
+    x = ReplicaEngine(dep, _cfg(), step_model=_Doubled(dep), exact=True)
+    x.add(_req("a", 0.0, 60, 3), 0.0)
+    t = x.begin(0.0)
+    x.commit()
+    assert x.begin(t) - t == pytest.approx(2.0 * StepModel(dep).step_time_s(StepBatch((), 1, 60)), rel=1e-12)
 
 
 def test_priority_preemption_orders_the_queue_by_priority() -> None:
@@ -431,7 +438,7 @@ def test_begin_twice_is_refused() -> None:
     e = ReplicaEngine(None, _cfg(), step_model=_ONE)
     e.add(_req("a", 0.0, 4, 3), 0.0)
     e.begin(0.0)
-    with pytest.raises(AssertionError, match=r"begin\(\) while a step is in flight"):
+    with pytest.raises(AssertionError, match=r"^begin\(\) while a step is in flight$"):
         e.begin(0.5)
 
 
@@ -499,3 +506,40 @@ def test_nothing_to_cut_once_committed() -> None:
     e = _stretch(_ONE, 1, 5)
     e.commit()
     assert e.truncate(2.5) is None and e.p_k == 5
+
+
+def test_an_aborted_decoder_does_not_hold_up_a_finishing_one() -> None:
+    """x and y (4 in / 3 out, admitted together, x first) would both finish at the end of
+    step 3 (t = 3). x is aborted at t = 2 between steps; y still finishes at 3."""
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE)
+    e.add(_req("x", 0.0, 4, 3), 0.0)
+    e.add(_req("y", 0.0, 4, 3), 0.0)
+    e.step(0.0)
+    e.step(1.0)
+    assert e.abort("x")
+    out = e.step(2.0)
+    assert out.finished == ["y"] and e.B == 0 and e.pool.num_free() == e.pool.num_blocks
+
+
+@pytest.mark.parametrize("model", [ConstantStepModel(step_s=1.7),
+                                   AffineStepModel(base_s=1.3, per_seq_s=0.07, per_ctx_s=0.003)])
+def test_truncate_late_in_a_long_stretch(model) -> None:
+    """40-step stretches (3 decoders) whose step times are not exact binary fractions: the
+    cut agrees with a scan of the closed form everywhere, including late cuts where the
+    quadratic's discriminant b² + 4·a·x is dominated by its x term."""
+    left = 40
+    probe = _stretch(model, 3, left)
+    p_t, t0, t1, B, C = probe.p_t, probe.p_t0, probe.p_t1, probe.p_B, probe.p_C
+
+    def t_(j):
+        return p_t + j * t0 + t1 * (j * C + B * j * (j - 1) * 0.5)
+
+    for j in range(1, left):
+        for t in (t_(j), t_(j) - 1e-9, t_(j) + 1e-9, math.nextafter(t_(j), 0.0), math.nextafter(t_(j), 1e9)):
+            e = _stretch(model, 3, left)
+            want = next(i for i in range(1, left + 1) if t_(i) >= t)
+            got = e.truncate(t)
+            if want >= left:
+                assert got is None, t
+            else:
+                assert got == t_(want) and e.p_k == want, (t, want)
