@@ -522,7 +522,9 @@ def test_an_aborted_decoder_does_not_hold_up_a_finishing_one() -> None:
 
 
 @pytest.mark.parametrize("model", [ConstantStepModel(step_s=1.7),
-                                   AffineStepModel(base_s=1.3, per_seq_s=0.07, per_ctx_s=0.003)])
+                                   AffineStepModel(base_s=1.3, per_seq_s=0.07, per_ctx_s=0.003),
+                                   # attention-heavy: t0 = 0.01, t1 = 0.01, so 4·a·x > b² after ~0.2 s
+                                   AffineStepModel(base_s=0.01, per_seq_s=0.0, per_ctx_s=0.01)])
 def test_truncate_late_in_a_long_stretch(model) -> None:
     """40-step stretches (3 decoders) whose step times are not exact binary fractions: the
     cut agrees with a scan of the closed form everywhere, including late cuts where the
