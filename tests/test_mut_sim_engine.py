@@ -545,3 +545,13 @@ def test_truncate_late_in_a_long_stretch(model) -> None:
                 assert got is None, t
             else:
                 assert got == t_(want) and e.p_k == want, (t, want)
+
+
+def test_a_late_queued_short_request_finishes_on_time() -> None:
+    """a, b (4 in / 10 out) and c (4 in / 2 out) are admitted together at 0; c's second
+    token comes at the end of decode step 2 (t = 2), whatever its place in the queue."""
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE)
+    for rid, out in (("a", 10), ("b", 10), ("c", 2)):
+        e.add(_req(rid, 0.0, 4, out), 0.0)
+    assert e.step(0.0).finished == []
+    assert e.step(1.0).finished == ["c"] and e.B == 2
