@@ -555,3 +555,23 @@ def test_a_late_queued_short_request_finishes_on_time() -> None:
         e.add(_req(rid, 0.0, 4, out), 0.0)
     assert e.step(0.0).finished == []
     assert e.step(1.0).finished == ["c"] and e.B == 2
+
+
+@pytest.mark.parametrize("max_steps", [2, 1 << 62])
+@pytest.mark.parametrize("w_priority", [0, 5, 9, None])
+def test_priority_preemption_runs_one_step_at_a_time_while_a_better_request_waits(max_steps, w_priority) -> None:
+    """Priority preemption, no chunked prefill, budget 16: x1, x2 (priority 5) decode with 9
+    tokens left, so 14 tokens of budget are left; w (15-token prompt) fits neither the
+    budget nor needs a preemption now (batch not full, KV free). If w outranks the decoders
+    (priority 0), their growth could make room short at any boundary: the engine plans one
+    step at a time. A w of equal or lower rank (5, 9), or none, cannot preempt them: the
+    stretch runs to the decoders' end (9 steps) or to max_steps."""
+    cfg = _cfg(max_num_batched_tokens=16, enable_chunked_prefill=False)
+    e = ReplicaEngine(None, cfg, step_model=_ONE, priority_preemption=True)
+    for rid in ("x1", "x2"):
+        e.add(_req(rid, 0.0, 4, 10, priority=5), 0.0)
+    e.step(0.0)
+    if w_priority is not None:
+        assert e.add(_req("w", 0.5, 15, 1, priority=w_priority), 0.5)
+    k = 1 if w_priority == 0 else min(max_steps, 9)
+    assert e.begin(1.0, max_steps) == 1.0 + k and e.p_k == k
