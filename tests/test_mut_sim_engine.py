@@ -575,3 +575,14 @@ def test_priority_preemption_runs_one_step_at_a_time_while_a_better_request_wait
         assert e.add(_req("w", 0.5, 15, 1, priority=w_priority), 0.5)
     k = 1 if w_priority == 0 else min(max_steps, 9)
     assert e.begin(1.0, max_steps) == 1.0 + k and e.p_k == k
+
+
+def test_an_aborted_decoder_does_not_cut_the_stretch() -> None:
+    """x (4 in / 4 out) and y (4 in / 10 out) decode after a 1 s prefill; x is aborted at
+    t = 1. The stretch then runs to y's end (9 steps, to t = 10), not to x's old end (t = 4)."""
+    e = ReplicaEngine(None, _cfg(), step_model=_ONE)
+    e.add(_req("x", 0.0, 4, 4), 0.0)
+    e.add(_req("y", 0.0, 4, 10), 0.0)
+    e.step(0.0)
+    assert e.abort("x")
+    assert e.begin(1.0) == 10.0 and e.p_k == 9
