@@ -166,12 +166,14 @@ def test_a_poll_without_action_does_not_restart_the_cooldown() -> None:
     assert sim.events == [(2.0, "scale_up", "p-1")]
 
 
-def test_cooldown_holds_a_pool_at_min_but_not_below_it() -> None:
-    """target 1, 1..3, cooldown 100 s, no delays.
-    t=1: P (0, 0) → drain p-1 (idle: removed); D waiting 3 → 3 > 1 → +2 (d-1, d-2), ready at 1.
-    t=2: P waiting 5 → 3 > 1 ready, but P acted at 1 and has 1 = min replicas: it waits.
+def test_scale_up_is_not_held_by_the_window_and_refills_a_dead_pool() -> None:
+    """target 1, 1..3, window (cooldown_s) 100 s, no delays.
+    t=1: P (0, 0) → 0 → min 1; window high 1 < 2 ready → drain p-1 (idle: removed);
+         D waiting 3 → 3 > 1 → +2 (d-1, d-2), ready at 1.
+    t=2: P waiting 5 on one replica → ceil(5) = 5 → max 3 > 1 → +2 at once (p-2, p-3): the
+         window only holds scale-down. D (1, 1, 1) → ratio 1: keep 3.
     Faults kill d-0, d-1, d-2 at 2.5. t=3: D has no ready replica → desired = min = 1 >
-    0 total: below min it scales up within the cooldown (d-3)."""
+    0 total → +1 (d-3)."""
     sim = _sim(2, 1, metric="waiting", target=1.0, min_replicas=1, max_replicas=3, cooldown_s=100.0)
     g = _Gauges(sim, "waiting")
     g.set(p_0=0, p_1=0, d_0=3)
@@ -181,7 +183,7 @@ def test_cooldown_holds_a_pool_at_min_but_not_below_it() -> None:
                           (1.0, "scale_up", "d-2"), (1.0, "ready", "d-1"), (1.0, "ready", "d-2")]
     g.set(p_0=5, d_0=1, d_1=1, d_2=1)
     sim.on_scale(2.0)
-    assert len(sim.events) == 6
+    assert sim.events[6:] == [(2.0, "scale_up", "p-2"), (2.0, "scale_up", "p-3")]
     for name in ("d-0", "d-1", "d-2"):
         sim.on_fault(Fault(at_s=2.5, replica=name), 2.5)
     assert sim.dec == []
@@ -505,3 +507,17 @@ def test_request_preempted_on_the_decode_side_recomputes_there_and_finishes() ->
     assert [(x.id, x.status, x.output_tokens) for x in res.records] == [("z", "ok", 1), ("a", "ok", 8),
                                                                         ("b", "ok", 8)]
     assert res.replica_stats["d-0"]["num_preempted"] >= 1
+
+
+def test_pools_keep_their_size_within_the_tolerance_band() -> None:
+    """The HPA tolerance (0.1) applies per pool: D waiting (1, 1) on target 0.95 → ratio
+    1/0.95 = 1.053, within 0.1 of 1 → keep 2 (the bare formula would give ceil(2.105) = 3);
+    t=2 waiting (2, 1) → ratio 1.5/0.95 = 1.58 → ceil(3.16) = 4 → +2 (d-2, d-3)."""
+    sim = _sim(1, 2, metric="waiting", target=0.95, min_replicas=1, max_replicas=4, cooldown_s=0.0)
+    g = _Gauges(sim, "waiting")
+    g.set(p_0=1, d_0=1, d_1=1)
+    sim.on_scale(1.0)
+    assert sim.events == []
+    g.set(p_0=1, d_0=2, d_1=1)
+    sim.on_scale(2.0)
+    assert sim.events == [(2.0, "scale_up", "d-2"), (2.0, "scale_up", "d-3")]

@@ -246,9 +246,13 @@ def test_prefill_and_decode_pools_autoscale_separately(exact: bool) -> None:
     #   ceil(1·3/1) = 3: d-1, d-2 start, ready at 1.5.
     #   r4 at 1.6: prefill [1.6, 1.61], lands 1.61001 on d-1 (fewest outstanding), first
     #   token 1.62001, done 1.63001. d-0 serves r1, r2, r3 back to back: r3 done at 6.01001.
-    #   Polls 2.0, 3.0: decode mean waiting 2/3 -> 2 < 3 but cooling (scaled at 1.0).
-    #   Poll 4.0: d-0 has r2 running and r3 waiting -> mean 1/3 -> 1: drain d-2, d-1 (idle:
-    #   removed at once).
+    #   Scale-down goes to the highest recommendation of the polls in the last 3 s (the
+    #   HPA stabilization window); the prefill pool's recommendation stays 1 throughout.
+    #   Polls 2.0, 3.0: decode mean waiting 2/3 -> ceil(3 * 2/3) = 2, window high 3: keep 3.
+    #   Poll 4.0: d-0 has r2 running and r3 waiting -> mean 1/3 -> 1; window (1, 4] holds
+    #   2, 2, 1 -> 2: drain d-2 (idle: removed at once).
+    #   Poll 5.0: r3 running, none waiting -> 0 -> min 1; window (2, 5] holds 2, 1, 1 -> keep 2.
+    #   Poll 6.0: again 1; window (3, 6] holds 1, 1, 1 -> drain d-1 (idle: removed).
     eng_p = SchedulerConfig(num_kv_blocks=1000)
     eng_d = SchedulerConfig(num_kv_blocks=1000, max_num_seqs=1, max_num_batched_tokens=16)
     P = ReplicaSpec(scheduler=eng_p, step_model=ConstantStepModel(step_s=0.01), name="p")
@@ -263,16 +267,18 @@ def test_prefill_and_decode_pools_autoscale_separately(exact: bool) -> None:
     res = simulate(cfg, reqs)
     assert [(round(t, 9), k, n) for t, k, n in res.events] == [
         (1.0, "scale_up", "d-1"), (1.0, "scale_up", "d-2"), (1.5, "ready", "d-1"), (1.5, "ready", "d-2"),
-        (4.0, "scale_down", "d-2"), (4.0, "removed", "d-2"), (4.0, "scale_down", "d-1"),
-        (4.0, "removed", "d-1")]
+        (4.0, "scale_down", "d-2"), (4.0, "removed", "d-2"), (6.0, "scale_down", "d-1"),
+        (6.0, "removed", "d-1")]
     by = {r.id: r for r in res.records}
     assert all(r.status == "ok" for r in res.records)
     assert by["r4"].replica == "d-1"
     assert (by["r4"].first_token_s, by["r4"].finish_s) == (pytest.approx(1.62001), pytest.approx(1.63001))
     assert [by[f"r{i}"].finish_s for i in range(4)] == pytest.approx([1.51001, 3.01001, 4.51001, 6.01001])
-    # ready replicas of both pools in the time series (sampled every second): 2, then 4 from 1.5 s, 2 from 4.0 s
+    # ready replicas of both pools in the time series (sampled every second, after the poll
+    # at the same time): 2, then 4 from 1.5 s, 3 from 4.0 s, 2 from 6.0 s
     ts = res.timeseries
-    assert [n for t, n in zip(ts["t_s"], ts["replicas"]) if t in (1.0, 2.0, 3.0, 4.0, 5.0)] == [2, 4, 4, 2, 2]
+    assert [n for t, n in zip(ts["t_s"], ts["replicas"]) if t in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)] == \
+        [2, 4, 4, 3, 3, 2]
     with pytest.raises(ConfigError, match="min_replicas must be >= 1"):
         simulate(SimConfig(replicas=(P, D), autoscaler=AutoscalerConfig(min_replicas=0),
                            disagg=DisaggConfig(kv_bytes_per_token=1e3)), reqs)

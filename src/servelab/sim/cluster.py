@@ -417,19 +417,8 @@ class _Sim:
         assert a is not None
         ready = self.ready
         cur = len(ready)
-        if cur:
-            vals = [x.engine.stats(now) for x in ready]
-            key = {"waiting": "waiting", "running": "running", "kv_usage": "kv_usage_perc"}[a.metric]
-            ratio = sum(v[key] for v in vals) / cur / a.target
-            desired = cur if abs(ratio - 1.0) <= a.tolerance else math.ceil(cur * ratio - 1e-9)
-        else:
-            desired = max(a.min_replicas, 1 if self.held else 0)
-        desired = max(a.min_replicas, min(a.max_replicas, desired))
-        recs = self.recommendations
-        while recs and recs[0][0] <= now - a.cooldown_s:
-            recs.popleft()
-        recs.append((now, desired))
-        stable = max(r for _t, r in recs)
+        desired, stable = self._recommend(self.recommendations, ready, now,
+                                          max(a.min_replicas, 1 if self.held else 0))
         total = cur + self.provisioning
         if desired > total:
             self._scale_up(desired - total, now)
@@ -440,6 +429,27 @@ class _Sim:
                 self.events.append((now, "scale_down", rep.name))
                 if not rep.busy:
                     self._retire(rep, now)
+
+    def _recommend(self, recs: deque[tuple[float, int]], ready: list[_Replica], now: float,
+                   idle: int) -> tuple[int, int]:
+        """The Kubernetes HPA rule for one pool: (this poll's recommendation, the highest
+        recommendation within the last ``cooldown_s``, the scale-down target). Desired =
+        ceil(current * metric mean / target), unchanged while the ratio is within
+        ``tolerance`` of 1; ``idle`` when no replica is ready; clamped to min..max."""
+        a = self.cfg.autoscaler
+        assert a is not None
+        cur = len(ready)
+        if cur:
+            key = {"waiting": "waiting", "running": "running", "kv_usage": "kv_usage_perc"}[a.metric]
+            ratio = sum(x.engine.stats(now)[key] for x in ready) / cur / a.target
+            desired = cur if abs(ratio - 1.0) <= a.tolerance else math.ceil(cur * ratio - 1e-9)
+        else:
+            desired = idle
+        desired = max(a.min_replicas, min(a.max_replicas, desired))
+        while recs and recs[0][0] <= now - a.cooldown_s:
+            recs.popleft()
+        recs.append((now, desired))
+        return desired, max(r for _t, r in recs)
 
     def on_sample(self, now: float) -> None:
         ts = self.ts

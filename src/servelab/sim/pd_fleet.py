@@ -7,9 +7,11 @@ the request's index with a token, so a cancelled one (fault, timeout) leaves a s
 event that is ignored.
 
 Autoscaling (``SimConfig.autoscaler``): at every poll the prefill pool and the decode
-pool are each scaled by the aggregated fleet's rule (:mod:`.cluster`), with the same
-settings but their own replicas, metric mean, provisioning count and cooldown clock:
-``desired = ceil(ready · mean(metric) / target)`` clamped to [min, max] per pool. New
+pool are each scaled by the aggregated fleet's rule (:mod:`.cluster`, ``_Sim._recommend``),
+with the same settings but their own replicas, metric mean, provisioning count and
+recommendation window: ``desired = ceil(ready · mean(metric) / target)`` (unchanged within
+``tolerance``) clamped to [min, max] per pool; scale-up at once, scale-down to the highest
+recommendation of the last ``cooldown_s``. New
 replicas copy their pool's spec (``template`` is not used). A draining replica retires
 when idle and, for a prefill replica, when no KV of its is held for a transfer; a decode
 replica, when no transfer is on its way to it. Scale to zero is not modelled here
@@ -19,7 +21,6 @@ replica, when no transfer is on its way to it. Scale to zero is not modelled her
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
 from typing import Sequence
 
@@ -47,7 +48,8 @@ class PDSim(_Sim):
         super().__init__(config, requests)
         self.pool_index = {"prefill": d.prefill, "decode": d.decode}
         self.pool_prov = {"prefill": 0, "decode": 0}
-        self.pool_scaled = {"prefill": -math.inf, "decode": -math.inf}
+        # per pool: (poll time, recommendation) within the scale-down window (cluster._Sim._recommend)
+        self.pool_recs: dict[str, deque[tuple[float, int]]] = {"prefill": deque(), "decode": deque()}
         self.pspec = config.replicas[d.prefill]
         self.dspec = config.replicas[d.decode]
         self.dec: list[_Replica] = [x for x in self.ready if x.spec is self.dspec]
@@ -190,33 +192,24 @@ class PDSim(_Sim):
     def on_scale(self, now: float) -> None:
         a = self.cfg.autoscaler
         assert a is not None
-        key = {"waiting": "waiting", "running": "running", "kv_usage": "kv_usage_perc"}[a.metric]
         for name in ("prefill", "decode"):
             live = self._pool(name)
             cur = len(live)
-            if cur:
-                mean = sum(x.engine.stats(now)[key] for x in live) / cur
-                desired = math.ceil(cur * mean / a.target - 1e-9)
-            else:
-                desired = a.min_replicas
-            desired = max(a.min_replicas, min(a.max_replicas, desired))
+            desired, stable = self._recommend(self.pool_recs[name], live, now, a.min_replicas)
             total = cur + self.pool_prov[name]
-            cooled = now - self.pool_scaled[name] >= a.cooldown_s
-            if desired > total and (cooled or total < a.min_replicas):
+            if desired > total:
                 for _ in range(desired - total):
                     rep = self._new_replica(self.pool_index[name], now, ready=False)
                     self.pool_prov[name] += 1
                     self.push(now + a.provisioning_delay_s + a.model_load_delay_s, _READY, "ready", rep)
                     self.events.append((now, "scale_up", rep.name))
-                self.pool_scaled[name] = now
-            elif desired < cur and cooled and self.pool_prov[name] == 0:
-                for rep in sorted(live, key=lambda x: -x.index)[:cur - desired]:
+            elif stable < cur and self.pool_prov[name] == 0:
+                for rep in sorted(live, key=lambda x: -x.index)[:cur - stable]:
                     live.remove(rep)
                     rep.state = "draining"
                     self.events.append((now, "scale_down", rep.name))
                     if not rep.busy:
                         self._retire(rep, now)
-                self.pool_scaled[name] = now
 
     def on_ready(self, rep: _Replica, now: float) -> None:
         name = "decode" if rep.spec is self.dspec else "prefill"

@@ -117,8 +117,10 @@ class TierScheduling:
         if r.pf is not None:
             t_data, per, n, stop = r.pf
             t = min(self.p_t, stop)
-            if t > t_data:
-                landed = min(n, int((t - t_data) / per) if per > 0 else n)
+            if t >= t_data + n * per:             # transfer over: all landed (no float floor; per may be 0)
+                landed = n
+            elif t > t_data:
+                landed = min(n, int((t - t_data) / per))
         if self.kv_policy.policy == "cost":
             bs, B, C = self.bs, self.B, self.C
             st = self.model.step_time_s                 # type: ignore[attr-defined]

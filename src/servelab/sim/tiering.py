@@ -33,7 +33,8 @@ copied up into the first tier's host buffer while it waits (HiCache's L3 → L2
 prefetch). One prefetch channel per replica, FIFO: a request's transfer starts when the
 channel is free, takes ``latency + n · block_bytes / read_bytes_per_s`` of the slowest
 tier it reads, and progresses linearly. At admission, the first
-``floor((min(t_admit, deadline) − t_data) / per_block)`` of those blocks have landed and
+``floor((min(t_admit, deadline) − t_data) / per_block)`` of those blocks (all of them once
+the transfer has ended, ``t ≥ t_data + n · per_block``) have landed and
 load at the first tier's rate; the rest load from where they are (or are recomputed
 under ``cost``). The deadline is ``arrival + prefetch_deadline_s`` (SLO-aware, like
 HiCache's ``timeout`` policy, ``prefetch_timeout_base + per_ki_token · n/1024``): a
