@@ -79,14 +79,15 @@ def test_bad_packing_request_is_named(kw, msg):
         pack_replicas(**kw)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with a node size the replica size does not divide (here 5 for TP2) the remainder goes "
-    "on that node although a smaller one (4) holds it completely: 13 GPUs billed, not 12"))
 def test_remainder_on_node_it_fills_not_a_wasteful_one():
     # nodes (4, 5, 8), 6 replicas × 2 GPUs: one full 8-GPU node (4 replicas); the remaining
     # 2 replicas (4 GPUs) fill a 4-GPU node completely -> 8 + 4 = 12 GPUs billed.
     p = pack_replicas(replicas=6, gpus_per_replica=2, node_sizes=(4, 5, 8))
     assert p.nodes == ((8, 1), (4, 1)) and p.billed_gpus == 12
+    # nodes (2, 3, 8), 3 replicas × 2 GPUs: none fills 8; 3 never fills completely with
+    # TP2 -> three 2-GPU nodes, 6 GPUs billed (not 3 + 3 + 3 = 9).
+    p = pack_replicas(replicas=3, gpus_per_replica=2, node_sizes=(2, 3, 8))
+    assert p.nodes == ((2, 3),) and p.billed_gpus == 6
 
 
 def test_fleet_cost_equations():

@@ -4,7 +4,9 @@ Instance granularity: GPUs are rented in nodes of ``node_sizes`` GPUs (default 1
 and 8, capped by the GPU's ``gpus_per_node``). A replica of ``g = tp × pp`` GPUs
 never straddles nodes when ``g ≤`` the largest node: a node of ``s`` GPUs holds
 ``s // g`` replicas (a TP2 replica packs 4 per 8-GPU node). Packing fills the largest
-nodes first, then puts the remainder on the smallest node size that holds it. A
+nodes first; then, while replicas remain, it rents the largest node size they fill
+completely (a whole number of replicas, no GPU left idle), else the smallest size that
+holds one replica. A
 replica larger than the largest node (pipeline parallel across nodes) takes
 ``ceil(g / s_max)`` whole nodes.
 
@@ -106,7 +108,8 @@ def pack_replicas(*, replicas: int, gpus_per_replica: int,
         fitting = [s for s in sizes if s >= gpus_per_replica]
         while rest:
             # the largest node the remainder fills completely, else the smallest that holds one
-            s = max((s for s in fitting if s // gpus_per_replica <= rest), default=fitting[0])
+            s = max((s for s in fitting if s // gpus_per_replica <= rest and s % gpus_per_replica == 0),
+                    default=fitting[0])
             counts[s] = counts.get(s, 0) + 1
             rest -= min(rest, s // gpus_per_replica)
     nodes = tuple(sorted(((s, c) for s, c in counts.items() if c), reverse=True))
