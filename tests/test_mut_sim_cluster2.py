@@ -1,0 +1,275 @@
+"""The fleet event loop (``sim.cluster``) on tiny runs worked out by hand: the sampled
+time series (fleet totals, per-replica series, KV usage inside a decode stretch), a
+request joining a replica in the middle of a decode stretch, the end time of every kind
+of rejection, faults on provisioning replicas and repeated retries, requests in transit
+(per-request overhead) and the deployment a replica is built from.
+
+Every step takes 1 s (``ConstantStepModel``); KV blocks hold 4 tokens and a step that
+computes the token at position p (1-based, prompt first) holds ceil(p / 4) blocks for
+that request. Expected values are derived in the comments from those rules and the
+module docstring of ``sim.cluster`` (event order, admission order, sampling), never
+read from a run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from servelab.catalog import RequestSpec, get_gpu, get_model
+from servelab.perf import Deployment, Efficiency
+from servelab.sim import (
+    AdmissionConfig,
+    AutoscalerConfig,
+    ConstantStepModel,
+    Fault,
+    ReplicaSpec,
+    SchedulerConfig,
+    SimConfig,
+    simulate,
+)
+
+_STEP = ConstantStepModel(step_s=1.0)
+
+
+def _sched(**kw) -> SchedulerConfig:
+    base = {"block_size": 4, "num_kv_blocks": 16, "max_num_batched_tokens": 64, "max_num_seqs": 8,
+            "enable_prefix_caching": False}
+    return SchedulerConfig(**{**base, **kw})
+
+
+def _cfg(*, count: int = 1, exact: bool = False, admission: AdmissionConfig | None = None,
+         faults=(), autoscaler: AutoscalerConfig | None = None, **sched) -> SimConfig:
+    return SimConfig(replicas=(ReplicaSpec(scheduler=_sched(**sched), count=count, step_model=_STEP),),
+                     exact=exact, admission=admission or AdmissionConfig(), faults=tuple(faults),
+                     autoscaler=autoscaler)
+
+
+def _req(rid: str, t: float, n_in: int, n_out: int, **kw) -> RequestSpec:
+    return RequestSpec(id=rid, arrival_s=t, input_tokens=n_in, output_tokens=n_out, **kw)
+
+
+def _by_id(res) -> dict:
+    return {r.id: r for r in res.records}
+
+
+# ----------------------------------------------------------------------------- time series
+# Two replicas, one sequence each (max_num_seqs 1), round robin: a, c -> replica-0 and
+# b, d -> replica-1 (all at t=0). Prompt 3, 2 outputs: the prefill (positions 1-3) and
+# the decode (position 4) both fit in one block. Per replica:
+#   [0,1] prefill first request, [1,2] decode it (done at 2), [2,3] prefill the second,
+#   [3,4] decode it (done at 4).
+# Samples every 1 s; a step ending at t is handled before the sample at t (step end <
+# sample), arrivals at t before the sample too. The sample at 4 sees the fleet empty and
+# all arrived, so it is the last one.
+#   t      0  1  2  3  4
+#   per replica: running 1 1 1 1 0, waiting 1 1 0 0 0, KV blocks 1 1 1 1 0 (of 16)
+#   fleet: the sums of the two, KV the mean of the two.
+@pytest.mark.parametrize("exact", [False, True])
+def test_time_series_of_two_replicas_by_hand(exact) -> None:
+    specs = [_req(x, 0.0, 3, 2) for x in "abcd"]
+    res = simulate(_cfg(count=2, exact=exact, max_num_seqs=1), specs)
+    ts = res.timeseries
+    assert ts["t_s"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert ts["waiting"] == [2, 2, 0, 0, 0]
+    assert ts["running"] == [2, 2, 2, 2, 0]
+    assert ts["kv_usage"] == pytest.approx([1 / 16] * 4 + [0.0])
+    assert ts["replicas"] == [2] * 5
+    assert set(ts["per_replica"]) == {"replica-0", "replica-1"}
+    for name in ("replica-0", "replica-1"):
+        pr = ts["per_replica"][name]
+        assert pr["t_s"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+        assert pr["waiting"] == [1, 1, 0, 0, 0]
+        assert pr["running"] == [1, 1, 1, 1, 0]
+        assert pr["kv_usage"] == pytest.approx([1 / 16] * 4 + [0.0])
+    r = _by_id(res)
+    assert [r[x].finish_s for x in "abcd"] == [2.0, 2.0, 4.0, 4.0]
+
+
+# One request, prompt 4, 12 outputs, 16 blocks: prefill [0,1] (positions 1-4: 1 block),
+# then decode steps [t, t+1] for t = 1..11 computing position 4 + t, i.e. ceil((4+t)/4)
+# blocks: t=1..4 -> 2, 5..8 -> 3, 9..11 -> 4; done at 12 (blocks freed, no prefix cache).
+# Without exact mode the decodes run as one stretch from 1 to 12; a sample inside it must
+# still report the blocks held at that moment, the same as the step-by-step engine.
+@pytest.mark.parametrize("exact", [False, True])
+def test_kv_usage_sampled_inside_a_decode_stretch(exact) -> None:
+    res = simulate(_cfg(exact=exact), [_req("a", 0.0, 4, 12)])
+    ts = res.timeseries
+    assert ts["t_s"] == [float(t) for t in range(13)]
+    blocks = [1] + [2] * 4 + [3] * 4 + [4] * 3 + [0]
+    assert ts["kv_usage"] == pytest.approx([b / 16 for b in blocks])
+    assert ts["running"] == [1] * 12 + [0]
+    assert ts["per_replica"]["replica-0"]["kv_usage"] == pytest.approx([b / 16 for b in blocks])
+    assert _by_id(res)["a"].finish_s == 12.0
+
+
+# ----------------------------------------------------------------------------- mid-stretch join
+# a: prompt 4, 3 outputs at t=0: prefill [0,1] (token 1), then two decode steps [1,2],
+# [2,3] that the skipping engine plans as one stretch (a's tokens 2 and 3). b (prompt 4,
+# 2 outputs) arrives at 1.5, in the first step of that stretch, and could join the batch:
+# it joins at the next step boundary, 2, exactly as the step-by-step engine does:
+#   [2,3] a decodes (token 3, done) + b prefills (first token 3); [3,4] b decodes, done.
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_request_joins_a_two_step_stretch_at_the_next_boundary(exact) -> None:
+    res = simulate(_cfg(exact=exact), [_req("a", 0.0, 4, 3), _req("b", 1.5, 4, 2)])
+    r = _by_id(res)
+    assert (r["a"].first_token_s, r["a"].finish_s) == (1.0, 3.0)
+    assert (r["b"].start_s, r["b"].first_token_s, r["b"].finish_s) == (2.0, 3.0, 4.0)
+
+
+# A step model whose decode steps take 1 s by ``step_time_s`` but whose affine shortcut
+# claims 3 s: exact mode times every step with ``step_time_s`` (the reference, module
+# docstring of sim.engine), so a (prompt 4, 3 outputs) ends at 1 + 1 + 1 = 3.
+class _StepOnly:
+    def step_time_s(self, batch) -> float:
+        return 1.0
+
+    def decode_affine(self, num_decode: int) -> tuple[float, float]:
+        return (3.0, 0.0)
+
+
+def test_exact_mode_times_every_step_with_step_time_s() -> None:
+    cfg = SimConfig(replicas=(ReplicaSpec(scheduler=_sched(), step_model=_StepOnly()),), exact=True)
+    res = simulate(cfg, [_req("a", 0.0, 4, 3)])
+    (a,) = res.records
+    assert (a.first_token_s, a.finish_s) == (1.0, 3.0)
+    assert a.token_times_s is None
+
+
+# ----------------------------------------------------------------------------- rejections
+# Every admission refusal ends the request at the moment it arrived (record finish_s =
+# arrival), and a refused request is no longer in flight: the sampling stops at the first
+# sample with everything arrived and nothing in flight.
+def test_queue_full_at_the_fleet_ends_at_arrival() -> None:
+    # max_num_seqs 1, max_queue 1: a runs [0,1] prefill, [1,2] decode; b waits (fleet
+    # waiting 1); c at 0.5 finds 1 >= max_queue -> rejected at 0.5. b: [2,3], [3,4].
+    adm = AdmissionConfig(max_queue=1)
+    res = simulate(_cfg(admission=adm, max_num_seqs=1),
+                   [_req("a", 0.0, 4, 2), _req("b", 0.0, 4, 2), _req("c", 0.5, 4, 2)])
+    r = _by_id(res)
+    assert (r["c"].status, r["c"].reason, r["c"].finish_s) == ("rejected", "503 queue full", 0.5)
+    assert r["c"].replica is None and r["c"].output_tokens == 0
+    assert (r["b"].status, r["b"].finish_s) == ("ok", 4.0)
+    assert res.timeseries["t_s"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_queue_full_at_the_replica_ends_at_arrival() -> None:
+    # max_waiting 1 on the replica: same timeline, c refused by the replica's queue at 0.5
+    res = simulate(_cfg(max_num_seqs=1, max_waiting=1),
+                   [_req("a", 0.0, 4, 2), _req("b", 0.0, 4, 2), _req("c", 0.5, 4, 2)])
+    r = _by_id(res)
+    assert (r["c"].status, r["c"].reason, r["c"].finish_s) == ("rejected", "503 queue full", 0.5)
+    assert (r["b"].status, r["b"].finish_s) == ("ok", 4.0)
+    assert res.timeseries["t_s"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_request_that_never_fits_fails_at_arrival() -> None:
+    # 16 blocks of 4 = 64 tokens of KV; 70 + 2 = 72 tokens can never fit -> "400 ..." at 0.25
+    res = simulate(_cfg(), [_req("big", 0.25, 70, 2), _req("a", 0.0, 4, 2)])
+    r = _by_id(res)
+    assert (r["big"].status, r["big"].finish_s) == ("failed", 0.25)
+    assert r["big"].reason == "400 request needs 72 tokens of KV; replica holds 64"
+    assert (r["a"].status, r["a"].finish_s) == ("ok", 2.0)
+    assert res.timeseries["t_s"] == [0.0, 1.0, 2.0]
+
+
+# The only replica is killed at 0.5 (a fails there); b at 1.0 finds no ready replica and
+# is rejected at 1.0. Sample at 0: a running (1 block of 16); at 1: nothing live, so the
+# fleet KV usage is 0 by definition and no replica is ready; it is the last sample.
+def test_no_ready_replica_ends_at_arrival_and_an_empty_fleet_samples_zero() -> None:
+    res = simulate(_cfg(faults=[Fault(at_s=0.5)]), [_req("a", 0.0, 4, 4), _req("b", 1.0, 4, 2)])
+    r = _by_id(res)
+    assert (r["a"].status, r["a"].reason, r["a"].finish_s) == ("failed", "replica replica-0 killed", 0.5)
+    assert (r["b"].status, r["b"].reason, r["b"].finish_s) == ("rejected", "503 no ready replica", 1.0)
+    ts = res.timeseries
+    assert ts["t_s"] == [0.0, 1.0]
+    assert ts["kv_usage"] == pytest.approx([1 / 16, 0.0])
+    assert ts["running"] == [1, 0] and ts["replicas"] == [1, 0]
+
+
+# ----------------------------------------------------------------------------- faults
+# Two replicas; a (prompt 4, 10 outputs) goes to replica-0 at 0. Kill replica-0 at 1.5
+# with retry: a is sent again, to replica-1 (idle: prefill [1.5, 2.5]). Kill replica-1 at
+# 2.5 (a fault before a step end at the same time) with retry: a is sent again, finds
+# no ready replica, rejected at 2.5 after 2 retries. Samples at 0, 1, 2 (a in flight)
+# and 3 (nothing in flight: the last one).
+def test_two_retries_then_no_replica_left() -> None:
+    faults = [Fault(at_s=1.5, replica=0, in_flight="retry"), Fault(at_s=2.5, replica=1, in_flight="retry")]
+    res = simulate(_cfg(count=2, faults=faults), [_req("a", 0.0, 4, 10)])
+    (a,) = res.records
+    assert (a.status, a.reason, a.finish_s, a.retries) == ("rejected", "503 no ready replica", 2.5, 2)
+    assert res.timeseries["t_s"] == [0.0, 1.0, 2.0, 3.0]
+    assert [e for e in res.events if e[1] == "killed"] == [(1.5, "killed", "replica-0"), (2.5, "killed", "replica-1")]
+
+
+# Scale to zero: replica-0 is killed at 0.5; a at 1.0 waits at the router and starts a
+# cold start (replica-1, ready at 1 + 2 + 1 = 4). A fault aimed at replica-1 at 2.0 finds
+# it still provisioning: ignored (only running replicas can be killed). a: prefill [4,5],
+# done at 5.
+def test_a_fault_on_a_provisioning_replica_is_ignored() -> None:
+    auto = AutoscalerConfig(min_replicas=0, max_replicas=2, poll_interval_s=100.0,
+                            provisioning_delay_s=2.0, model_load_delay_s=1.0)
+    res = simulate(_cfg(autoscaler=auto, faults=[Fault(at_s=0.5, replica=0), Fault(at_s=2.0, replica="replica-1")]),
+                   [_req("a", 1.0, 4, 1)])
+    (a,) = res.records
+    assert (a.status, a.replica, a.start_s, a.finish_s) == ("ok", "replica-1", 4.0, 5.0)
+    assert [e for e in res.events if e[0] <= 5.0] == [
+        (0.5, "killed", "replica-0"), (1.0, "cold_start", "replica-1"),
+        (2.0, "fault_ignored", "replica-1"), (4.0, "ready", "replica-1")]
+
+
+# ----------------------------------------------------------------------------- in transit
+def _overhead_spec(overhead_s: float, count: int, **sched) -> ReplicaSpec:
+    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"),
+                     efficiency=Efficiency(request_overhead_s=overhead_s))
+    return ReplicaSpec(deployment=dep, step_model=_STEP, scheduler=_sched(**sched), count=count)
+
+
+# Two replicas, 0.25 s per-request overhead, autoscaler polling every 1 s (min 1, no
+# stabilization window). r0 (t=0) -> replica-0, enters at 0.25, prefill [0.25, 1.25],
+# done. r1 (t=0.9) -> replica-1 (round robin), in transit until 1.15. The poll at 1.0
+# sees 0 waiting on both (ratio 0 -> ceil(0) = 0, clamped to 1) and retires the newest,
+# replica-1, idle. At 1.15 r1 reaches a dead replica: routed again at 1.15, to
+# replica-0, enters at 1.4, prefill [1.4, 2.4], done. Samples at 0, 1, 2 (r1 in flight)
+# and 3 (the last one).
+def test_a_request_in_transit_to_a_retired_replica_is_routed_again() -> None:
+    auto = AutoscalerConfig(min_replicas=1, max_replicas=2, poll_interval_s=1.0, cooldown_s=0.0)
+    cfg = SimConfig(replicas=(_overhead_spec(0.25, 2),), autoscaler=auto)
+    res = simulate(cfg, [_req("r0", 0.0, 4, 1), _req("r1", 0.9, 4, 1)])
+    r = _by_id(res)
+    assert (r["r0"].replica, r["r0"].start_s, r["r0"].finish_s) == ("replica-0", 0.25, 1.25)
+    r1 = r["r1"]
+    assert (r1.status, r1.replica, r1.retries) == ("ok", "replica-0", 0)
+    assert r1.dispatch_s == pytest.approx(1.15)
+    assert (r1.start_s, r1.finish_s) == (pytest.approx(1.4), pytest.approx(2.4))
+    assert (1.0, "scale_down", "replica-1") in res.events and (1.0, "removed", "replica-1") in res.events
+    assert res.timeseries["t_s"] == [0.0, 1.0, 2.0, 3.0]
+
+
+# In transit, then refused by the replica's own queue (max_waiting 1, one sequence at a
+# time, 0.25 s overhead): a enters at 0.25 and runs [0.25, 1.25], [1.25, 2.25]; b enters at
+# 0.25 and waits; c (sent at 0.5) reaches the engine at 0.75 and finds the queue full:
+# rejected at 0.75 and out of flight. b: [2.25, 3.25], [3.25, 4.25]; last sample at 5.
+def test_refused_on_entering_the_engine_ends_at_entry() -> None:
+    cfg = SimConfig(replicas=(_overhead_spec(0.25, 1, max_num_seqs=1, max_waiting=1),))
+    res = simulate(cfg, [_req("a", 0.0, 4, 2), _req("b", 0.0, 4, 2), _req("c", 0.5, 4, 2)])
+    r = _by_id(res)
+    assert (r["c"].status, r["c"].reason) == ("rejected", "503 queue full")
+    assert r["c"].finish_s == pytest.approx(0.75)
+    assert r["b"].finish_s == pytest.approx(4.25)
+    assert res.timeseries["t_s"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+# ----------------------------------------------------------------------------- deployment
+# A replica given only a deployment (no step model, no KV block count) takes its KV pool
+# from the deployment's memory budget: capacity tokens // block size blocks. One request
+# of 16 prompt tokens (block 16) holds one block: usage 1 / that count at the first sample.
+def test_a_replica_built_from_its_deployment_alone() -> None:
+    from servelab.perf import memory_budget
+
+    dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
+    blocks = memory_budget(dep).kv_capacity_tokens // 16
+    cfg = SimConfig(replicas=(ReplicaSpec(deployment=dep, scheduler=SchedulerConfig(block_size=16)),))
+    res = simulate(cfg, [_req("a", 0.0, 16, 2)])
+    (a,) = res.records
+    assert a.status == "ok" and a.first_token_s > 0.0
+    assert res.timeseries["kv_usage"][0] == pytest.approx(1 / blocks)
