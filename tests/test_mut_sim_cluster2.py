@@ -273,3 +273,54 @@ def test_a_replica_built_from_its_deployment_alone() -> None:
     (a,) = res.records
     assert a.status == "ok" and a.first_token_s > 0.0
     assert res.timeseries["kv_usage"][0] == pytest.approx(1 / blocks)
+
+
+# ----------------------------------------------------------------------------- event loop
+# Progress is reported every 4096 heap events (arrivals are merged from the request list
+# and not counted) as min(1, now / last arrival), and once more (1.0) by simulate.
+# One request of N outputs arriving at 0.5 on an idle replica (2048 blocks: KV never
+# short): prefill [0.5, 1.5], then one decode stretch to N + 0.5. Heap events: samples at
+# 0, 1, ..., N + 1 (the sample at N + 1 is the first with nothing in flight) = N + 2, and
+# two step ends: N + 4 events in all.
+#   N = 4091: 4095 events, no report inside the run          -> [1.0]
+#   N = 4092: 4096 events, one at the last event, 4093 / 0.5  -> [min(1, 8186) = 1.0, 1.0]
+@pytest.mark.parametrize("n_out, seen_want", [(4091, [1.0]), (4092, [1.0, 1.0])])
+def test_progress_every_4096_events(n_out, seen_want) -> None:
+    seen: list[float] = []
+    res = simulate(_cfg(num_kv_blocks=2048), [_req("a", 0.5, 4, n_out)], progress=seen.append)
+    assert res.records[0].finish_s == n_out + 0.5
+    assert len(res.timeseries["t_s"]) == n_out + 2
+    assert seen == seen_want
+
+
+# All arrivals at t=0: the horizon (last arrival) is 0 and no fraction of it can be
+# reported, however many events the run has (4092 outputs: 4096 events as above).
+def test_no_progress_inside_a_run_whose_arrivals_are_all_at_zero() -> None:
+    seen: list[float] = []
+    simulate(_cfg(num_kv_blocks=2048), [_req("a", 0.0, 4, 4092)], progress=seen.append)
+    assert seen == [1.0]
+
+
+# Ties in time (fault < arrival < step end): the fault at 1.0 comes before a's step end
+# at 1.0 (a fails, its token never arrives) and before b arriving at 1.0, which then
+# finds no ready replica.
+def test_a_fault_at_the_same_time_as_an_arrival_comes_first() -> None:
+    res = simulate(_cfg(faults=[Fault(at_s=1.0)]), [_req("a", 0.0, 4, 1), _req("b", 1.0, 4, 1)])
+    r = _by_id(res)
+    assert (r["a"].status, r["a"].finish_s, r["a"].output_tokens) == ("failed", 1.0, 0)
+    assert (r["b"].status, r["b"].reason, r["b"].finish_s) == ("rejected", "503 no ready replica", 1.0)
+
+
+# Ties in time between an arrival and an event of the same priority (a request reaching
+# its engine after the overhead): arrivals come first. Overhead 0.25, one sequence at a
+# time, fleet queue limit 1: a (t=0) enters at 0.25 and runs [0.25, 1.25]; b (t=0.5)
+# enters at 0.75 and waits; c arrives at 0.75 too, before b's entry: the fleet has nothing
+# waiting yet (b is in transit, in no replica's queue), so c is admitted, enters at 1.0,
+# and waits behind b: b [1.25, 2.25], c [2.25, 3.25].
+def test_an_arrival_comes_before_an_engine_entry_at_the_same_time() -> None:
+    cfg = SimConfig(replicas=(_overhead_spec(0.25, 1, max_num_seqs=1),),
+                    admission=AdmissionConfig(max_queue=1))
+    res = simulate(cfg, [_req("a", 0.0, 4, 1), _req("b", 0.5, 4, 1), _req("c", 0.75, 4, 1)])
+    r = _by_id(res)
+    assert [r[x].status for x in "abc"] == ["ok", "ok", "ok"]
+    assert [r[x].finish_s for x in "abc"] == [1.25, 2.25, 3.25]
