@@ -225,24 +225,28 @@ def _overhead_spec(overhead_s: float, count: int, **sched) -> ReplicaSpec:
 
 
 # Two replicas, 0.25 s per-request overhead, autoscaler polling every 1 s (min 1, no
-# stabilization window). r0 (t=0) -> replica-0, enters at 0.25, prefill [0.25, 1.25],
-# done. r1 (t=0.9) -> replica-1 (round robin), in transit until 1.15. The poll at 1.0
-# sees 0 waiting on both (ratio 0 -> ceil(0) = 0, clamped to 1) and retires the newest,
-# replica-1, idle. At 1.15 r1 reaches a dead replica: routed again at 1.15, to
-# replica-0, enters at 1.4, prefill [1.4, 2.4], done. Samples at 0, 1, 2 (r1 in flight)
-# and 3 (the last one).
+# stabilization window). Round robin: r0 (t=0, 3 outputs) -> replica-0, enters at 0.25,
+# prefill [0.25, 1.25]; r1 (t=0.9) -> replica-1, in transit until 1.15; r2 (t=0.95)
+# -> replica-0, in transit until 1.2. The poll at 1.0 sees 0 waiting on both (ratio 0
+# -> ceil(0) = 0, clamped to 1) and retires the newest, replica-1, idle (r1 is in no
+# queue yet). At 1.15 r1 reaches a dead replica: routed again at 1.15, to replica-0,
+# enters at 1.4. On replica-0: r2 (entered 1.2) joins at 1.25: [1.25, 2.25] r0 decodes,
+# r2 prefills (done); r1 (entered 1.4, during a one-step plan) joins at 2.25:
+# [2.25, 3.25] r0's last token and r1's prefill (both done). Samples at 0..3 (requests in
+# flight) and 4 (the last one).
 def test_a_request_in_transit_to_a_retired_replica_is_routed_again() -> None:
     auto = AutoscalerConfig(min_replicas=1, max_replicas=2, poll_interval_s=1.0, cooldown_s=0.0)
     cfg = SimConfig(replicas=(_overhead_spec(0.25, 2),), autoscaler=auto)
-    res = simulate(cfg, [_req("r0", 0.0, 4, 1), _req("r1", 0.9, 4, 1)])
+    res = simulate(cfg, [_req("r0", 0.0, 4, 3), _req("r1", 0.9, 4, 1), _req("r2", 0.95, 4, 1)])
     r = _by_id(res)
-    assert (r["r0"].replica, r["r0"].start_s, r["r0"].finish_s) == ("replica-0", 0.25, 1.25)
+    assert (r["r0"].replica, r["r0"].start_s, r["r0"].finish_s) == ("replica-0", 0.25, 3.25)
+    assert (r["r2"].replica, r["r2"].start_s, r["r2"].finish_s) == ("replica-0", 1.25, 2.25)
     r1 = r["r1"]
     assert (r1.status, r1.replica, r1.retries) == ("ok", "replica-0", 0)
     assert r1.dispatch_s == pytest.approx(1.15)
-    assert (r1.start_s, r1.finish_s) == (pytest.approx(1.4), pytest.approx(2.4))
+    assert (r1.start_s, r1.finish_s) == (2.25, 3.25)
     assert (1.0, "scale_down", "replica-1") in res.events and (1.0, "removed", "replica-1") in res.events
-    assert res.timeseries["t_s"] == [0.0, 1.0, 2.0, 3.0]
+    assert res.timeseries["t_s"] == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
 # In transit, then refused by the replica's own queue (max_waiting 1, one sequence at a
@@ -294,11 +298,23 @@ def test_progress_every_4096_events(n_out, seen_want) -> None:
 
 
 # All arrivals at t=0: the horizon (last arrival) is 0 and no fraction of it can be
-# reported, however many events the run has (4092 outputs: 4096 events as above).
+# reported, however many events the run has (4100 outputs: prefill [0,1], done at 4100,
+# samples 0..4100 and two step ends: 4103 events).
 def test_no_progress_inside_a_run_whose_arrivals_are_all_at_zero() -> None:
     seen: list[float] = []
-    simulate(_cfg(num_kv_blocks=2048), [_req("a", 0.0, 4, 4092)], progress=seen.append)
+    simulate(_cfg(num_kv_blocks=2048), [_req("a", 0.0, 4, 4100)], progress=seen.append)
     assert seen == [1.0]
+
+
+# No requests at all: no horizon either. 4096 faults at 1.0 on replica 0 (the first kills
+# it, the others find it dead) and the sample at 0 make 4097 heap events: still only the
+# final 1.0.
+def test_no_progress_inside_a_run_without_requests() -> None:
+    seen: list[float] = []
+    res = simulate(_cfg(faults=[Fault(at_s=1.0)] * 4096), [], progress=seen.append)
+    assert seen == [1.0]
+    assert res.events[0] == (1.0, "killed", "replica-0")
+    assert res.events[1:] == [(1.0, "fault_ignored", "0")] * 4095
 
 
 # Ties in time (fault < arrival < step end): the fault at 1.0 comes before a's step end
