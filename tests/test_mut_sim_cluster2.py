@@ -340,3 +340,33 @@ def test_an_arrival_comes_before_an_engine_entry_at_the_same_time() -> None:
     r = _by_id(res)
     assert [r[x].status for x in "abc"] == ["ok", "ok", "ok"]
     assert [r[x].finish_s for x in "abc"] == [1.25, 2.25, 3.25]
+
+
+# ----------------------------------------------------------------------------- KV prefetch wake-up
+# The fleet-loop prefetch case of test_sim_tier_policies (tiers: DRAM 1 block at 1000 B/s,
+# NVMe 50 blocks at 100 B/s + 5 ms; blocks of 1 B; steps 0.01 s), now with the replica busy
+# when the wake-up comes. a (t=0) leaves the 64-token prefix (4 blocks) cached; f (t=0.5,
+# 190 tokens, 12 blocks) pushes it out: b0 to DRAM, b1-b3 to NVMe. c (t=0.9, 4 tokens, 40
+# outputs) prefills [0.90, 0.91] and then decodes in one stretch. b (t=1.0) repeats the
+# prefix with prefetch_wait: it is held until its prefetch ends at 1.0 + 0.005 + 3 · 0.01
+# = 1.035, which falls in c's step [1.03, 1.04]: the stretch is cut there and b joins at
+# 1.04, loading its 4 blocks at the DRAM rate (0.004 s): first token 1.04 + 0.004 + 0.01
+# = 1.054. c's 40 steps of 0.01 s plus that one step's 0.004 s end at 0.9 + 0.4 + 0.004.
+@pytest.mark.parametrize("exact", [False, True])
+def test_prefetch_wake_up_cuts_a_busy_replicas_stretch(exact) -> None:
+    from servelab.sim import KVTier
+    from servelab.sim.tiering import KVPolicy
+
+    dram = KVTier(name="dram", blocks=1, block_bytes=1.0, read_bytes_per_s=1000.0)
+    nvme = KVTier(name="nvme", blocks=50, block_bytes=1.0, read_bytes_per_s=100.0, latency_s=0.005)
+    pol = KVPolicy(prefetch=True, prefetch_wait=True)
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol),
+                       step_model=ConstantStepModel(step_s=0.01))
+    reqs = [_req("a", 0.0, 64, 1, prefix_group=1, prefix_tokens=64), _req("f", 0.5, 190, 1),
+            _req("c", 0.9, 4, 40), _req("b", 1.0, 80, 1, prefix_group=1, prefix_tokens=64)]
+    res = simulate(SimConfig(replicas=(spec,), exact=exact), reqs)
+    r = _by_id(res)
+    assert res.replica_stats["replica-0"]["kv_tier_hit_tokens"] == {"dram": 16, "nvme": 48}
+    assert r["b"].start_s == pytest.approx(1.04)
+    assert r["b"].first_token_s == pytest.approx(1.054)
+    assert r["c"].finish_s == pytest.approx(1.304)
