@@ -370,3 +370,33 @@ def test_prefetch_wake_up_cuts_a_busy_replicas_stretch(exact) -> None:
     assert r["b"].start_s == pytest.approx(1.04)
     assert r["b"].first_token_s == pytest.approx(1.054)
     assert r["c"].finish_s == pytest.approx(1.304)
+
+
+# Two prefetches held at once on an idle replica. As above, plus a2 (t=0.1, the 32-token
+# prefix of group 2: 2 blocks); f's 12 blocks push all 6 cached prefix blocks out, oldest
+# first, each into DRAM (1 block) and the one there down to NVMe: b's 4 blocks end on
+# NVMe, b2's 2 blocks one in DRAM and one on NVMe (hits: 16 DRAM tokens, 80 NVMe tokens).
+# Prefetches run one after another: b's 4 NVMe blocks land at 1.0 + 0.005 + 4 · 0.01
+# = 1.045 (wake-up: b starts, loads 4 blocks at the DRAM rate, first token 1.045 + 0.004
+# + 0.01 = 1.059); b2's one NVMe block at 1.045 + 0.005 + 0.01 = 1.06. The replica is idle
+# from 1.059: the second wake-up, scheduled when b's step started, starts b2 at 1.06
+# (2 blocks at the DRAM rate: first token 1.06 + 0.002 + 0.01 = 1.072).
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_second_held_prefetch_wakes_an_idle_replica(exact) -> None:
+    from servelab.sim import KVTier
+    from servelab.sim.tiering import KVPolicy
+
+    dram = KVTier(name="dram", blocks=1, block_bytes=1.0, read_bytes_per_s=1000.0)
+    nvme = KVTier(name="nvme", blocks=50, block_bytes=1.0, read_bytes_per_s=100.0, latency_s=0.005)
+    pol = KVPolicy(prefetch=True, prefetch_wait=True)
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol),
+                       step_model=ConstantStepModel(step_s=0.01))
+    reqs = [_req("a", 0.0, 64, 1, prefix_group=1, prefix_tokens=64),
+            _req("a2", 0.1, 32, 1, prefix_group=2, prefix_tokens=32), _req("f", 0.5, 190, 1),
+            _req("b", 1.0, 80, 1, prefix_group=1, prefix_tokens=64),
+            _req("b2", 1.0, 40, 1, prefix_group=2, prefix_tokens=32)]
+    res = simulate(SimConfig(replicas=(spec,), exact=exact), reqs)
+    r = _by_id(res)
+    assert res.replica_stats["replica-0"]["kv_tier_hit_tokens"] == {"dram": 16, "nvme": 80}
+    assert (r["b"].start_s, r["b"].first_token_s) == (pytest.approx(1.045), pytest.approx(1.059))
+    assert (r["b2"].start_s, r["b2"].first_token_s) == (pytest.approx(1.06), pytest.approx(1.072))
