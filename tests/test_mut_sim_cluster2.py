@@ -400,3 +400,36 @@ def test_a_second_held_prefetch_wakes_an_idle_replica(exact) -> None:
     assert res.replica_stats["replica-0"]["kv_tier_hit_tokens"] == {"dram": 16, "nvme": 80}
     assert (r["b"].start_s, r["b"].first_token_s) == (pytest.approx(1.045), pytest.approx(1.059))
     assert (r["b2"].start_s, r["b2"].first_token_s) == (pytest.approx(1.06), pytest.approx(1.072))
+
+
+# ----------------------------------------------------------------------------- autoscaler at zero
+# Scale to zero (min 0, max 2), polls every 1 s, stabilization window 1.5 s, cold start
+# 0.75 s. replica-0 is killed at 0.1 (no request on it).
+#   poll 1.0: no replica, nothing held -> recommendation 0: nothing happens.
+#   1.5: a arrives, waits at the router, cold start of replica-1 (ready at 2.25).
+#   poll 2.0: no replica, a held -> recommendation 1 (already provisioning: no scale-up).
+#   2.25: replica-1 ready, a prefills [2.25, 3.25].
+#   poll 3.0: 1 ready, 0 waiting -> 0; window (t > 1.5): max(1 at 2.0, 0) = 1: keep it.
+#   poll 4.0: a done, 0 -> window (t > 2.5): max(0, 0) = 0: scale down, idle, removed.
+def test_scale_to_zero_polls_without_a_replica() -> None:
+    auto = AutoscalerConfig(min_replicas=0, max_replicas=2, poll_interval_s=1.0, cooldown_s=1.5,
+                            provisioning_delay_s=0.75)
+    res = simulate(_cfg(autoscaler=auto, faults=[Fault(at_s=0.1)]), [_req("a", 1.5, 4, 1)])
+    (a,) = res.records
+    assert (a.status, a.replica, a.start_s, a.finish_s) == ("ok", "replica-1", 2.25, 3.25)
+    assert res.events == [(0.1, "killed", "replica-0"), (1.5, "cold_start", "replica-1"),
+                          (2.25, "ready", "replica-1"), (4.0, "scale_down", "replica-1"),
+                          (4.0, "removed", "replica-1")]
+
+
+# ----------------------------------------------------------------------------- timeout in transit
+# A 2 s per-request overhead and a 1 s client timeout: the request times out at 1.0 on
+# its way to the engine, which never sees it: no start, no tokens; the engine stays idle.
+def test_a_request_timing_out_in_transit_never_reaches_the_engine() -> None:
+    cfg = SimConfig(replicas=(_overhead_spec(2.0, 1),), admission=AdmissionConfig(client_timeout_s=1.0))
+    res = simulate(cfg, [_req("a", 0.0, 4, 3)])
+    (a,) = res.records
+    assert (a.status, a.finish_s, a.replica) == ("timed_out", 1.0, "replica-0")
+    assert (a.start_s, a.first_token_s, a.output_tokens) == (None, None, 0)
+    assert res.timeseries["running"] == [0, 0]
+    assert res.timeseries["t_s"] == [0.0, 1.0]
