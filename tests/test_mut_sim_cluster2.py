@@ -433,3 +433,40 @@ def test_a_request_timing_out_in_transit_never_reaches_the_engine() -> None:
     assert (a.start_s, a.first_token_s, a.output_tokens) == (None, None, 0)
     assert res.timeseries["running"] == [0, 0]
     assert res.timeseries["t_s"] == [0.0, 1.0]
+
+
+# ----------------------------------------------------------------------------- token bucket
+# 2 requests/s, bucket of 1 token (burst 1), starting full; a request every 0.25 s. The
+# bucket gains 2 · 0.25 = 0.5 token between arrivals:
+#   0.00 a: 1.0 -> take 1 -> 0.0        0.25 b: 0.5 < 1 -> 429
+#   0.50 c: 1.0 -> take 1 -> 0.0        0.75 d: 0.5 < 1 -> 429
+#   1.00 e: 1.0 -> admitted
+def test_token_bucket_refills_at_the_rate_by_hand() -> None:
+    adm = AdmissionConfig(rate_limit_rps=2.0, burst=1)
+    specs = [_req(x, 0.25 * i, 4, 1) for i, x in enumerate("abcde")]
+    res = simulate(_cfg(admission=adm), specs)
+    r = _by_id(res)
+    assert [r[x].status for x in "abcde"] == ["ok", "rejected", "ok", "rejected", "ok"]
+    assert (r["b"].reason, r["b"].finish_s) == ("429 rate limited", 0.25)
+    assert (r["d"].reason, r["d"].finish_s) == ("429 rate limited", 0.75)
+
+
+# A prefetch wake-up at the same moment as a sample (both at 4.0) is ordered like any other
+# event. Tiers as above but NVMe without latency at 1 B/s (1 s a block): b's 3 NVMe blocks
+# land at 1.0 + 3 · 1 = 4.0, then b loads its 4 blocks at the DRAM rate: first token
+# 4.0 + 0.004 + 0.01 = 4.014.
+def test_a_wake_up_at_the_time_of_a_sample() -> None:
+    from servelab.sim import KVTier
+    from servelab.sim.tiering import KVPolicy
+
+    dram = KVTier(name="dram", blocks=1, block_bytes=1.0, read_bytes_per_s=1000.0)
+    nvme = KVTier(name="nvme", blocks=50, block_bytes=1.0, read_bytes_per_s=1.0, latency_s=0.0)
+    pol = KVPolicy(prefetch=True, prefetch_wait=True, prefetch_deadline_s=10.0)
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol),
+                       step_model=ConstantStepModel(step_s=0.01))
+    reqs = [_req("a", 0.0, 64, 1, prefix_group=1, prefix_tokens=64), _req("f", 0.5, 190, 1),
+            _req("b", 1.0, 80, 1, prefix_group=1, prefix_tokens=64)]
+    res = simulate(SimConfig(replicas=(spec,)), reqs)
+    b = _by_id(res)["b"]
+    assert (b.start_s, b.first_token_s) == (4.0, pytest.approx(4.014))
+    assert 4.0 in res.timeseries["t_s"]
