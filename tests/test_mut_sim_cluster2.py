@@ -470,3 +470,37 @@ def test_a_wake_up_at_the_time_of_a_sample() -> None:
     b = _by_id(res)["b"]
     assert (b.start_s, b.first_token_s) == (4.0, pytest.approx(4.014))
     assert 4.0 in res.timeseries["t_s"]
+
+
+# A replica killed while a request waits there for its prefetch: the request is retried
+# elsewhere and the wake-up scheduled for the dead replica does nothing. Two replicas,
+# one sequence each, the tiers and steps (0.01 s) of the prefetch tests above; round
+# robin: a, f, b -> replica-0 and x, y -> replica-1.
+#   replica-0: a [0, 0.01] caches the prefix, f [0.5, 0.51] pushes it to the tiers; b
+#     (t=1.0) is held for its prefetch (wake-up at 1.035).
+#   replica-1: x (4 in, 100 out) [0.05, 1.05]; y (t=0.6) waits, then [1.05, 1.06].
+#   1.01: replica-0 killed, b retried: replica-1 is the only one left; b waits behind y
+#     (its prefix is in none of replica-1's tiers: plain prefill) and runs [1.06, 1.07].
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_wake_up_for_a_killed_replica_does_nothing(exact) -> None:
+    from servelab.sim import KVTier
+    from servelab.sim.tiering import KVPolicy
+
+    dram = KVTier(name="dram", blocks=1, block_bytes=1.0, read_bytes_per_s=1000.0)
+    nvme = KVTier(name="nvme", blocks=50, block_bytes=1.0, read_bytes_per_s=100.0, latency_s=0.005)
+    pol = KVPolicy(prefetch=True, prefetch_wait=True)
+    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol,
+                                                 max_num_seqs=1),
+                       step_model=ConstantStepModel(step_s=0.01), count=2)
+    reqs = [_req("a", 0.0, 64, 1, prefix_group=1, prefix_tokens=64), _req("x", 0.05, 4, 100),
+            _req("f", 0.5, 190, 1), _req("y", 0.6, 4, 1),
+            _req("b", 1.0, 80, 1, prefix_group=1, prefix_tokens=64)]
+    res = simulate(SimConfig(replicas=(spec,), exact=exact,
+                             faults=(Fault(at_s=1.01, replica=0, in_flight="retry"),)), reqs)
+    r = _by_id(res)
+    assert [r[k].status for k in "axfyb"] == ["ok"] * 5
+    assert (r["y"].replica, r["y"].start_s) == ("replica-1", pytest.approx(1.05))
+    b = r["b"]
+    assert (b.replica, b.retries) == ("replica-1", 1)
+    assert (b.start_s, b.first_token_s) == (pytest.approx(1.06), pytest.approx(1.07))
+    assert res.events == [(1.01, "killed", "replica-0")]
