@@ -504,3 +504,27 @@ def test_a_wake_up_for_a_killed_replica_does_nothing(exact) -> None:
     assert (b.replica, b.retries) == ("replica-1", 1)
     assert (b.start_s, b.first_token_s) == (pytest.approx(1.06), pytest.approx(1.07))
     assert res.events == [(1.01, "killed", "replica-0")]
+
+
+# ----------------------------------------------------------------------------- P/D fault
+# Prefill/decode fleet: p (1 s steps), d-0 and d-1 (0.125 s steps); KV link 128 B/s +
+# 0.125 s, 16 B a token, so n tokens take 0.125 + n/8 s, one transfer at a time per
+# prefill replica. a (24 in / 3 out): prefill [0, 1], transfer to d-0 [1, 4.125].
+# b (2 in / 1 out, t=0.5): prefill [1, 2], then waits for the link, bound for d-1 (d-0
+# already has a incoming). d-0 is killed at 2.5: a fails there, its transfer is dropped
+# and the link starts b's at 2.5: [2.5, 2.875], one decode step -> first token 3.0.
+def test_pd_killing_a_transfer_target_hands_the_link_to_the_next_transfer() -> None:
+    from servelab.sim import DisaggConfig, KVLink
+
+    s = _sched(num_kv_blocks=64, enable_prefix_caching=True)
+    cfg = SimConfig(
+        replicas=(ReplicaSpec(name="p", scheduler=s, step_model=_STEP),
+                  ReplicaSpec(name="d", scheduler=s, count=2, step_model=ConstantStepModel(step_s=0.125))),
+        disagg=DisaggConfig(prefill=0, decode=1, link=KVLink(name="t", bytes_per_s=128.0, latency_s=0.125),
+                            kv_bytes_per_token=16.0),
+        faults=(Fault(at_s=2.5, replica="d-0"),))
+    res = simulate(cfg, [_req("a", 0.0, 24, 3), _req("b", 0.5, 2, 1)])
+    r = _by_id(res)
+    assert (r["a"].status, r["a"].reason, r["a"].finish_s) == ("failed", "replica d-0 killed", 2.5)
+    assert (r["b"].status, r["b"].replica) == ("ok", "d-1")
+    assert (r["b"].first_token_s, r["b"].finish_s) == (3.0, 3.0)
