@@ -528,3 +528,46 @@ def test_pd_killing_a_transfer_target_hands_the_link_to_the_next_transfer() -> N
     assert (r["a"].status, r["a"].reason, r["a"].finish_s) == ("failed", "replica d-0 killed", 2.5)
     assert (r["b"].status, r["b"].replica) == ("ok", "d-1")
     assert (r["b"].first_token_s, r["b"].finish_s) == (3.0, 3.0)
+
+
+# ----------------------------------------------------------------------------- HPA rule
+# One replica, one sequence at a time, n + 1 requests at t=0 (2 outputs each): one runs,
+# n wait. The first poll (0.5 s) sees ratio = n / target. Tolerance 0.5: inside the band
+# |r - 1| <= 0.5 (edges included) the recommendation is the current count, 1; the
+# waiting count only falls afterwards, so no poll ever asks for more. Outside the band
+# (r = 2): ceil(1 · 2) = 2, a scale-up at 0.5.
+@pytest.mark.parametrize("n, target, scales_up", [(3, 2.0, False), (6, 5.0, False), (4, 2.0, True)])
+def test_tolerance_band_of_the_autoscaler(n, target, scales_up) -> None:
+    auto = AutoscalerConfig(metric="waiting", target=target, tolerance=0.5, poll_interval_s=0.5,
+                            min_replicas=1, max_replicas=2)
+    res = simulate(_cfg(autoscaler=auto, max_num_seqs=1), [_req(f"r{i}", 0.0, 4, 2) for i in range(n + 1)])
+    ups = [e for e in res.events if e[1] == "scale_up"]
+    assert ups == ([(0.5, "scale_up", "replica-1")] if scales_up else [])
+
+
+# Stabilization window: polls at 1, 2, 3 s, window 2 s (polls at t > now - 2 count). Two
+# replicas, one sequence each, 4 requests at t=0 (2 outputs), two per replica: at the
+# poll at 1 each replica has one waiting (mean 1 = target: recommendation 2); at 2 and 3
+# nothing waits (recommendation 0, clamped to 1). Poll 2: window {1: 2, 2: 1} -> 2, keep.
+# Poll 3: window {2: 1, 3: 1} (the poll at exactly 3 - 2 = 1 is out) -> 1: the newest,
+# replica-1, drains (busy until 4) and is removed at 4.
+def test_stabilization_window_excludes_its_left_edge() -> None:
+    auto = AutoscalerConfig(metric="waiting", target=1.0, poll_interval_s=1.0, cooldown_s=2.0,
+                            min_replicas=1, max_replicas=2)
+    res = simulate(_cfg(count=2, autoscaler=auto, max_num_seqs=1), [_req(f"r{i}", 0.0, 4, 2) for i in range(4)])
+    assert res.events == [(3.0, "scale_down", "replica-1"), (4.0, "removed", "replica-1")]
+    assert [r.finish_s for r in res.records] == [2.0, 2.0, 4.0, 4.0]
+
+
+# A fault shrinks the fleet below the window's recommendation: three replicas, each with
+# one running and one waiting request at the poll at 1 (mean 1 = target: keep 3);
+# replica-2 is killed at 1.5 (its two requests fail). Later polls (window 10 s) keep the
+# highest recommendation, 3, which is above the 2 ready replicas: no scale-down (and no
+# scale-up either: the recommendations from 2 ready replicas are at most 2).
+def test_no_scale_down_while_the_window_wants_more_than_are_ready() -> None:
+    auto = AutoscalerConfig(metric="waiting", target=1.0, poll_interval_s=1.0, cooldown_s=10.0,
+                            min_replicas=1, max_replicas=3)
+    res = simulate(_cfg(count=3, autoscaler=auto, max_num_seqs=1, faults=[Fault(at_s=1.5, replica=2)]),
+                   [_req(f"r{i}", 0.0, 4, 2) for i in range(6)])
+    assert res.events == [(1.5, "killed", "replica-2")]
+    assert [r.status for r in res.records] == ["ok", "ok", "failed", "ok", "ok", "failed"]
