@@ -205,7 +205,7 @@ def test_public_api_is_all() -> None:
 def test_progress_reports_fraction_and_empty_input() -> None:
     seen: list[float] = []
     spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=5000), step_model=AffineStepModel())
-    res = simulate(SimConfig(replicas=(spec,)), _reqs([0.001 * i for i in range(20_000)], out=2),
+    res = simulate(SimConfig(replicas=(spec,)), _reqs([0.001 * i for i in range(5_000)], out=2),
                    progress=seen.append)
     assert seen and seen[-1] == 1.0 and all(0.0 <= f <= 1.0 for f in seen)
     assert seen == sorted(seen)

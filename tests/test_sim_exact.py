@@ -33,12 +33,17 @@ def assert_records_agree(skip: list, exact: list) -> None:
                 assert u == pytest.approx(v, rel=REL_RECORD, abs=1e-12), (k, f, u, v)
 
 
-def _agree(spec: ReplicaSpec, reqs: list[RequestSpec], router: str = "round_robin") -> dict:
+def _agree(spec: ReplicaSpec, reqs: list[RequestSpec], router: str = "round_robin",
+           stats: dict | None = None) -> dict:
+    """Summaries of both modes (skip: False, exact: True) after checking they agree;
+    ``stats`` receives the exact run's replica stats."""
     out, recs = {}, {}
     for exact in (False, True):
         res = simulate(SimConfig(replicas=(spec,), router=router, exact=exact), reqs)
         recs[exact] = res.records
         out[exact] = metrics.summarize(res.records)
+        if exact and stats is not None:
+            stats.update(res.replica_stats)
     assert_records_agree(recs[False], recs[True])
     for m, p in KEYS:
         a, b = out[False][m][p], out[True][m][p]
@@ -49,7 +54,7 @@ def _agree(spec: ReplicaSpec, reqs: list[RequestSpec], router: str = "round_robi
 
 def test_skip_vs_exact_real_perf_model_chat() -> None:
     dep = Deployment(model=get_model("llama-3.1-8b"), gpu=get_gpu("h100-sxm"))
-    reqs = generate_requests(get_workload("chat"), rate_rps=30.0, duration_s=60.0, seed=1)
+    reqs = generate_requests(get_workload("chat"), rate_rps=30.0, duration_s=30.0, seed=1)
     spec = ReplicaSpec(deployment=dep, scheduler=SchedulerConfig(), count=2)
     out = _agree(spec, reqs, router="least_outstanding")
     assert out[False]["completed"] == len(reqs)
@@ -59,7 +64,7 @@ def test_skip_vs_exact_under_kv_pressure_and_prefix_sharing() -> None:
     rng = random.Random(7)
     t = 0.0
     reqs = []
-    for i in range(1500):
+    for i in range(800):
         t += rng.expovariate(25.0)
         g = rng.randrange(4) if rng.random() < 0.6 else -1
         reqs.append(RequestSpec(id=f"r{i}", arrival_s=t, input_tokens=rng.randint(300, 1500),
@@ -68,9 +73,9 @@ def test_skip_vs_exact_under_kv_pressure_and_prefix_sharing() -> None:
     # 2500 blocks = 40k tokens: forces preemptions at this load
     spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=2500, max_num_seqs=128),
                        step_model=AffineStepModel(per_prefill_token_s=1e-5))
-    res = simulate(SimConfig(replicas=(spec,)), reqs)
-    assert res.replica_stats["replica-0"]["num_preempted"] > 0
-    _agree(spec, reqs)
+    stats: dict = {}
+    _agree(spec, reqs, stats=stats)
+    assert stats["replica-0"]["num_preempted"] > 0
 
 
 def _naive_reference(reqs: list[RequestSpec], model: AffineStepModel, max_seqs: int,
