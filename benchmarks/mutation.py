@@ -142,19 +142,22 @@ def summarize(doc: dict) -> None:
 
 def docs_table(doc: dict) -> str:
     lines = [DOC_BEGIN, "",
-             "| part | mutants | checked | killed | survived | equivalent | not checked | score |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| part | mutants | checked | killed | survived | equivalent | not checked | score "
+             "| killed / checked |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label in PACKAGES.values():
         p = doc.get("packages", {}).get(label)
         if p is None:
-            lines.append(f"| `{label}` | – | – | – | – | – | – | not measured |")
+            lines.append(f"| `{label}` | – | – | – | – | – | – | not measured | – |")
             continue
         s = "–" if p["score"] is None else f"{100 * p['score']:.1f} %"
+        raw = f"{100 * p['killed'] / p['checked']:.1f} %" if p["checked"] else "–"
         lines.append(f"| `{label}` | {p['mutants']} | {p['checked']} | {p['killed']} | {p['survived']} | "
-                     f"{p['equivalent']} | {p['not_checked']} | {s} |")
+                     f"{p['equivalent']} | {p['not_checked']} | {s} | {raw} |")
     runs = doc.get("runs", [])
     lines.append("")
-    lines.append("Score = killed / (checked − equivalent); a part's figure covers the modules "
+    lines.append("Score = killed / (checked − equivalent); the last column counts every listed "
+                 "equivalent mutant as a survivor. A part's figure covers the modules "
                  "measured (benchmarks/results/mutation.json lists them, with the command and date "
                  "of each).")
     if runs:
@@ -246,11 +249,16 @@ def main(argv: list[str]) -> int:
         killed = sum(v for k, v in c.items() if k in KILLED)
         eq = equiv_count[mod]
         s = score(killed, checked, eq)
+        prev = doc["modules"].get(mod, {})
         doc["modules"][mod] = {"statuses": dict(c), "checked": checked, "killed": killed,
                                "equivalent": eq,
                                "not_checked": sum(v for k, v in c.items() if k in UNCHECKED),
                                "score": s, "survivors": sorted(survivors[mod]),
                                "measured": now, "command": cmd}
+        if collect and prev.get("statuses") == dict(c):
+            # same verdicts as the run that measured them: keep its date and command and
+            # note the rescoring (the equivalent list changed)
+            doc["modules"][mod].update(measured=prev["measured"], command=prev["command"], rescored=now)
         print(f"{mod:34s} {checked:8d} {killed:7d} {eq:6d} {checked - killed - eq:9d} "
               f"{'-' if s is None else f'{100 * s:6.1f}%'}")
     summarize(doc)
