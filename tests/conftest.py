@@ -55,6 +55,17 @@ def pytest_collection_modifyitems(config, items):
         items.sort(key=lambda it: durations.get(it.nodeid, 0.0))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """mutmut's stats run (which records every call) and its clean run test the unmutated
+    code, so they detect no hang: under a loaded machine they get 60 s per test instead of
+    the mutation runs' ``--timeout`` (pyproject ``[tool.mutmut]``). Runs after
+    pytest-timeout's own ``pytest_configure``, which read that option."""
+    if ("mutmut" in sys.modules and os.environ.get("MUTANT_UNDER_TEST") in ("stats", "")
+            and getattr(config, "_env_timeout", None)):
+        config._env_timeout = max(config._env_timeout, 60.0)
+
+
 def pytest_sessionfinish(session):
     """mutmut's fork server collects the tests once, then forks one child per mutant.
     Freezing that heap (gc.freeze) keeps each child's garbage collector from walking it,

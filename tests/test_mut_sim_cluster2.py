@@ -48,6 +48,19 @@ def _req(rid: str, t: float, n_in: int, n_out: int, **kw) -> RequestSpec:
     return RequestSpec(id=rid, arrival_s=t, input_tokens=n_in, output_tokens=n_out, **kw)
 
 
+def _prefetch_spec() -> ReplicaSpec:
+    """12 GPU blocks, DRAM 1 block at 1000 blocks/s, NVMe 50 blocks at 100 blocks/s after
+    5 ms, prefetch with prefetch_wait; 10 ms steps."""
+    from servelab.sim import KVTier
+    from servelab.sim.tiering import KVPolicy
+
+    dram = KVTier(name="dram", blocks=1, block_bytes=1.0, read_bytes_per_s=1000.0)
+    nvme = KVTier(name="nvme", blocks=50, block_bytes=1.0, read_bytes_per_s=100.0, latency_s=0.005)
+    pol = KVPolicy(prefetch=True, prefetch_wait=True)
+    return ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol),
+                       step_model=ConstantStepModel(step_s=0.01))
+
+
 def _by_id(res) -> dict:
     return {r.id: r for r in res.records}
 
@@ -354,14 +367,7 @@ def test_an_arrival_comes_before_an_engine_entry_at_the_same_time() -> None:
 # = 1.054. c's 40 steps of 0.01 s plus that one step's 0.004 s end at 0.9 + 0.4 + 0.004.
 @pytest.mark.parametrize("exact", [False, True])
 def test_prefetch_wake_up_cuts_a_busy_replicas_stretch(exact) -> None:
-    from servelab.sim import KVTier
-    from servelab.sim.tiering import KVPolicy
-
-    dram = KVTier(name="dram", blocks=1, block_bytes=1.0, read_bytes_per_s=1000.0)
-    nvme = KVTier(name="nvme", blocks=50, block_bytes=1.0, read_bytes_per_s=100.0, latency_s=0.005)
-    pol = KVPolicy(prefetch=True, prefetch_wait=True)
-    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol),
-                       step_model=ConstantStepModel(step_s=0.01))
+    spec = _prefetch_spec()
     reqs = [_req("a", 0.0, 64, 1, prefix_group=1, prefix_tokens=64), _req("f", 0.5, 190, 1),
             _req("c", 0.9, 4, 40), _req("b", 1.0, 80, 1, prefix_group=1, prefix_tokens=64)]
     res = simulate(SimConfig(replicas=(spec,), exact=exact), reqs)
@@ -383,14 +389,7 @@ def test_prefetch_wake_up_cuts_a_busy_replicas_stretch(exact) -> None:
 # (2 blocks at the DRAM rate: first token 1.06 + 0.002 + 0.01 = 1.072).
 @pytest.mark.parametrize("exact", [False, True])
 def test_a_second_held_prefetch_wakes_an_idle_replica(exact) -> None:
-    from servelab.sim import KVTier
-    from servelab.sim.tiering import KVPolicy
-
-    dram = KVTier(name="dram", blocks=1, block_bytes=1.0, read_bytes_per_s=1000.0)
-    nvme = KVTier(name="nvme", blocks=50, block_bytes=1.0, read_bytes_per_s=100.0, latency_s=0.005)
-    pol = KVPolicy(prefetch=True, prefetch_wait=True)
-    spec = ReplicaSpec(scheduler=SchedulerConfig(num_kv_blocks=12, kv_tiers=(dram, nvme), kv_policy=pol),
-                       step_model=ConstantStepModel(step_s=0.01))
+    spec = _prefetch_spec()
     reqs = [_req("a", 0.0, 64, 1, prefix_group=1, prefix_tokens=64),
             _req("a2", 0.1, 32, 1, prefix_group=2, prefix_tokens=32), _req("f", 0.5, 190, 1),
             _req("b", 1.0, 80, 1, prefix_group=1, prefix_tokens=64),
