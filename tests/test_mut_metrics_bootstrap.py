@@ -18,7 +18,8 @@ from servelab.metrics import bootstrap_ci, bootstrap_distribution
 from servelab.records import RequestRecord
 
 
-def _recs(n: int, gaps_per_req: int, seed: int, discrete: bool = False, fail_every: int = 0):
+def _recs(n: int, gaps_per_req: int, seed: int, discrete: bool = False, fail_every: int = 0,
+          no_times_every: int = 0):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -31,7 +32,8 @@ def _recs(n: int, gaps_per_req: int, seed: int, discrete: bool = False, fail_eve
         out.append(RequestRecord(
             id=str(i), arrival_s=a, input_tokens=10, output_tokens=len(times),
             status="failed" if bad else "ok", first_token_s=None if bad else times[0],
-            finish_s=a if bad else times[-1], token_times_s=None if bad else times))
+            finish_s=a if bad else times[-1],
+            token_times_s=None if bad or (no_times_every and i % no_times_every == 1) else times))
     return out
 
 
@@ -40,8 +42,8 @@ def _draws(seed: int, n: int, R: int) -> np.ndarray:
 
 
 def _stat(vals: list[float], stat: str) -> float:
-    if not vals:
-        return float("nan")
+    if not vals:   # no sample: count 0, every other statistic undefined
+        return 0.0 if stat == "count" else float("nan")
     x = np.array(vals)
     if stat.startswith("p"):
         return float(np.percentile(x, float(stat[1:])))
@@ -54,7 +56,14 @@ def _ttft(r):
 
 
 def _itl(r):
-    return [] if r.status != "ok" else list(np.diff(r.token_times_s))
+    # Gaps of the token times; without token times, (out − 1) gaps of TPOT =
+    # (finish − first token) / (out − 1).
+    if r.status != "ok":
+        return []
+    if r.token_times_s is None:
+        k = r.output_tokens - 1
+        return [(r.finish_s - r.first_token_s) / k] * k
+    return list(np.diff(r.token_times_s))
 
 
 def _ref(recs, name, seed, R, duration_s=None):
@@ -62,7 +71,9 @@ def _ref(recs, name, seed, R, duration_s=None):
     out = []
     for row in rows:
         drawn = [recs[i] for i in row]
-        if name == "delivery":
+        if name == "slo_attainment":   # goodput {"ttft": 0.3}: ok and TTFT ≤ 0.3 s
+            out.append(sum(_ttft(r) is not None and _ttft(r) <= 0.3 for r in drawn) / len(drawn))
+        elif name == "delivery":
             out.append(sum(r.status == "ok" for r in drawn) / len(drawn))
         elif name == "request_throughput_rps":
             out.append(sum(r.status == "ok" for r in drawn) / duration_s)
@@ -108,7 +119,8 @@ def test_binned_itl_discrete_gaps_exact(stat):
     # > 16 gaps per request → binned path. Gaps take only the values 0.01 … 0.05 s, so
     # every quantile bin holds one distinct value; its bin mean is that value and the
     # binned percentiles equal np.percentile of the pooled drawn gaps exactly.
-    recs = _recs(7, 20, seed=6, discrete=True, fail_every=3)
+    # 7 requests, the first and last failed (no gaps), 5 × (40–42) gaps > 16 × 7.
+    recs = _recs(7, 40, seed=6, discrete=True, fail_every=6)
     got = bootstrap_distribution(recs, f"itl_{stat}", n_resamples=25, seed=8)
     assert got == pytest.approx(_ref(recs, f"itl_{stat}", 8, 25), rel=1e-9, abs=1e-12)
 
@@ -116,7 +128,8 @@ def test_binned_itl_discrete_gaps_exact(stat):
 @pytest.mark.parametrize("stat", ["mean", "std", "min", "max", "count"])
 def test_binned_itl_continuous_moments_exact(stat):
     # Mean/std/count come from per-request sums, min/max from per-request extremes: exact.
-    recs = _recs(6, 30, seed=9)
+    # One request without token times: its TPOT counts (out − 1) times (weighted sample).
+    recs = _recs(6, 30, seed=9, no_times_every=4)
     got = bootstrap_distribution(recs, f"itl_{stat}", n_resamples=20, seed=10)
     assert got == pytest.approx(_ref(recs, f"itl_{stat}", 10, 20), rel=1e-9, abs=1e-12)
 
@@ -177,3 +190,94 @@ def test_ci_undefined_and_bad_confidence():
     for c in (0.0, 1.0, -0.1, 1.5):
         with pytest.raises(ValueError, match="confidence"):
             bootstrap_ci(recs, "ttft_p50", confidence=c)
+
+
+@pytest.mark.parametrize("stat", ["mean", "std", "min", "max", "count", "p50", "p90"])
+def test_binned_itl_weighted_and_empty_rows(stat):
+    # Request 0 has 80 gaps, request 1 a single gap (2 tokens), request 2 failed,
+    # request 3 one weighted sample (below): 82 samples > 16 × 4 → binned. Resamples drawing only requests 1 and 2 have 1 or 2 gaps;
+    # those drawing only request 2 have none (NaN). Request 3 has no token times:
+    # 9 tokens → 8 gaps of its TPOT (weight 8).
+    recs = [
+        RequestRecord(id="0", arrival_s=0.0, input_tokens=1, output_tokens=81, first_token_s=0.5,
+                      finish_s=0.5 + 0.01 * 80, token_times_s=[0.5 + 0.01 * k for k in range(81)]),
+        RequestRecord(id="1", arrival_s=0.0, input_tokens=1, output_tokens=2, first_token_s=0.2,
+                      finish_s=0.27, token_times_s=[0.2, 0.27]),
+        RequestRecord(id="2", arrival_s=0.0, input_tokens=1, status="failed", finish_s=0.0),
+        RequestRecord(id="3", arrival_s=0.0, input_tokens=1, output_tokens=9, first_token_s=0.1,
+                      finish_s=0.1 + 8 * 0.03),
+    ]
+    got = bootstrap_distribution(recs, f"itl_{stat}", n_resamples=1000, seed=21)
+    ref = _ref(recs, f"itl_{stat}", 21, 1000)
+    assert (ref == 0).any() if stat == "count" else np.isnan(ref).any()
+    assert np.isnan(got).tolist() == np.isnan(ref).tolist()
+    ok = ~np.isnan(ref)
+    # std from per-request sums: exact up to rounding, ~1e-9 s where the variance is 0.
+    assert got[ok] == pytest.approx(ref[ok], rel=1e-9, abs=1e-8 if stat == "std" else 1e-12)
+
+
+@pytest.mark.parametrize("stat", ["p50", "p37", "p90", "p99"])
+def test_itl_at_threshold_uses_exact_weights(stat):
+    # 40 requests × exactly 16 gaps = 16·n: not above the threshold, so the pooled ITL is
+    # resampled exactly (640 continuous gaps; binning would merge neighbours).
+    recs = []
+    rng = np.random.default_rng(22)
+    for i in range(40):
+        times = list(np.r_[0.0, np.cumsum(rng.gamma(3.0, 0.01, 16))] + 1.0)
+        recs.append(RequestRecord(id=str(i), arrival_s=0.5, input_tokens=1, output_tokens=17,
+                                  first_token_s=times[0], finish_s=times[-1], token_times_s=times))
+    got = bootstrap_distribution(recs, f"itl_{stat}", n_resamples=5, seed=23)
+    assert got == pytest.approx(_ref(recs, f"itl_{stat}", 23, 5), rel=1e-12, abs=1e-15)
+
+
+def test_ttft_on_long_outputs_is_not_itl():
+    # > 16 gaps per request must not send a TTFT metric down the ITL path.
+    recs = _recs(6, 30, seed=24)
+    for stat in ("p50", "mean"):
+        got = bootstrap_distribution(recs, f"ttft_{stat}", n_resamples=10, seed=25)
+        assert got == pytest.approx(_ref(recs, f"ttft_{stat}", 25, 10), rel=1e-9)
+
+
+def test_distribution_defaults_are_1000_resamples_seed_0():
+    recs = _recs(5, 1, seed=26)
+    got = bootstrap_distribution(recs, "ttft_mean")
+    assert got.shape == (1000,)
+    assert got == pytest.approx(_ref(recs, "ttft_mean", 0, 1000), rel=1e-12)
+
+
+def test_goodput_thresholds_passed_through():
+    # slo_attainment with goodput {"ttft": 0.3 s}: share of drawn requests that are ok
+    # with TTFT ≤ 0.3 s (request 0, 5, 10 failed).
+    recs = _recs(12, 1, seed=27, fail_every=5)
+    ref = _ref(recs, "slo_attainment", 28, 80)
+    got = bootstrap_distribution(recs, "slo_attainment", n_resamples=80, seed=28,
+                                 goodput={"ttft": 0.3})
+    assert got == pytest.approx(ref, abs=1e-12)
+    assert bootstrap_ci(recs, "slo_attainment", n_resamples=80, seed=28,
+                        goodput={"ttft": 0.3}) == pytest.approx(
+        tuple(np.percentile(ref, [2.5, 97.5])), abs=1e-12)
+
+
+def test_ci_default_resample_count():
+    # Default 1000 resamples, seed 0, on a continuous statistic.
+    recs = _recs(7, 1, seed=29)
+    ref = _ref(recs, "ttft_mean", 0, 1000)
+    assert bootstrap_ci(recs, "ttft_mean") == pytest.approx(
+        tuple(np.percentile(ref, [2.5, 97.5])), rel=1e-12)
+
+
+def test_scalar_and_exact_itl_multi_chunk():
+    # delivery: n = 4001 → 499 resamples per chunk; 600 resamples = 499 + 101.
+    recs = _recs(4001, 0, seed=30, discrete=True, fail_every=7)
+    ok = np.array([r.status == "ok" for r in recs], dtype=float)
+    rows = _draws(31, 4001, 600)
+    got = bootstrap_distribution(recs, "delivery", n_resamples=600, seed=31)
+    assert np.allclose(got, ok[rows].mean(axis=1), rtol=0, atol=1e-12)
+    # Exact pooled ITL: 2001 requests × 1 gap, 2e6 // 2001 = 999 per chunk; 1200 = 999 + 201.
+    recs = [RequestRecord(id=str(i), arrival_s=0.0, input_tokens=1, output_tokens=2,
+                          first_token_s=0.1, finish_s=0.1 + 0.001 * (i % 37 + 1),
+                          token_times_s=[0.1, 0.1 + 0.001 * (i % 37 + 1)]) for i in range(2001)]
+    gap = np.array([_itl(r)[0] for r in recs])
+    rows = _draws(33, 2001, 1200)
+    got = bootstrap_distribution(recs, "itl_mean", n_resamples=1200, seed=33)
+    assert np.allclose(got, gap[rows].mean(axis=1), rtol=1e-12, atol=1e-15)
