@@ -281,3 +281,44 @@ def test_scalar_and_exact_itl_multi_chunk():
     rows = _draws(33, 2001, 1200)
     got = bootstrap_distribution(recs, "itl_mean", n_resamples=1200, seed=33)
     assert np.allclose(got, gap[rows].mean(axis=1), rtol=1e-12, atol=1e-15)
+
+
+def _gappy(counts, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, k in enumerate(counts):
+        times = list(1.0 + np.r_[0.0, np.cumsum(rng.gamma(3.0, 0.01, k))])
+        out.append(RequestRecord(id=str(i), arrival_s=0.5, input_tokens=1, output_tokens=k + 1,
+                                 first_token_s=times[0], finish_s=times[-1], token_times_s=times))
+    return out
+
+
+@pytest.mark.parametrize("stat", ["p0", "p25", "p50", "p90", "p100"])
+def test_binned_itl_singleton_bins_exact(stat):
+    # 129 continuous gaps over 7 requests (129 > 16 × 7 → binned). The bin edges include
+    # the quantiles at levels k/256, i.e. at sorted positions k·128/256 = k/2: every
+    # sample is an edge and the next edge lies halfway to the next sample, so each bin
+    # holds exactly one gap and the binned percentiles are the exact ones.
+    recs = _gappy([18] * 6 + [21], seed=40)
+    got = bootstrap_distribution(recs, f"itl_{stat}", n_resamples=30, seed=41)
+    assert got == pytest.approx(_ref(recs, f"itl_{stat}", 41, 30), rel=1e-12, abs=1e-15)
+
+
+def test_binned_itl_two_chunks():
+    # 7 requests, ≈ 440 bins: 2e6 // 440 = 4545 resamples per chunk, so 4600 = 4545 + 55.
+    # Reference mean of resample r: Σ_drawn (sum of gaps) / Σ_drawn (number of gaps).
+    recs = _gappy([18] * 6 + [21], seed=42)
+    s1 = np.array([sum(_itl(r)) for r in recs])
+    s0 = np.array([len(_itl(r)) for r in recs], dtype=float)
+    rows = _draws(43, 7, 4600)
+    got = bootstrap_distribution(recs, "itl_mean", n_resamples=4600, seed=43)
+    assert np.allclose(got, s1[rows].sum(axis=1) / s0[rows].sum(axis=1), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name,stat", [("ttft_p50.0", "p50"), ("ttft_median", "p50"),
+                                       ("ttft_p95.0", "p95")])
+def test_ttft_percentile_spellings(name, stat):
+    # "p50.0" and "median" name the same percentile as "p50".
+    recs = _recs(9, 1, seed=44)
+    got = bootstrap_distribution(recs, name, n_resamples=20, seed=45)
+    assert got == pytest.approx(_ref(recs, f"ttft_{stat}", 45, 20), rel=1e-12)
