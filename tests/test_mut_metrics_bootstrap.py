@@ -295,11 +295,11 @@ def _gappy(counts, seed):
 
 @pytest.mark.parametrize("stat", ["p0", "p25", "p50", "p90", "p100"])
 def test_binned_itl_singleton_bins_exact(stat):
-    # 129 continuous gaps over 7 requests (129 > 16 × 7 → binned). The bin edges include
-    # the quantiles at levels k/256, i.e. at sorted positions k·128/256 = k/2: every
-    # sample is an edge and the next edge lies halfway to the next sample, so each bin
-    # holds exactly one gap and the binned percentiles are the exact ones.
-    recs = _gappy([18] * 6 + [21], seed=40)
+    # 257 continuous gaps over 15 requests (257 > 16 × 15 → binned). The bin edges include
+    # the quantiles at levels k/256, i.e. at sorted positions k·256/256 = k: every sample
+    # is an edge (the denser upper levels only add edges between samples), so each bin
+    # holds at most one gap and the binned percentiles are the exact ones.
+    recs = _gappy([17] * 14 + [19], seed=40)
     got = bootstrap_distribution(recs, f"itl_{stat}", n_resamples=30, seed=41)
     assert got == pytest.approx(_ref(recs, f"itl_{stat}", 41, 30), rel=1e-12, abs=1e-15)
 
@@ -322,3 +322,17 @@ def test_ttft_percentile_spellings(name, stat):
     recs = _recs(9, 1, seed=44)
     got = bootstrap_distribution(recs, name, n_resamples=20, seed=45)
     assert got == pytest.approx(_ref(recs, f"ttft_{stat}", 45, 20), rel=1e-12)
+
+
+def test_binned_itl_empty_resamples_give_nan_without_warnings():
+    # Resamples that draw only the failed request have no ITL sample: NaN, quietly
+    # (no numpy RuntimeWarning from the 0/0 of an empty resample).
+    import warnings
+    recs = _gappy([40], seed=46) + [
+        RequestRecord(id="f", arrival_s=0.0, input_tokens=1, status="failed", finish_s=0.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for stat in ("mean", "std"):
+            got = bootstrap_distribution(recs, f"itl_{stat}", n_resamples=40, seed=47)
+            ref = _ref(recs, f"itl_{stat}", 47, 40)
+            assert np.isnan(ref).any() and np.isnan(got).tolist() == np.isnan(ref).tolist()
