@@ -336,3 +336,51 @@ def test_binned_itl_empty_resamples_give_nan_without_warnings():
             got = bootstrap_distribution(recs, f"itl_{stat}", n_resamples=40, seed=47)
             ref = _ref(recs, f"itl_{stat}", 47, 40)
             assert np.isnan(ref).any() and np.isnan(got).tolist() == np.isnan(ref).tolist()
+
+
+# ---- weighted order statistics (_stats) against np.repeat + numpy ----------------------
+
+from servelab.metrics._stats import row_moments, row_percentiles  # noqa: E402
+
+
+def test_row_moments_match_numpy_on_repeated_values():
+    # Integer weights: the weighted population moments are those of the repeated values.
+    # Large offset (1e8 s) with millisecond spread: E[x²] − E[x]² without centring loses
+    # every digit (x² ≈ 1e16, spacing ≈ 2), the centred form keeps them.
+    v = 1e8 + np.array([0.0, 0.001, 0.003, 0.004])
+    W = np.array([[1.0, 2.0, 0.0, 3.0], [0.0, 0.0, 1.0, 0.0], [4.0, 1.0, 1.0, 1.0]])
+    N, mean, std = row_moments(v, W)
+    for r in range(3):
+        x = np.repeat(v, W[r].astype(int))
+        assert N[r] == x.size
+        assert mean[r] == pytest.approx(np.mean(x), rel=1e-15)
+        assert std[r] == pytest.approx(np.std(x), rel=1e-6, abs=1e-12)
+
+
+def test_row_stats_empty_rows_are_nan_quietly():
+    import warnings
+    v = np.array([1.0, 2.0, 3.0])
+    W = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        N, mean, std = row_moments(v, W)
+        P = row_percentiles(v, W, [0, 50, 100])
+        N0, mean0, std0 = row_moments(np.empty(0), np.zeros((2, 0)))   # no samples at all
+    assert N0.tolist() == [0.0, 0.0] and np.isnan(mean0).all() and np.isnan(std0).all()
+    assert N[0] == 0 and np.isnan(mean[0]) and np.isnan(std[0])
+    assert np.isnan(P[0]).all()
+    assert P[1].tolist() == [2.0, 2.5, 3.0]     # np.percentile([2, 3], [0, 50, 100])
+
+
+def test_row_percentiles_single_weight():
+    # One drawn value: every percentile is that value (np.percentile([1.0], q) = 1.0),
+    # not an interpolation towards later sorted values.
+    v = np.array([1.0, 2.0, 3.0])
+    P = row_percentiles(v, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), [0, 30, 50, 100])
+    assert P.tolist() == [[1.0] * 4, [2.0] * 4]
+
+
+@pytest.mark.parametrize("q", [-0.1, 100.5, 101.0])
+def test_row_percentiles_rejects_q_outside_0_100(q):
+    with pytest.raises(ValueError, match=r"percentile .* outside \[0, 100\]"):
+        row_percentiles(np.array([1.0]), np.array([[1.0]]), [q])
