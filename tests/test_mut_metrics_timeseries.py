@@ -203,3 +203,40 @@ def test_run_timeseries_document():
     doc = run_timeseries(five(), server=server, bucket_s=1.0)
     assert doc["server"] == server
     assert doc["requests"]["bucket_s"] == 1.0
+
+
+def test_default_bucket_about_sixty_and_tolerance():
+    # 60.5 s / 60 = 1.0083 -> above 1 (by more than 0.1 %), so the next round width 2
+    assert default_bucket_s(span(60.5)) == pytest.approx(2.0)
+    # a width within 0.1 % above a round value keeps that value: 1.001001... · 0.999 = 1
+    assert default_bucket_s(span(1.001001001001001), 1) == pytest.approx(1.0)
+
+
+def test_untimed_spread_shorter_than_a_bucket_and_zero_output():
+    # 3 tokens, first 0.8, finish 1.2: 1 at 0.8, 2 uniform over (0.8, 1.2]:
+    # before edge 1: 1 + 2·(0.2/0.4) = 2, before edge 2: 3
+    ts = timeseries_from_records([rec(0, 0.0, out=3, first=0.8, finish=1.2)], 1.0)
+    assert ts["throughput_tokens_per_s"] == approx_list([2, 1])
+    # an ok request with no output tokens emits nothing, whatever its first/finish times
+    ts = timeseries_from_records([rec(0, 0.0, out=0, first=0.5, finish=1.5)], 1.0)
+    assert ts["throughput_tokens_per_s"] == approx_list([0, 0])
+
+
+def test_events_before_the_start_fall_in_the_first_bucket():
+    # arrivals before 0 are counted from the run's start: offered and rejected agree
+    ts = timeseries_from_records([rec(0, -0.5, status="rejected"), rec(1, -0.5, status="failed"),
+                                  rec(2, 0.0, out=1, first=1.5, finish=1.5)], 1.0)
+    assert ts["offered_rps"] == approx_list([3, 0])
+    assert ts["rejected_rps"] == approx_list([1, 0])
+    assert ts["failed_rps"] == approx_list([1, 0])
+    assert ts["completed_rps"] == approx_list([0, 1])
+
+
+def test_server_section():
+    from servelab.metrics.timeseries import server_section
+    sec = server_section("vllm", [0, 1.0, 2], {"running": [1, None, 3.5], "kv_usage": [0.5, float("nan"), 0.25]})
+    # numbers become plain floats, None stays None, NaN becomes None (JSON has no NaN)
+    assert sec == {"source": "vllm", "t_s": [0.0, 1.0, 2.0],
+                   "series": {"running": [1.0, None, 3.5], "kv_usage": [0.5, None, 0.25]}}
+    with pytest.raises(ValueError, match=r"server series 'waiting' has 2 values for 3 sample times"):
+        server_section("vllm", [0, 1, 2], {"waiting": [1, 2]})
