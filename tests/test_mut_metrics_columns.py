@@ -172,3 +172,12 @@ def test_columns_from_arrays_shape_mismatch():
     arr["finish_s"] = [1.0]
     with pytest.raises(ValueError, match=r"every column must have the shape of status \(2,\)"):
         columns_from_arrays(**arr)
+
+
+def test_integer_times_give_float_columns():
+    # every time known and integer: still float64 columns (unknown times would be NaN)
+    c = columns([rec(0, 0, out=2, first=2, finish=4, dispatch=1, start=1)])
+    for col in (c.dispatch_s, c.start_s, c.first_token_s, c.finish_s):
+        assert col.dtype == np.float64
+    assert nanlist(c.dispatch_s) == [1] and nanlist(c.start_s) == [1]
+    assert nanlist(c.first_token_s) == [2] and nanlist(c.finish_s) == [4]
