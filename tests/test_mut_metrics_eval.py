@@ -210,3 +210,41 @@ def test_samples_keep_request_order_among_ties():
 def test_unknown_scalar():
     with pytest.raises(ConfigError, match=r"unknown scalar metric 'ttft'"):
         ev().scalar("ttft", ONES)
+
+
+# ---------------------------------------------------------------- summary built on the evaluator
+def test_summary_keys_types_and_thresholds():
+    from servelab.metrics._columns import LATENCY_BASES
+    from servelab.metrics._eval import SCALAR_METRICS
+    from servelab.metrics.summary import summarize
+    s = summarize(four(), percentiles=[50, 99])
+    # keys in docs/metrics.md: the scalars, one row per latency base, and the settings used
+    assert set(s) == set(SCALAR_METRICS) | {f"{b}_s" for b in LATENCY_BASES} | {
+        "percentiles", "slo_thresholds_s", "slo_met"}
+    # counts are integers: 4 offered, 3 completed, 1 rejected, 3 + 2 + 1 = 6 output tokens
+    for key, want in (("offered", 4), ("completed", 3), ("rejected", 1), ("total_output_tokens", 6)):
+        assert s[key] == want and isinstance(s[key], int), key
+    assert s["goodput_rps"] is None and s["slo_attainment"] is None
+    assert s["percentiles"] == [50.0, 99.0]
+    assert s["slo_thresholds_s"] is None and s["slo_met"] is None
+    # with a per-request threshold and a target: ttft <= 0.5 for r1 and r3 -> 2 good in 3 s
+    s = summarize(four(), slo={"ttft": 0.5, "ttft_p50": 0.6})
+    assert s["slo_thresholds_s"] == {"ttft": 0.5}
+    assert s["goodput_rps"] == pytest.approx(2 / 3)
+    assert s["slo_attainment"] == pytest.approx(2 / 4)
+    # ttft 0.2, 0.5, 1 -> p50 0.5 <= 0.6
+    assert s["slo_met"] == {"ttft_p50": True}
+
+
+def test_summary_target_without_samples_is_unknown():
+    from servelab.metrics.summary import summarize
+    # one-token requests have no TPOT: the tpot_p95 target can be neither met nor missed
+    s = summarize(columns([rec(0, 0, out=1, first=1, finish=1)]), slo={"tpot_p95": 0.1})
+    assert s["slo_met"] == {"tpot_p95": None}
+
+
+def test_metric_value_uses_goodput_thresholds():
+    from servelab.metrics.summary import metric_value
+    # goodput ttft 500 ms: r1 (0.5) and r3 (0.2) are good, 2 in 3 s
+    assert metric_value(four(), "goodput_rps", goodput="ttft:500") == pytest.approx(2 / 3)
+    assert np.isnan(metric_value(four(), "goodput_rps"))
