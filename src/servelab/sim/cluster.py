@@ -423,12 +423,17 @@ class _Sim:
         if desired > total:
             self._scale_up(desired - total, now)
         elif stable < cur and self.provisioning == 0:
-            for rep in sorted(ready, key=lambda x: -x.index)[:cur - stable]:
-                self.ready.remove(rep)
-                rep.state = "draining"
-                self.events.append((now, "scale_down", rep.name))
-                if not rep.busy:
-                    self._retire(rep, now)
+            self._drain(ready, cur - stable, now)
+
+    def _drain(self, pool: list[_Replica], k: int, now: float) -> None:
+        """Scale-down: the ``k`` highest-index replicas of ``pool`` stop taking requests;
+        an idle one retires at once, a busy one when it has finished."""
+        for rep in sorted(pool, key=lambda x: -x.index)[:k]:
+            pool.remove(rep)
+            rep.state = "draining"
+            self.events.append((now, "scale_down", rep.name))
+            if not rep.busy:
+                self._retire(rep, now)
 
     def _recommend(self, recs: deque[tuple[float, int]], ready: list[_Replica], now: float,
                    idle: int) -> tuple[int, int]:

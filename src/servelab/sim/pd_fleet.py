@@ -204,12 +204,7 @@ class PDSim(_Sim):
                     self.push(now + a.provisioning_delay_s + a.model_load_delay_s, _READY, "ready", rep)
                     self.events.append((now, "scale_up", rep.name))
             elif stable < cur and self.pool_prov[name] == 0:
-                for rep in sorted(live, key=lambda x: -x.index)[:cur - stable]:
-                    live.remove(rep)
-                    rep.state = "draining"
-                    self.events.append((now, "scale_down", rep.name))
-                    if not rep.busy:
-                        self._retire(rep, now)
+                self._drain(live, cur - stable, now)
 
     def on_ready(self, rep: _Replica, now: float) -> None:
         name = "decode" if rep.spec is self.dspec else "prefill"
